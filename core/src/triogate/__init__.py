@@ -1,0 +1,23 @@
+"""triogate: an API gateway for Python people.
+
+The public API for plugin authors is what this module exports (plus
+``triogate.testing`` for tests); everything else is internal.
+"""
+
+from .app import Gateway, serve
+from .config import Config, ConfigError, load_config, loads_config
+from .context import Context, GatewayServices
+from .headers import Headers
+from .messages import Body, BodyTooLarge, Principal, Request, Response
+from .plugin import NoConfig, Plugin, hookimpl, setting
+from .problem import GatewayError, problem
+from .upstream import Fetched, HTTPClient, UpstreamError, UpstreamTimeout
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Body", "BodyTooLarge", "Config", "ConfigError", "Context", "Fetched", "Gateway", "GatewayError",
+    "GatewayServices", "HTTPClient", "Headers", "NoConfig", "Plugin", "Principal", "Request", "Response",
+    "UpstreamError", "UpstreamTimeout", "__version__", "hookimpl", "load_config", "loads_config", "problem",
+    "serve", "setting",
+]

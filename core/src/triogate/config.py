@@ -1,0 +1,422 @@
+"""gateway.toml: attrs models, strict structuring with cattrs, `${ENV}` interpolation.
+
+Every error is reported with the file, the key path and what was expected;
+:class:`ConfigError` carries the whole list so ``triogate check`` can print all
+of them at once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import cattrs
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+
+from .plugin import setting
+
+__all__ = [
+    "ConfigError", "GatewayConfig", "Config", "ListenerConfig", "UpstreamConfig", "RouteConfig",
+    "TargetConfig", "ConsumerConfig", "AdminConfig", "load_config", "parse_config", "converter",
+    "structure", "format_errors",
+]
+
+
+class ConfigError(Exception):
+    """Invalid configuration: ``errors`` is a list of ``"key.path: message"`` strings."""
+
+    def __init__(self, errors: list[str], source: str = "<config>") -> None:
+        self.errors = errors
+        self.source = source
+        super().__init__("\n".join(f"{source}: {e}" for e in errors))
+
+
+# --------------------------------------------------------------------------- models
+
+
+@attrs.define(frozen=True)
+class ListenerConfig:
+    address: str = setting(description="host:port to listen on ([::1]:8000 for IPv6)")
+    protocol: Literal["http1", "h2"] = setting(
+        "http1", description="http1: native trio+h11 listener; h2: HTTP/2 (h2c or TLS ALPN) through hypercorn")
+    tls_cert: str | None = setting(None, description="PEM certificate chain file; enables TLS")
+    tls_key: str | None = setting(None, description="PEM private key file")
+
+    @property
+    def host(self) -> str:
+        return split_hostport(self.address)[0]
+
+    @property
+    def port(self) -> int:
+        return split_hostport(self.address)[1]
+
+
+def split_hostport(address: str) -> tuple[str, int]:
+    if address.startswith("["):
+        host, _, rest = address[1:].partition("]")
+        return host, int(rest.lstrip(":"))
+    host, _, port = address.rpartition(":")
+    return host, int(port)
+
+
+@attrs.define(frozen=True)
+class LimitsConfig:
+    max_request_line: int = setting(8192, description="longest request target in bytes (414 beyond)")
+    max_header_bytes: int = setting(32768, description="largest request head in bytes (431 beyond)")
+    max_headers: int = setting(100, description="most header fields in a request (431 beyond)")
+    max_body_bytes: int = setting(100 * 1024 * 1024, description="largest request body in bytes, 0 for no limit (413 beyond)")
+
+
+@attrs.define(frozen=True)
+class TimeoutsConfig:
+    header: float = setting(10.0, description="seconds to receive a whole request head")
+    idle: float = setting(60.0, description="seconds a keep-alive connection may wait for its next request")
+    body: float = setting(60.0, description="seconds between two reads of a request body")
+    send: float = setting(60.0, description="seconds between two writes to a client")
+    drain: float = setting(30.0, description="seconds in-flight requests get to finish on shutdown")
+
+
+@attrs.define(frozen=True)
+class GatewayConfig:
+    listen: list[ListenerConfig] = setting(
+        factory=lambda: [ListenerConfig("127.0.0.1:8000")],
+        description='addresses to listen on: "host:port" strings or tables with protocol and TLS')
+    workers: int = setting(1, description="worker processes sharing the listening sockets")
+    hooks: list[str] = setting(factory=list, description="local hook modules (paths or module names), registered like plugins")
+    limits: LimitsConfig = setting(factory=LimitsConfig, description="request size limits")
+    timeouts: TimeoutsConfig = setting(factory=TimeoutsConfig, description="client-side timeouts")
+    trusted_proxies: list[str] = setting(
+        factory=list, description="CIDRs whose X-Forwarded-*/Forwarded headers are believed")
+    forwarded_headers: Literal["x-forwarded", "forwarded", "both", "none"] = setting(
+        "x-forwarded", description="which forwarding headers are sent upstream")
+    via: bool = setting(True, description="add a Via header to forwarded requests and responses")
+    request_id_header: str = setting("x-request-id", description="header carrying the request id")
+    access_log: str = setting("-", description='access log destination: "-" for stdout, a file path, or "off"')
+    log_level: str = setting("info", description="level of the gateway's own log")
+    plugins_on_error: Literal["fail", "skip"] = setting(
+        "fail", description="a plugin that fails to load or has an incompatible triogate: refuse to start, or skip it")
+
+
+@attrs.define(frozen=True)
+class AdminConfig:
+    listen: str | None = setting(None, description="host:port of the admin API (loopback); unset disables it")
+    token: str | None = setting(None, description="bearer token required by the admin API (use ${ENV})")
+
+
+@attrs.define(frozen=True)
+class TargetConfig:
+    url: str = setting(description="http://host:port or https://host:port of one upstream server")
+    weight: int = setting(1, description="relative share of traffic (0 takes none)")
+
+
+@attrs.define(frozen=True)
+class HealthCheckConfig:
+    path: str | None = setting(None, description="path probed with GET; unset disables active checks")
+    interval: float = setting(10.0, description="seconds between probes")
+    timeout: float = setting(2.0, description="seconds a probe may take")
+    healthy_threshold: int = setting(2, description="consecutive successes that mark a target healthy")
+    unhealthy_threshold: int = setting(3, description="consecutive failures that mark a target unhealthy")
+    healthy_statuses: list[int] = setting(
+        factory=lambda: list(range(200, 400)), description="statuses that count as success")
+
+
+@attrs.define(frozen=True)
+class CircuitBreakerConfig:
+    failures: int = setting(5, description="consecutive failures that open the circuit (0 disables)")
+    open_seconds: float = setting(10.0, description="seconds the circuit stays open before a half-open probe")
+    failure_statuses: list[int] = setting(
+        factory=lambda: [502, 503, 504], description="upstream statuses that count as failures")
+
+
+@attrs.define(frozen=True)
+class UpstreamConfig:
+    targets: list[TargetConfig] = setting(description="servers behind this upstream")
+    balancer: Literal["round-robin", "weighted", "least-connections", "consistent-hash"] = setting(
+        "round-robin", description="how a target is chosen (round-robin honours weights too)")
+    hash_on: str = setting(
+        "client-ip", description='consistent-hash key: "client-ip", "header:<name>", "cookie:<name>" or "path"')
+    max_connections: int = setting(256, description="most open connections per target")
+    max_idle: int = setting(64, description="most idle keep-alive connections kept per target")
+    idle_timeout: float = setting(30.0, description="seconds an idle upstream connection is kept")
+    connect_timeout: float = setting(5.0, description="seconds to connect (504 beyond)")
+    read_timeout: float = setting(60.0, description="seconds between two reads from the upstream (504 beyond)")
+    write_timeout: float = setting(60.0, description="seconds between two writes to the upstream (504 beyond)")
+    retries: int = setting(1, description="extra attempts on another target, for idempotent methods or connect failures")
+    tls_verify: bool = setting(True, description="verify the upstream's TLS certificate")
+    health_check: HealthCheckConfig = setting(factory=HealthCheckConfig, description="active health checks")
+    circuit_breaker: CircuitBreakerConfig = setting(
+        factory=CircuitBreakerConfig, description="passive health: consecutive failures open a circuit")
+
+
+@attrs.define(frozen=True)
+class RouteConfig:
+    paths: list[str] = setting(factory=list, description="path prefixes or templates (/users/{id}); empty matches every path")
+    path_match: Literal["prefix", "exact"] = setting("prefix", description="prefix: the path and anything below it; exact: only it")
+    hosts: list[str] = setting(factory=list, description="Host values (*.example.com wildcards); empty matches any")
+    methods: list[str] = setting(factory=list, description="methods; empty matches any")
+    headers: dict[str, str] = setting(factory=dict, description="header values that must match exactly")
+    upstream: str | None = setting(None, description="upstream to forward to (a plugin may answer instead)")
+    strip_prefix: str | None = setting(None, description="prefix removed from the path before forwarding")
+    rewrite: str | None = setting(None, description="path template for the upstream: {param} and {rest} are filled in")
+    preserve_host: bool = setting(False, description="forward the client's Host instead of the target's")
+    host_header: str | None = setting(None, description="Host to send upstream (overrides preserve_host)")
+    plugins: dict[str, dict[str, Any]] = setting(factory=dict, description="plugin instances for this route")
+    priorities: dict[str, int] = setting(factory=dict, description="override plugin priorities on this route")
+
+
+@attrs.define(frozen=True)
+class ConsumerConfig:
+    groups: list[str] = setting(factory=list, description="groups for acl and per-group policies")
+    custom_id: str | None = setting(None, description="an id from another system, forwarded as-is")
+    credentials: dict[str, Any] = setting(
+        factory=dict, description="per-plugin credentials, keyed by plugin name (key-auth, basic-auth, jwt)")
+
+
+@attrs.define(frozen=True)
+class Config:
+    gateway: GatewayConfig = setting(factory=GatewayConfig, description="listeners, workers, limits and timeouts")
+    admin: AdminConfig = setting(factory=AdminConfig, description="the admin API")
+    upstreams: dict[str, UpstreamConfig] = setting(factory=dict, description="named upstream services")
+    routes: dict[str, RouteConfig] = setting(factory=dict, description="named routes")
+    plugins: dict[str, dict[str, Any]] = setting(factory=dict, description="global plugin instances")
+    consumers: dict[str, ConsumerConfig] = setting(factory=dict, description="API consumers and their credentials")
+    source: str = attrs.field(default="<config>", metadata={"internal": True})
+
+
+# --------------------------------------------------------------------------- strict converter
+
+
+def _strict(tp: type) -> Any:
+    def hook(value: Any, _: Any) -> Any:
+        if tp is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if type(value) is not tp:
+            raise TypeError(f"expected {_type_name(tp)}, got {_type_name(type(value))} {value!r}")
+        return value
+
+    return hook
+
+
+def _type_name(tp: Any) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+            list: "an array", dict: "a table"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _guarded(kind: type, build: Any) -> Any:
+    """Wrap a generated hook so the wrong TOML type is an error, never a coercion."""
+
+    def factory(cl: Any) -> Any:
+        inner = build(cl)
+
+        def hook(value: Any, t: Any) -> Any:
+            if not isinstance(value, kind):
+                raise TypeError(f"expected {_type_name(kind)}, got {_type_name(type(value))} {value!r}")
+            return inner(value, t)
+
+        return hook
+
+    return factory
+
+
+def make_converter() -> cattrs.Converter:
+    from cattrs.cols import list_structure_factory
+    from cattrs.gen import make_dict_structure_fn, make_mapping_structure_fn
+
+    conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+    for tp in (str, int, float, bool):
+        conv.register_structure_hook(tp, _strict(tp))
+    conv.register_structure_hook(Any, lambda value, _: value)
+    conv.register_structure_hook_factory(
+        lambda cl: typing.get_origin(cl) is list, _guarded(list, lambda cl: list_structure_factory(cl, conv)))
+    conv.register_structure_hook_factory(
+        lambda cl: typing.get_origin(cl) is dict, _guarded(dict, lambda cl: make_mapping_structure_fn(cl, conv)))
+    conv.register_structure_hook_factory(
+        lambda cl: attrs.has(cl) and cl is not ListenerConfig,
+        _guarded(dict, lambda cl: make_dict_structure_fn(
+            cl, conv, _cattrs_forbid_extra_keys=True, _cattrs_detailed_validation=True)))
+    attrs_listener = make_dict_structure_fn(
+        ListenerConfig, conv, _cattrs_forbid_extra_keys=True, _cattrs_detailed_validation=True)
+
+    def listener_hook(value: Any, t: Any) -> ListenerConfig:
+        if isinstance(value, str):
+            value = {"address": value}
+        if not isinstance(value, dict):
+            raise TypeError(f'expected "host:port" or a table, got {value!r}')
+        return attrs_listener(value, t)
+
+    conv.register_structure_hook(ListenerConfig, listener_hook)
+    return conv
+
+
+converter = make_converter()
+
+
+def _path_join(path: str, step: Any) -> str:
+    if isinstance(step, int):
+        return f"{path}[{step}]"
+    step = str(step)
+    if re.fullmatch(r"[A-Za-z0-9_-]+", step):
+        return f"{path}.{step}" if path else step
+    return f'{path}."{step}"' if path else f'"{step}"'
+
+
+def format_errors(exc: BaseException, path: str = "") -> list[str]:
+    """Flatten a cattrs validation error tree into ``key.path: message`` lines."""
+    out: list[str] = []
+    if isinstance(exc, (ClassValidationError, IterableValidationError)):
+        with_notes, without = exc.group_exceptions()
+        for sub, note in with_notes:
+            step = getattr(note, "name", None)
+            if step is None:
+                step = getattr(note, "index", None)
+            out.extend(format_errors(sub, _path_join(path, step) if step is not None else path))
+        for sub in without:
+            out.extend(format_errors(sub, path))
+        return out
+    if isinstance(exc, ForbiddenExtraKeysError):
+        for key in sorted(exc.extra_fields):
+            out.append(f"{_path_join(path, key)}: unknown key")
+        return out
+    if isinstance(exc, KeyError):
+        out.append(f"{_path_join(path, exc.args[0])}: required key missing")
+        return out
+    msg = str(exc)
+    if "not in literal" in msg:
+        m = re.search(r"Literal\[(.*)\]", msg)
+        value = msg.split(" not in literal")[0]
+        msg = f"expected one of {m.group(1) if m else '?'}, got {value!r}"
+    out.append(f"{path or '<root>'}: {msg}")
+    return out
+
+
+def structure(data: Any, cls: type, path: str = "") -> Any:
+    """Structure ``data`` into ``cls`` strictly; raise ConfigError with key paths."""
+    try:
+        return converter.structure(data, cls)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a keyed message
+        raise ConfigError(format_errors(exc, path)) from None
+
+
+# --------------------------------------------------------------------------- loading
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+def interpolate(value: Any, path: str, errors: list[str], env: typing.Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            errors.append(f"{path}: environment variable {name} is not set")
+            return ""
+
+        return _ENV_RE.sub(sub, value) if "${" in value else value
+    if isinstance(value, dict):
+        return {k: interpolate(v, _path_join(path, k), errors, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, f"{path}[{i}]", errors, env) for i, v in enumerate(value)]
+    return value
+
+
+def parse_config(raw: dict[str, Any], source: str = "<config>", env: typing.Mapping[str, str] | None = None) -> Config:
+    """Validate a raw TOML dict; cross-references are checked here too."""
+    errors: list[str] = []
+    raw = interpolate(raw, "", errors, os.environ if env is None else env)
+    try:
+        cfg = converter.structure({**raw, "source": source}, Config)
+    except Exception as exc:  # noqa: BLE001
+        errors.extend(format_errors(exc))
+        raise ConfigError(errors, source) from None
+    errors.extend(_check_references(cfg))
+    if errors:
+        raise ConfigError(errors, source)
+    return cfg
+
+
+def _check_references(cfg: Config) -> list[str]:
+    from urllib.parse import urlsplit
+
+    errors: list[str] = []
+    if cfg.gateway.workers < 1:
+        errors.append("gateway.workers: expected at least 1")
+    for i, lst in enumerate(cfg.gateway.listen):
+        try:
+            split_hostport(lst.address)
+        except ValueError:
+            errors.append(f'gateway.listen[{i}]: expected "host:port", got {lst.address!r}')
+        if bool(lst.tls_cert) != bool(lst.tls_key):
+            errors.append(f"gateway.listen[{i}]: tls_cert and tls_key go together")
+    import ipaddress
+
+    for i, cidr in enumerate(cfg.gateway.trusted_proxies):
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            errors.append(f"gateway.trusted_proxies[{i}]: expected an IP address or CIDR, got {cidr!r}")
+    for name, up in cfg.upstreams.items():
+        if not up.targets:
+            errors.append(f"upstreams.{name}.targets: expected at least one target")
+        for i, t in enumerate(up.targets):
+            u = urlsplit(t.url)
+            if u.scheme not in ("http", "https") or not u.hostname:
+                errors.append(f"upstreams.{name}.targets[{i}].url: expected http://host:port or https://host:port, got {t.url!r}")
+            elif u.path not in ("", "/") or u.query:
+                errors.append(f"upstreams.{name}.targets[{i}].url: a target is an origin, without path or query: {t.url!r}")
+            try:
+                u.port
+            except ValueError:
+                errors.append(f"upstreams.{name}.targets[{i}].url: bad port in {t.url!r}")
+            if t.weight < 0:
+                errors.append(f"upstreams.{name}.targets[{i}].weight: expected 0 or more")
+        hash_on = up.hash_on
+        if not (hash_on in ("client-ip", "path") or hash_on.startswith(("header:", "cookie:"))):
+            errors.append(f'upstreams.{name}.hash_on: expected "client-ip", "path", "header:<name>" or "cookie:<name>", got {hash_on!r}')
+    for name, route in cfg.routes.items():
+        if route.upstream is not None and route.upstream not in cfg.upstreams:
+            known = ", ".join(sorted(cfg.upstreams)) or "none defined"
+            errors.append(f"routes.{name}.upstream: unknown upstream {route.upstream!r} (known: {known})")
+        for i, p in enumerate(route.paths):
+            if not p.startswith("/"):
+                errors.append(f"routes.{name}.paths[{i}]: expected a path starting with /, got {p!r}")
+            elif not re.fullmatch(r"(/([^/{}]*|\{[A-Za-z_][A-Za-z0-9_]*\}))*/?", p):
+                errors.append(f"routes.{name}.paths[{i}]: a parameter must be a whole segment like /users/{{id}}, got {p!r}")
+        for i, m in enumerate(route.methods):
+            if not re.fullmatch(r"[A-Z]+", m):
+                errors.append(f"routes.{name}.methods[{i}]: expected an upper-case method name, got {m!r}")
+        if route.strip_prefix is not None and not route.strip_prefix.startswith("/"):
+            errors.append(f"routes.{name}.strip_prefix: expected a path starting with /")
+        if route.rewrite is not None and not route.rewrite.startswith("/"):
+            errors.append(f"routes.{name}.rewrite: expected a path starting with /")
+    return errors
+
+
+def load_config(path: str | os.PathLike[str], env: typing.Mapping[str, str] | None = None) -> Config:
+    """Read and validate a gateway.toml file."""
+    p = Path(path)
+    source = str(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"cannot read file: {exc.strerror}"], source) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"invalid TOML: {exc}"], source) from None
+    cfg = parse_config(raw, source, env)
+    return attrs.evolve(cfg, source=str(p.resolve()))
+
+
+def loads_config(text: str, source: str = "<string>", env: typing.Mapping[str, str] | None = None) -> Config:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"invalid TOML: {exc}"], source) from None
+    return parse_config(raw, source, env)

@@ -1,0 +1,363 @@
+"""The request pipeline of one loaded config: routing, plugin phases, the upstream call.
+
+It knows nothing about how bytes arrived; the native listener and the ASGI app
+both build a :class:`~triogate.Request` and call :meth:`Pipeline.handle`.
+Per route, the ordered hook functions of every phase are computed once at load.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pluggy
+
+from .config import Config, ConfigError, structure
+from .context import Context, GatewayServices
+from .headers import Headers
+from .messages import BodyTooLarge, Request, Response
+from .plugin import Plugin
+from .plugins import PHASES, PluginRegistry, load_hook_module, make_plugin_manager
+from .problem import GatewayError
+from .proxy import TrustedProxies, forward_request_headers, new_request_id, strip_hop_by_hop, valid_request_id
+from .routing import Route, Router
+from .upstream import HTTPClient, Upstream
+
+__all__ = ["Pipeline", "Chain", "ClientError"]
+
+log = logging.getLogger("triogate")
+Hook = tuple[str, Any]
+
+
+class ClientError(GatewayError):
+    """The client sent something malformed mid-request (e.g. a bad chunk): 400."""
+
+    status = 400
+
+
+@attrs.define
+class Chain:
+    """The ordered hook functions of each phase for one route (or for no route)."""
+
+    pre_route: list[Hook] = attrs.Factory(list)
+    auth: list[Hook] = attrs.Factory(list)
+    transform: list[Hook] = attrs.Factory(list)
+    post_response: list[Hook] = attrs.Factory(list)
+    log: list[Hook] = attrs.Factory(list)
+    order: list[str] = attrs.Factory(list)
+
+
+@attrs.define
+class _Use:
+    name: str
+    obj: Any
+    priority: int
+    scope: str  # "global", "route" or "hooks"
+
+
+class Pipeline:
+    """Everything built from one config: upstreams, plugin instances, routes and their chains."""
+
+    def __init__(
+        self,
+        config: Config,
+        registry: PluginRegistry,
+        http: HTTPClient,
+        *,
+        version: int = 1,
+        worker: int = 0,
+        extras: dict[str, Any] | None = None,
+    ) -> None:
+        self.config = config
+        errors: list[str] = []
+        self.upstreams = {name: Upstream(name, cfg) for name, cfg in config.upstreams.items()}
+        self.services = GatewayServices(config, http, self.upstreams, version=version, worker=worker, extras=extras)
+        self.pm: pluggy.PluginManager = make_plugin_manager()
+        self.instances: list[Plugin] = []
+        gcfg = config.gateway
+        self.trusted = TrustedProxies(gcfg.trusted_proxies)
+        self.forward_mode = gcfg.forwarded_headers
+        self.via = b"triogate" if gcfg.via else None
+        self.request_id_header = gcfg.request_id_header.lower()
+        self.max_body = gcfg.limits.max_body_bytes
+
+        self._check_consumers(registry, errors)
+        global_uses = [u for name, raw in config.plugins.items()
+                       if (u := self._instantiate(registry, name, raw, None, f"plugins.{name}", errors))]
+        base = Path(config.source).parent if config.source and not config.source.startswith("<") else Path.cwd()
+        for i, spec in enumerate(gcfg.hooks):
+            try:
+                module = load_hook_module(spec, base)
+                self.pm.register(module, name=f"hooks:{spec}")
+            except Exception as exc:  # noqa: BLE001 - reported with its key path
+                errors.append(f"gateway.hooks[{i}]: cannot load {spec!r}: {type(exc).__name__}: {exc}")
+                continue
+            global_uses.append(_Use(f"hooks:{spec}", module, int(getattr(module, "PRIORITY", 0)), "hooks"))
+
+        for module in registry.hook_modules:
+            name = f"hooks:{module.__name__}"
+            self.pm.register(module, name=name)
+            global_uses.append(_Use(name, module, int(getattr(module, "PRIORITY", 0)), "hooks"))
+
+        routes: list[Route] = []
+        for rname, rcfg in config.routes.items():
+            route = Route(rname, rcfg)
+            route.upstream = self.upstreams.get(rcfg.upstream) if rcfg.upstream else None
+            route_uses = [u for pname, raw in rcfg.plugins.items()
+                          if (u := self._instantiate(registry, pname, raw, rname, f"routes.{rname}.plugins.{pname}", errors))]
+            for pname in rcfg.priorities:
+                if pname not in rcfg.plugins and pname not in config.plugins:
+                    errors.append(f"routes.{rname}.priorities.{pname}: no such plugin on this route")
+            overridden = {u.name for u in route_uses}
+            uses = [u for u in global_uses if u.name not in overridden] + route_uses
+            route.data["uses"] = uses
+            routes.append(route)
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            errors.append(f"plugins: {exc}")
+        if errors:
+            raise ConfigError(errors, config.source)
+
+        self.global_uses = global_uses
+        for route in routes:
+            route.chain = self._chain(route.data.pop("uses"), route.config.priorities)
+        self.global_chain = self._chain(global_uses, {})
+        self.router = Router(routes)
+        self.services.router = self.router
+        self.services.plugins = self.instances
+
+    # ------------------------------------------------------------------ building
+
+    def _check_consumers(self, registry: PluginRegistry, errors: list[str]) -> None:
+        for cname, consumer in self.config.consumers.items():
+            for pname in consumer.credentials:
+                if registry.get(pname) is None:
+                    errors.append(f"consumers.{cname}.credentials.{pname}: unknown plugin {pname!r}"
+                                  f" (installed: {', '.join(registry.available) or 'none'})")
+
+    def _instantiate(
+        self, registry: PluginRegistry, name: str, raw: Any, route: str | None, path: str, errors: list[str],
+    ) -> _Use | None:
+        info = registry.get(name)
+        if info is None:
+            errors.append(f"{path}: unknown plugin {name!r} (installed: {', '.join(registry.available) or 'none'})")
+            return None
+        if info.cls is None:
+            if self.config.gateway.plugins_on_error == "skip":
+                log.error("plugin %s skipped: %s", name, info.error)
+                return None
+            errors.append(f"{path}: plugin {name!r} cannot be used: {info.error}")
+            return None
+        raw = dict(raw)
+        priority = raw.pop("priority", None) if "priority" not in attrs.fields_dict(info.cls.Config) else None
+        try:
+            conf = structure(raw, info.cls.Config, path)
+        except ConfigError as exc:
+            errors.extend(exc.errors)
+            return None
+        try:
+            inst = info.cls(conf, self.services, route)
+        except (ValueError, TypeError) as exc:
+            errors.append(f"{path}: {exc}")
+            return None
+        inst.name = name
+        self.pm.register(inst, name=f"{name}@{route or '*'}")
+        self.instances.append(inst)
+        prio = info.cls.priority if priority is None else int(priority)
+        return _Use(name, inst, prio, "route" if route else "global")
+
+    def _chain(self, uses: list[_Use], overrides: dict[str, int]) -> Chain:
+        ordered = sorted(uses, key=lambda u: -overrides.get(u.name, u.priority))
+        chain = Chain(order=[u.name for u in ordered])
+        for phase in PHASES:
+            spec_args = ("ctx", "response") if phase == "post_response" else ("ctx",)
+            impls = {id(i.plugin): _adapt(i, spec_args) for i in getattr(self.pm.hook, phase).get_hookimpls()}
+            hooks = [(u.name, impls[id(u.obj)]) for u in ordered if id(u.obj) in impls]
+            if phase == "pre_route":
+                # global pre_route hooks run before routing; a route's chain keeps only its own
+                hooks = [(u.name, impls[id(u.obj)]) for u in ordered if id(u.obj) in impls and u.scope == "route"]
+            if phase == "post_response":
+                hooks.reverse()  # onion: the innermost (lowest priority) sees the response first
+            setattr(chain, phase, hooks)
+        return chain
+
+    # ------------------------------------------------------------------ requests
+
+    def context(self, request: Request) -> Context:
+        headers = request.headers
+        peer = request.client[0] if request.client else "0.0.0.0"
+        client_ip = self.trusted.client_ip(peer, headers) if self.trusted else peer
+        rid = headers.get(self.request_id_header)
+        if not valid_request_id(rid):
+            rid = new_request_id()
+        return Context(request, self.services, rid, client_ip)  # type: ignore[arg-type]
+
+    async def handle(self, ctx: Context) -> Response:
+        """Run every phase and the upstream call; never raises."""
+        resp = await self._phases(ctx)
+        route = ctx.route
+        chain = route.chain if route is not None else self.global_chain
+        for name, fn in chain.post_response:
+            try:
+                replaced = await fn(ctx, resp)
+            except Exception as exc:  # noqa: BLE001 - a failing plugin answers 500, the gateway lives on
+                await resp.body.aclose()
+                resp = self._plugin_failed(ctx, name, "post_response", exc)
+                continue
+            if replaced is not None and replaced is not resp:
+                if replaced.body is not resp.body:
+                    await resp.body.aclose()
+                resp = replaced
+        resp.headers.set(self.request_id_header, ctx.request_id)
+        ctx.status = resp.status
+        ctx.response = resp
+        return resp
+
+    async def _phases(self, ctx: Context) -> Response:
+        name = ""
+        phase = "pre_route"
+        try:
+            for name, fn in self.global_chain.pre_route:
+                r = await fn(ctx)
+                if r is not None:
+                    ctx.short_circuit = (name, phase)
+                    return r
+            req = ctx.request
+            name = ""
+            route, params, rest = self.router.match(req.method, req.host, req.path, req.headers)
+            if route is None:
+                if params.get("__method_mismatch"):
+                    return ctx.problem(405, "method not allowed on this route")
+                return ctx.problem(404, "no route matches this request")
+            ctx.route = route
+            ctx.params = params
+            ctx.rest = rest
+            chain = route.chain
+            for name, fn in chain.pre_route:
+                r = await fn(ctx)
+                if r is not None:
+                    ctx.short_circuit = (name, phase)
+                    return r
+            phase = "auth"
+            for name, fn in chain.auth:
+                r = await fn(ctx)
+                if r is not None:
+                    ctx.short_circuit = (name, phase)
+                    return r
+            name = ""
+            if ctx.principal is None and ctx.challenges:
+                ctx.short_circuit = ("core", "auth")
+                return ctx.problem(401, "authentication required",
+                                   headers=[("www-authenticate", c) for c in ctx.challenges])
+            phase = "transform"
+            for name, fn in chain.transform:
+                r = await fn(ctx)
+                if r is not None:
+                    ctx.short_circuit = (name, phase)
+                    return r
+            name = ""
+            phase = "upstream"
+            return await self.forward(ctx)
+        except GatewayError as exc:
+            if name:
+                ctx.error = f"{name}: {exc.detail}"
+            return exc.to_response(ctx.request_id)
+        except BodyTooLarge as exc:
+            return ctx.problem(413, f"request body larger than {exc.limit} bytes",
+                               headers=[("connection", "close")])
+        except Exception as exc:  # noqa: BLE001
+            if not name:
+                log.exception("internal error [request_id=%s]", ctx.request_id)
+                ctx.error = f"internal: {type(exc).__name__}"
+                return ctx.problem(500, "internal gateway error")
+            return self._plugin_failed(ctx, name, phase, exc)
+
+    def _plugin_failed(self, ctx: Context, name: str, phase: str, exc: BaseException) -> Response:
+        log.error("plugin %s failed in %s [request_id=%s]: %s: %s", name, phase, ctx.request_id,
+                  type(exc).__name__, exc, exc_info=exc)
+        ctx.error = f"plugin {name} failed in {phase}"
+        return ctx.problem(500, f"plugin {name} failed", plugin=name)
+
+    def upstream_path(self, ctx: Context) -> str:
+        cfg = ctx.route.config  # type: ignore[union-attr]
+        path = ctx.request.path
+        if cfg.rewrite is not None:
+            values = dict(ctx.params)
+            values["rest"] = ctx.rest.lstrip("/")
+            path = cfg.rewrite
+            for k, v in values.items():
+                path = path.replace("{" + k + "}", v)
+            path = path.replace("//", "/")
+        elif cfg.strip_prefix and (path == cfg.strip_prefix or path.startswith(cfg.strip_prefix.rstrip("/") + "/")):
+            path = path[len(cfg.strip_prefix.rstrip("/")):] or "/"
+        return path
+
+    def upstream_headers(self, ctx: Context) -> list[tuple[bytes, bytes]]:
+        req = ctx.request
+        peer = req.client[0] if req.client else ctx.client_ip
+        cfg = ctx.route.config  # type: ignore[union-attr]
+        out = forward_request_headers(
+            req.headers, peer=peer, trusted=self.trusted.trusts(peer), scheme=req.scheme,
+            host=req.headers.get("host"), mode=self.forward_mode, via=self.via, http_version=req.http_version,
+        )
+        if cfg.host_header:
+            out.insert(0, (b"host", cfg.host_header.encode("idna")))
+        elif cfg.preserve_host and req.host:
+            out.insert(0, (b"host", req.headers["host"].encode("latin-1")))
+        upgrade = req.headers.get("upgrade")
+        if upgrade is not None and "upgrade" in (t.lower() for t in req.headers.get_list("connection")):
+            out.append((b"connection", b"upgrade"))
+            out.append((b"upgrade", upgrade.encode("latin-1")))
+        out = [(n, v) for n, v in out if n != self.request_id_header.encode()]
+        out.append((self.request_id_header.encode(), ctx.request_id.encode()))
+        return out
+
+    async def forward(self, ctx: Context) -> Response:
+        """Send the (possibly transformed) request to the route's upstream."""
+        route = ctx.route
+        assert route is not None
+        upstream = route.upstream
+        if upstream is None:
+            return ctx.problem(502, "this route has no upstream and no plugin answered")
+        req = ctx.request
+        path = self.upstream_path(ctx)
+        target = path + ("?" + req.query if req.query else "")
+        body = req.body
+        if body.length == 0 and not body.started:
+            body = None
+        started = ctx.elapsed
+        ctx.upstream_name = upstream.name
+        resp, tgt = await upstream.request(req.method, target, self.upstream_headers(ctx), body,
+                                           key=upstream.hash_key(ctx))
+        ctx.upstream_target = tgt.url
+        ctx.upstream_seconds = ctx.elapsed - started
+        raw = resp.headers.raw
+        if resp.status != 101 and any(n in _RESP_HOP for n, _ in raw):
+            raw = strip_hop_by_hop(raw)
+        if self.via is not None:
+            prior = b", ".join(v for n, v in raw if n == b"via")
+            raw = [(n, v) for n, v in raw if n != b"via"] if prior else raw
+            raw.append((b"via", (prior + b", " if prior else b"") + b"1.1 triogate"))
+        resp.headers = Headers.from_raw(raw)
+        return resp
+
+
+def _adapt(impl: Any, spec_args: tuple[str, ...]) -> Any:
+    """Call hook implementations positionally; pluggy lets an impl take fewer arguments."""
+    fn = impl.function
+    if tuple(impl.argnames) == spec_args:
+        return fn
+    wanted = impl.argnames
+
+    async def call(*args: Any) -> Any:
+        return await fn(**{n: a for n, a in zip(spec_args, args) if n in wanted})
+
+    return call
+
+
+_RESP_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer",
+                       b"transfer-encoding", b"upgrade", b"proxy-authenticate", b"proxy-authorization"})
+

@@ -1,0 +1,55 @@
+"""The plugin base class, the hookimpl marker and the config-field helper."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
+import pluggy
+
+if TYPE_CHECKING:
+    from .context import GatewayServices
+
+__all__ = ["Plugin", "hookimpl", "setting", "NoConfig"]
+
+hookimpl = pluggy.HookimplMarker("triogate")
+
+
+def setting(default: Any = attrs.NOTHING, *, description: str, factory: Any = None, **kwargs: Any) -> Any:
+    """An attrs field with the one-line description that docs and ``triogate schema`` show."""
+    metadata = dict(kwargs.pop("metadata", {}) or {})
+    metadata["description"] = description
+    if factory is not None:
+        return attrs.field(factory=factory, metadata=metadata, **kwargs)
+    return attrs.field(default=default, metadata=metadata, **kwargs)
+
+
+@attrs.define(frozen=True)
+class NoConfig:
+    """For plugins without settings."""
+
+
+class Plugin:
+    """Base class for plugins: one instance per configured use (global or per route).
+
+    Subclasses declare ``Config`` (an attrs class whose fields use :func:`setting`),
+    ``priority`` (higher runs earlier; Kong-like bands: request-id/cors/ip ~2000,
+    auth 1000-1500, rate limits ~900, transforms ~800, cache ~100, aggregate ~50)
+    and implement hooks as methods marked with ``@hookimpl``.
+    """
+
+    name: ClassVar[str] = ""
+    priority: ClassVar[int] = 0
+    Config: ClassVar[type] = NoConfig
+
+    def __init__(self, config: Any, gateway: GatewayServices, route: str | None = None) -> None:
+        self.config = config
+        self.gateway = gateway
+        self.route = route
+
+    @property
+    def instance_name(self) -> str:
+        return f"{self.name}@{self.route or '*'}"
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.instance_name}>"

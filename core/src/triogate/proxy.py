@@ -1,0 +1,122 @@
+"""Proxy semantics (RFC 9110 §7.6): hop-by-hop removal, Via, X-Forwarded-*, Forwarded,
+client address behind trusted proxies, request ids."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Iterable
+
+from .headers import Headers
+
+__all__ = ["HOP_BY_HOP", "TrustedProxies", "strip_hop_by_hop", "forward_request_headers", "new_request_id",
+           "valid_request_id"]
+
+HOP_BY_HOP = frozenset({
+    b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
+    b"upgrade", b"proxy-authenticate", b"proxy-authorization",
+})
+# framing and expectations the gateway handles itself on each side
+_REQUEST_DROP = HOP_BY_HOP | {b"content-length", b"expect", b"host"}
+_RESPONSE_DROP = HOP_BY_HOP
+
+
+def connection_tokens(raw: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    tokens: set[bytes] = set()
+    for n, v in raw:
+        if n == b"connection":
+            tokens.update(t.strip().lower() for t in v.split(b",") if t.strip())
+    return frozenset(tokens)
+
+
+def strip_hop_by_hop(raw: list[tuple[bytes, bytes]], drop: frozenset[bytes] = _RESPONSE_DROP) -> list[tuple[bytes, bytes]]:
+    """Drop hop-by-hop fields and every field the Connection header names."""
+    extra = connection_tokens(raw) if any(n == b"connection" for n, _ in raw) else frozenset()
+    if extra:
+        drop = drop | extra
+    return [(n, v) for n, v in raw if n not in drop]
+
+
+class TrustedProxies:
+    """Which peers' forwarding headers are believed, and the client address that follows."""
+
+    def __init__(self, cidrs: Iterable[str]) -> None:
+        self.networks = [ipaddress.ip_network(c, strict=False) for c in cidrs]
+
+    def __bool__(self) -> bool:
+        return bool(self.networks)
+
+    def trusts(self, addr: str) -> bool:
+        if not self.networks:
+            return False
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            return False
+        return any(ip in n for n in self.networks)
+
+    def client_ip(self, peer: str, headers: Headers) -> str:
+        """Walk X-Forwarded-For from the right, skipping trusted proxies (nginx real_ip_recursive)."""
+        if not self.networks or not self.trusts(peer):
+            return peer
+        hops = headers.get_list("x-forwarded-for")
+        for hop in reversed(hops):
+            if not self.trusts(hop):
+                try:
+                    return str(ipaddress.ip_address(hop))
+                except ValueError:
+                    return peer
+        return hops[0] if hops else peer
+
+
+def _forwarded_node(ip: str) -> str:
+    return f'"[{ip}]"' if ":" in ip else ip
+
+
+def forward_request_headers(
+    headers: Headers,
+    *,
+    peer: str,
+    trusted: bool,
+    scheme: str,
+    host: str | None,
+    mode: str,
+    via: bytes | None,
+    http_version: str,
+) -> list[tuple[bytes, bytes]]:
+    """The header list sent upstream: end-to-end fields plus the forwarding ones."""
+    raw = headers.raw
+    out = strip_hop_by_hop(raw, _REQUEST_DROP)
+    if mode in ("x-forwarded", "both"):
+        xff = b", ".join(v for n, v in raw if n == b"x-forwarded-for") if trusted else b""
+        xfp = headers.get("x-forwarded-proto") if trusted else None
+        xfh = headers.get("x-forwarded-host") if trusted else None
+        out = [(n, v) for n, v in out if n not in (b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host")]
+        out.append((b"x-forwarded-for", (xff + b", " if xff else b"") + peer.encode()))
+        out.append((b"x-forwarded-proto", (xfp or scheme).encode("latin-1")))
+        if host or xfh:
+            out.append((b"x-forwarded-host", (xfh or host or "").encode("latin-1")))
+    if mode in ("forwarded", "both"):
+        prior = b", ".join(v for n, v in raw if n == b"forwarded") if trusted else b""
+        out = [(n, v) for n, v in out if n != b"forwarded"]
+        elem = f"for={_forwarded_node(peer)};proto={scheme}"
+        if host and re.fullmatch(r"[A-Za-z0-9.\-:\[\]]+", host):
+            elem += f";host={host}"
+        out.append((b"forwarded", (prior + b", " if prior else b"") + elem.encode()))
+    if via is not None:
+        prior_via = b", ".join(v for n, v in raw if n == b"via")
+        out = [(n, v) for n, v in out if n != b"via"]
+        out.append((b"via", (prior_via + b", " if prior_via else b"") + http_version.encode() + b" " + via))
+    return out
+
+
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:\-]{8,128}")
+
+
+def valid_request_id(value: str | None) -> bool:
+    return value is not None and _REQUEST_ID_RE.fullmatch(value) is not None
+
+
+def new_request_id() -> str:
+    return os.urandom(12).hex()

@@ -1,0 +1,188 @@
+"""Path normalization and the route table.
+
+Routing and forwarding use the same normalized path, so no encoding trick
+(``%2e%2e``, ``//``, ``%41``) can reach an upstream route that the auth
+plugins of another route did not see.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["BadPath", "normalize_path", "Route", "Router", "compile_path"]
+
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_PCT_RE = re.compile(r"%([0-9A-Fa-f]{2})")
+_BAD_PCT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# RFC 3986 pchar plus "/" and "%" (validated separately); anything else is rejected.
+_PATH_OK = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*")
+
+
+class BadPath(ValueError):
+    """The request target cannot be normalized safely (answered with 400)."""
+
+
+def _pct(m: re.Match[str]) -> str:
+    hx = m.group(1)
+    byte = int(hx, 16)
+    if byte in _UNRESERVED:
+        return chr(byte)
+    return "%" + hx.upper()
+
+
+def normalize_path(path: str) -> str:
+    """Normalize a request path (RFC 3986 §6.2.2).
+
+    Percent-decodes unreserved characters only (``%2F`` stays encoded), upper-cases
+    the remaining escapes, merges repeated slashes and resolves dot-segments;
+    a path that climbs above the root is rejected.
+    """
+    if not path.startswith("/"):
+        raise BadPath("path must start with /")
+    if _PATH_OK.fullmatch(path) is None:
+        raise BadPath("invalid character in path")
+    if "%" in path:
+        if _BAD_PCT.search(path):
+            raise BadPath("invalid percent-encoding")
+        path = _PCT_RE.sub(_pct, path)
+    if "//" in path:
+        path = re.sub(r"/{2,}", "/", path)
+    if "/." not in path:
+        return path
+    out: list[str] = []
+    segments = path.split("/")[1:]
+    for i, seg in enumerate(segments):
+        last = i == len(segments) - 1
+        if seg == ".":
+            if last:
+                out.append("")
+            continue
+        if seg == "..":
+            if not out:
+                raise BadPath("path climbs above the root")
+            out.pop()
+            if last:
+                out.append("")
+            continue
+        out.append(seg)
+    return "/" + "/".join(out)
+
+
+_PARAM_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def compile_path(pattern: str, exact: bool) -> tuple[re.Pattern[str] | None, str]:
+    """Return (regex or None for plain prefixes, literal prefix used for ordering)."""
+    literal = pattern.split("{", 1)[0]
+    if "{" not in pattern:
+        return None, literal
+    rx = ""
+    pos = 0
+    for m in _PARAM_RE.finditer(pattern):
+        rx += re.escape(pattern[pos:m.start()]) + f"(?P<{m.group(1)}>[^/]+)"
+        pos = m.end()
+    rx += re.escape(pattern[pos:])
+    rx = "^" + rx.rstrip("/") + ("/?$" if exact else "(?P<__rest>/.*)?$")
+    return re.compile(rx), literal
+
+
+class Route:
+    """A compiled route: match conditions plus whatever the pipeline attaches (plugins, upstream)."""
+
+    __slots__ = (
+        "name", "config", "methods", "hosts", "headers", "patterns", "exact",
+        "chain", "upstream", "data",
+    )
+
+    def __init__(self, name: str, config: Any) -> None:
+        self.name = name
+        self.config = config
+        self.methods = frozenset(config.methods) if config.methods else None
+        self.hosts = [h.lower() for h in config.hosts]
+        self.headers = [(k.lower(), v) for k, v in config.headers.items()]
+        self.exact = config.path_match == "exact"
+        self.patterns = [(p, *compile_path(p, self.exact)) for p in (config.paths or ["/"])]
+        self.chain: Any = None
+        self.upstream: Any = None
+        self.data: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"<Route {self.name}>"
+
+
+def _host_matches(pattern: str, host: str) -> bool:
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:]) and len(host) > len(pattern) - 1
+    return host == pattern
+
+
+class Router:
+    """Most specific match wins: exact beats prefix, longer literal prefix beats shorter,
+    then routes with more conditions (host, methods, headers)."""
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        entries = []
+        for route in routes:
+            for pattern, regex, literal in route.patterns:
+                key = (
+                    1 if route.exact else 0,
+                    len(literal.rstrip("/")) + (0.5 if regex is not None else 0),
+                    1 if route.hosts else 0,
+                    len(route.headers),
+                    1 if route.methods else 0,
+                )
+                entries.append((key, pattern, regex, literal.rstrip("/"), route))
+        entries.sort(key=lambda e: e[0], reverse=True)
+        self.entries = entries
+        self.routes = list({id(e[4]): e[4] for e in entries}.values())
+
+    def match(self, method: str, host: str, path: str, headers: Any) -> tuple[Route | None, dict[str, str], str]:
+        """Return (route, params, rest) or (None, {}, path); ``rest`` is the part after the matched prefix."""
+        method_mismatch = False
+        for _, pattern, regex, literal, route in self.entries:
+            if regex is None:
+                if route.exact:
+                    if path != pattern and path != literal and not (literal == "" and path == "/"):
+                        continue
+                    rest = ""
+                elif literal == "":
+                    rest = path
+                elif path == literal:
+                    rest = ""
+                elif path.startswith(literal) and path[len(literal)] == "/":
+                    rest = path[len(literal):]
+                else:
+                    continue
+                params: dict[str, str] = {}
+            else:
+                m = regex.match(path)
+                if m is None:
+                    continue
+                params = m.groupdict()
+                rest = params.pop("__rest", None) or ""
+            if route.hosts and not any(_host_matches(h, host) for h in route.hosts):
+                continue
+            if route.headers and not all(headers.get(k) == v for k, v in route.headers):
+                continue
+            if route.methods is not None and method not in route.methods:
+                method_mismatch = True
+                continue
+            return route, params, rest
+        return None, {"__method_mismatch": "1"} if method_mismatch else {}, path
+
+    def table(self) -> list[dict[str, Any]]:
+        """The route table in match order, for ``triogate routes`` and the admin API."""
+        return [
+            {
+                "route": route.name,
+                "path": pattern,
+                "match": "exact" if route.exact else "prefix",
+                "hosts": route.hosts,
+                "methods": sorted(route.methods) if route.methods else [],
+                "headers": dict(route.headers),
+                "upstream": route.config.upstream,
+            }
+            for _, pattern, _, _, route in self.entries
+        ]

@@ -1,0 +1,86 @@
+"""JSON Schema of gateway.toml, including each installed plugin's config (``triogate schema``)."""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Any, Literal
+
+import attrs
+
+from .config import Config, ListenerConfig
+from .plugins import PluginRegistry
+
+__all__ = ["config_schema", "type_schema"]
+
+_SCALARS: dict[Any, dict[str, Any]] = {
+    str: {"type": "string"}, int: {"type": "integer"}, float: {"type": "number"}, bool: {"type": "boolean"},
+    Any: {},
+}
+
+
+def type_schema(tp: Any) -> dict[str, Any]:
+    """JSON Schema for one attrs field type."""
+    if tp in _SCALARS:
+        return dict(_SCALARS[tp])
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is Literal:
+        return {"enum": list(args)}
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:
+            return type_schema(options[0])
+        return {"anyOf": [type_schema(a) for a in options]}
+    if origin is list:
+        return {"type": "array", "items": type_schema(args[0]) if args else {}}
+    if origin is dict:
+        return {"type": "object", "additionalProperties": type_schema(args[1]) if args else {}}
+    if tp is ListenerConfig:
+        return {"anyOf": [{"type": "string", "description": "host:port"}, attrs_schema(ListenerConfig)]}
+    if attrs.has(tp):
+        return attrs_schema(tp)
+    return {}
+
+
+def attrs_schema(cls: type) -> dict[str, Any]:
+    props: dict[str, Any] = {}
+    required: list[str] = []
+    hints = typing.get_type_hints(cls)
+    for f in attrs.fields(cls):
+        if f.metadata.get("internal"):
+            continue
+        s = type_schema(hints.get(f.name, f.type))
+        if f.metadata.get("description"):
+            s["description"] = f.metadata["description"]
+        if f.default is attrs.NOTHING:
+            required.append(f.name)
+        elif not isinstance(f.default, attrs.Factory):  # type: ignore[arg-type]
+            if f.default is not None:
+                s["default"] = f.default
+        props[f.name] = s
+    out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
+    if cls.__doc__:
+        out["description"] = cls.__doc__.strip().splitlines()[0]
+    if required:
+        out["required"] = required
+    return out
+
+
+def config_schema(registry: PluginRegistry) -> dict[str, Any]:
+    schema = attrs_schema(Config)
+    plugin_props = {}
+    for name in registry.available:
+        info = registry.get(name)
+        assert info is not None and info.cls is not None
+        ps = attrs_schema(info.cls.Config)
+        ps["properties"]["priority"] = {"type": "integer", "description": "override this plugin's priority"}
+        ps["description"] = (info.cls.__doc__ or name).strip().splitlines()[0]
+        plugin_props[name] = ps
+    plugins = {"type": "object", "properties": plugin_props, "additionalProperties": False}
+    schema["properties"]["plugins"] = {**plugins, "description": "global plugin instances"}
+    route = schema["properties"]["routes"]["additionalProperties"]
+    route["properties"]["plugins"] = {**plugins, "description": "plugin instances for this route"}
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "triogate gateway.toml"
+    return schema

@@ -1,0 +1,12 @@
+"""Upstream side: connection pools, balancers, health, and the client plugins use."""
+
+from .balancer import Target
+from .client import Fetched, HTTPClient
+from .group import Upstream
+from .health import CircuitBreaker, CircuitState
+from .pool import ConnectError, ConnectionPool, PoolTimeout, UpstreamError, UpstreamTimeout
+
+__all__ = [
+    "CircuitBreaker", "CircuitState", "ConnectError", "ConnectionPool", "Fetched", "HTTPClient",
+    "PoolTimeout", "Target", "Upstream", "UpstreamError", "UpstreamTimeout",
+]
