@@ -1,0 +1,118 @@
+"""Config tables for plugin READMEs, generated from each plugin's ``Config``.
+
+A README carries the table between ``<!-- config-table:start -->`` and
+``<!-- config-table:end -->``. ``python -m triogate.docgen PLUGIN_DIR...`` rewrites
+it; ``--check`` exits 1 when a table is out of date (the test suite runs that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+import typing
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+__all__ = ["config_table", "update_readme", "main"]
+
+START = "<!-- config-table:start -->"
+END = "<!-- config-table:end -->"
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Literal:
+        return " \\| ".join(json.dumps(a) for a in args)
+    if origin in (typing.Union, __import__("types").UnionType):
+        return " \\| ".join(_type_name(a) for a in args if a is not type(None)) + (
+            " (optional)" if type(None) in args else "")
+    if origin is list:
+        return f"list of {_type_name(args[0])}" if args else "list"
+    if origin is dict:
+        return f"table of {_type_name(args[1])}" if args else "table"
+    if attrs.has(tp):
+        return "table"
+    return {str: "string", int: "integer", float: "number", bool: "boolean"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _default(f: attrs.Attribute) -> str:
+    d = f.default
+    if d is attrs.NOTHING:
+        return "*required*"
+    if isinstance(d, attrs.Factory):  # type: ignore[arg-type]
+        try:
+            d = d.factory()  # type: ignore[call-arg]
+        except TypeError:
+            return ""
+    if attrs.has(type(d)):
+        return "`{}`"
+    if d is None:
+        return "unset"
+    return "`" + json.dumps(d) + "`"
+
+
+def config_table(cls: type, prefix: str = "") -> str:
+    """A Markdown table of every field (nested attrs classes flattened with dotted names)."""
+    rows: list[str] = []
+    hints = typing.get_type_hints(cls)
+
+    def walk(c: type, pre: str) -> None:
+        h = typing.get_type_hints(c)
+        for f in attrs.fields(c):
+            tp = h.get(f.name, f.type)
+            desc = f.metadata.get("description", "").replace("|", "\\|")
+            rows.append(f"| `{pre}{f.name}` | {_type_name(tp)} | {_default(f)} | {desc} |")
+            if attrs.has(tp):
+                walk(tp, f"{pre}{f.name}.")
+
+    del hints
+    walk(cls, prefix)
+    if not rows:
+        return "This plugin has no settings."
+    return "| key | type | default | description |\n|---|---|---|---|\n" + "\n".join(rows)
+
+
+def _plugin_class(plugin_dir: Path) -> type:
+    meta = tomllib.loads((plugin_dir / "pyproject.toml").read_text())
+    eps = meta["project"]["entry-points"]["triogate.plugins"]
+    name, target = next(iter(eps.items()))
+    module, _, attr = target.partition(":")
+    mod = __import__(module, fromlist=[attr])
+    return getattr(mod, attr)
+
+
+def update_readme(plugin_dir: Path, check: bool = False) -> bool:
+    """Rewrite (or, with ``check``, compare) the table; True when it was current."""
+    readme = plugin_dir / "README.md"
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"{readme}: missing {START} / {END} markers")
+    table = config_table(_plugin_class(plugin_dir).Config)
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    new = f"{head}{START}\n{table}\n{END}{tail}"
+    if new == text:
+        return True
+    if not check:
+        readme.write_text(new)
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m triogate.docgen")
+    p.add_argument("dirs", nargs="+", type=Path)
+    p.add_argument("--check", action="store_true")
+    args = p.parse_args(argv)
+    stale = [d for d in args.dirs if not update_readme(d, args.check)]
+    for d in stale:
+        print(f"{d / 'README.md'}: config table {'out of date' if args.check else 'updated'}")
+    return 1 if (stale and args.check) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
