@@ -49,6 +49,18 @@ class GatewayServices:
         self.extras: dict[str, Any] = extras if extras is not None else {}
         self.router: Any = None
         self.plugins: list[Any] = []
+        self._forward: Any = None  # set by the pipeline that owns these services
+
+    async def forward(self, ctx: Context) -> Response:
+        """Send ``ctx.request`` to ``ctx.route``'s upstream as the core does after the transform phase.
+
+        Path rewrite, proxy headers, balancing and retries apply; the response body streams
+        (close it). For plugins that call the upstream outside a request's own phases,
+        e.g. a cache revalidating a stale response in the background.
+        """
+        if self._forward is None or ctx.route is None:
+            raise RuntimeError("forward() needs a loaded pipeline and a routed context")
+        return await self._forward(ctx)
 
     def upstream(self, name: str) -> Upstream:
         try:

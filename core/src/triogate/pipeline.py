@@ -128,6 +128,7 @@ class Pipeline:
         self.router = Router(routes)
         self.services.router = self.router
         self.services.plugins = self.instances
+        self.services._forward = self.forward
 
     # ------------------------------------------------------------------ building
 
