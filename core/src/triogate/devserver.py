@@ -121,6 +121,8 @@ class UpstreamServer:
                     elif n == b"transfer-encoding":
                         chunked = True
                 has_body = chunked or (length or 0) > 0
+                if not has_body and type(await next_event()) is not h11.EndOfMessage:
+                    return  # consume the (empty) end of a bodiless request, so keep-alive works
                 target = ev.target.decode("latin-1")
                 path, _, query = target.partition("?")
                 req = Request(
