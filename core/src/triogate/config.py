@@ -97,6 +97,10 @@ class GatewayConfig:
     via: bool = setting(True, description="add a Via header to forwarded requests and responses")
     request_id_header: str = setting("x-request-id", description="header carrying the request id")
     access_log: str = setting("-", description='access log destination: "-" for stdout, a file path, or "off"')
+    access_log_format: Literal["json", "console"] = setting(
+        "json", description="json: one JSON object per line; console: one human-readable line per request")
+    access_log_headers: list[str] = setting(
+        factory=list, description="request headers to add to each access log line (secrets in them are redacted)")
     log_level: str = setting("info", description="level of the gateway's own log")
     plugins_on_error: Literal["fail", "skip"] = setting(
         "fail", description="a plugin that fails to load or has an incompatible triogate: refuse to start, or skip it")
@@ -105,7 +109,10 @@ class GatewayConfig:
 @attrs.define(frozen=True)
 class AdminConfig:
     listen: str | None = setting(None, description="host:port of the admin API (loopback); unset disables it")
-    token: str | None = setting(None, description="bearer token required by the admin API (use ${ENV})")
+    token: str | None = setting(
+        None, description="bearer token required by the admin API, at least 16 characters (use ${ENV})")
+    allow_remote: bool = setting(
+        False, description="allow a non-loopback admin listen address (e.g. for Kubernetes probes)")
 
 
 @attrs.define(frozen=True)
