@@ -4,6 +4,7 @@ The public API for plugin authors is what this module exports (plus
 ``triogate.testing`` for tests); everything else is internal.
 """
 
+from .admin import AdminRoute
 from .app import Gateway, serve
 from .config import Config, ConfigError, load_config, loads_config
 from .context import Context, GatewayServices
@@ -16,7 +17,7 @@ from .upstream import Fetched, HTTPClient, UpstreamError, UpstreamTimeout
 __version__ = "0.1.0"
 
 __all__ = [
-    "Body", "BodyTooLarge", "Config", "ConfigError", "Context", "Fetched", "Gateway", "GatewayError",
+    "AdminRoute", "Body", "BodyTooLarge", "Config", "ConfigError", "Context", "Fetched", "Gateway", "GatewayError",
     "GatewayServices", "HTTPClient", "Headers", "NoConfig", "Plugin", "Principal", "Request", "Response",
     "UpstreamError", "UpstreamTimeout", "__version__", "hookimpl", "load_config", "loads_config", "problem",
     "serve", "setting",

@@ -208,6 +208,7 @@ async def serve(
     Shutdown stops accepting, lets in-flight requests finish up to ``timeouts.drain``,
     then runs plugin shutdown hooks.
     """
+    from .admin import start_admin
     from .listeners import open_listeners, serve_listeners
 
     cfg = gateway.config
@@ -215,6 +216,7 @@ async def serve(
         await gateway.start(nursery)
         listeners = await open_listeners(cfg.gateway.listen, sockets=sockets)
         servers = await serve_listeners(nursery, gateway, listeners)
+        gateway.admin = await start_admin(nursery, gateway, servers, supervised=sockets is not None)
         task_status.started([lst.bound for lst in listeners])
         if shutdown_trigger is None:
             await trio.sleep(math.inf)

@@ -363,6 +363,9 @@ def _check_references(cfg: Config) -> list[str]:
             errors.append(f"gateway.listen[{i}]: tls_cert and tls_key go together")
     import ipaddress
 
+    from .admin import check_admin  # the admin listener: a token, loopback unless allowed
+
+    errors.extend(check_admin(cfg.admin))
     for i, cidr in enumerate(cfg.gateway.trusted_proxies):
         try:
             ipaddress.ip_network(cidr, strict=False)

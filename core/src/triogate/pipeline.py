@@ -124,7 +124,7 @@ class Pipeline:
         self.global_uses = global_uses
         for route in routes:
             route.chain = self._chain(route.data.pop("uses"), route.config.priorities)
-        self.global_chain = self._chain(global_uses, {})
+        self.global_chain = self._chain(global_uses, {}, for_route=False)
         self.router = Router(routes)
         self.services.router = self.router
         self.services.plugins = self.instances
@@ -170,15 +170,15 @@ class Pipeline:
         prio = info.cls.priority if priority is None else int(priority)
         return _Use(name, inst, prio, "route" if route else "global")
 
-    def _chain(self, uses: list[_Use], overrides: dict[str, int]) -> Chain:
+    def _chain(self, uses: list[_Use], overrides: dict[str, int], *, for_route: bool = True) -> Chain:
         ordered = sorted(uses, key=lambda u: -overrides.get(u.name, u.priority))
         chain = Chain(order=[u.name for u in ordered])
         for phase in PHASES:
             spec_args = ("ctx", "response") if phase == "post_response" else ("ctx",)
             impls = {id(i.plugin): _adapt(i, spec_args) for i in getattr(self.pm.hook, phase).get_hookimpls()}
             hooks = [(u.name, impls[id(u.obj)]) for u in ordered if id(u.obj) in impls]
-            if phase == "pre_route":
-                # global pre_route hooks run before routing; a route's chain keeps only its own
+            if phase == "pre_route" and for_route:
+                # global pre_route hooks run before routing (global chain); a route's chain keeps only its own
                 hooks = [(u.name, impls[id(u.obj)]) for u in ordered if id(u.obj) in impls and u.scope == "route"]
             if phase == "post_response":
                 hooks.reverse()  # onion: the innermost (lowest priority) sees the response first

@@ -1,0 +1,436 @@
+"""The admin API: a separate listener for operators (``[admin] listen``).
+
+It reuses the native HTTP/1.1 server (:class:`~triogate.server.HTTP1Server`) with
+its own request handler (:class:`AdminAPI`), so it has the same limits, timeouts
+and parser hardening as the public listener. Every endpoint except the probes
+needs ``Authorization: Bearer <[admin] token>`` (compared in constant time).
+
+Built-in endpoints::
+
+    GET  /livez       liveness probe (no token)
+    GET  /readyz      readiness probe (no token): 503 while draining
+    GET  /status      version, uptime, config version, workers, pid
+    GET  /routes      the route table in match order, with each route's plugins
+    GET  /upstreams   targets with health and circuit state
+    GET  /plugins     installed plugins and the configured instances
+    POST /reload      like SIGHUP: validate, then swap; 422 with the errors otherwise
+
+Plugins add endpoints with the ``admin_routes`` hook by returning
+:class:`AdminRoute` objects (``/metrics`` from the prometheus plugin, cache purges).
+"""
+
+from __future__ import annotations
+
+import hmac
+import inspect
+import ipaddress
+import json
+import logging
+import os
+import re
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from .config import AdminConfig, Config, ConfigError, ListenerConfig, split_hostport
+from .messages import Request, Response
+from .problem import problem
+from .proxy import new_request_id
+
+if TYPE_CHECKING:
+    from .app import Gateway
+
+__all__ = ["AdminRoute", "AdminAPI", "Runtime", "check_admin", "start_admin", "MIN_TOKEN_LENGTH"]
+
+log = logging.getLogger("triogate.admin")
+MIN_TOKEN_LENGTH = 16
+ADMIN_MAX_BODY = 1 << 20
+PUBLIC_PATHS = frozenset({"/livez", "/readyz"})
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@attrs.frozen
+class AdminRoute:
+    """An endpoint a plugin serves on the admin listener (return a list of them from ``admin_routes``).
+
+    ``path`` is exact, or a template whose parameters are whole segments
+    (``/cache/routes/{route}``). ``handler`` is ``async def handler(request, **params)``
+    and returns a :class:`~triogate.Response`, a JSON-able value (200) or None (204).
+    Every plugin route requires the admin token.
+    """
+
+    method: str = attrs.field(converter=str.upper)
+    path: str
+    handler: Callable[..., Awaitable[Any]]
+    description: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if not self.path.startswith("/"):
+            raise ValueError(f"admin route path must start with /, got {self.path!r}")
+        if not re.fullmatch(r"[A-Z]+", self.method):
+            raise ValueError(f"admin route method must be a method name, got {self.method!r}")
+
+
+class _CompiledRoute:
+    __slots__ = ("route", "regex", "owner")
+
+    def __init__(self, route: AdminRoute, owner: str) -> None:
+        self.route = route
+        self.owner = owner
+        pattern = "".join(
+            f"(?P<{m.group(1)}>[^/]+)" if m else re.escape(part)
+            for part in re.split(r"(\{[A-Za-z_][A-Za-z0-9_]*\})", route.path)
+            for m in [_PARAM.fullmatch(part)]
+        )
+        self.regex = re.compile(pattern) if "{" in route.path else None
+
+
+def check_admin(admin: AdminConfig) -> list[str]:
+    """Errors that keep the admin listener from starting: no token, a non-loopback address not allowed."""
+    if admin.listen is None:
+        return []
+    try:
+        host, _ = split_hostport(admin.listen)
+    except ValueError:
+        return []  # reported by the config's own address check
+    errors = []
+    if not admin.token or len(admin.token) < MIN_TOKEN_LENGTH:
+        errors.append(f"admin.token: a token of at least {MIN_TOKEN_LENGTH} characters is required"
+                      " when admin.listen is set")
+    if not admin.allow_remote and not is_loopback(host):
+        errors.append(f"admin.listen: {host!r} is not a loopback address;"
+                      " set admin.allow_remote = true to listen there")
+    return errors
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Runtime:
+    """Process-level facts for /status and for plugins: ``gateway.extras["triogate.runtime"]``."""
+
+    def __init__(self, gateway: Gateway, servers: list[Any], *, supervised: bool = False) -> None:
+        self._gateway = gateway
+        self.servers = servers
+        self.supervised = supervised
+        self.pid = os.getpid()
+        self.worker = gateway.worker
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections open on the public listeners of this process."""
+        return sum(len(getattr(s, "connections", ())) for s in self.servers)
+
+    @property
+    def in_flight(self) -> int:
+        return self._gateway._gen.inflight
+
+    @property
+    def reloads(self) -> dict[str, int]:
+        """Config reloads of this process by outcome: ``{"ok": n, "failed": n}``."""
+        return dict(self._gateway.reloads)
+
+    @property
+    def config_version(self) -> int:
+        return self._gateway.version
+
+    @property
+    def started_at(self) -> float:
+        return self._gateway.started_at
+
+    @property
+    def draining(self) -> bool:
+        return self._gateway.draining
+
+
+class _AdminCtx:
+    """What the HTTP/1.1 server records about one admin request."""
+
+    __slots__ = ("request", "status", "error", "bytes_in", "bytes_out", "started", "request_id")
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.status = 0
+        self.error: str | None = None
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.started = time.perf_counter()
+        self.request_id = new_request_id()
+
+
+class _ServerConfig:
+    """The slice of config :class:`HTTP1Server` reads, with admin-sized body limits."""
+
+    def __init__(self, config: Config) -> None:
+        g = config.gateway
+        self.gateway = attrs.evolve(g, limits=attrs.evolve(g.limits, max_body_bytes=ADMIN_MAX_BODY))
+
+
+class AdminAPI:
+    """The request handler of the admin listener (quacks like a Gateway for HTTP1Server)."""
+
+    def __init__(self, gateway: Gateway, runtime: Runtime) -> None:
+        self.gateway = gateway
+        self.runtime = runtime
+        self.config = _ServerConfig(gateway.config)
+        self.bound: tuple[str, int] | None = None
+        self._builtin: dict[tuple[str, str], Callable[[Request], Awaitable[Response]]] = {
+            ("GET", "/livez"): self._livez,
+            ("GET", "/readyz"): self._readyz,
+            ("GET", "/status"): self._status,
+            ("GET", "/routes"): self._routes,
+            ("GET", "/upstreams"): self._upstreams,
+            ("GET", "/plugins"): self._plugins,
+            ("POST", "/reload"): self._reload,
+        }
+        self._builtin_paths = {p for _, p in self._builtin}
+        self._plugin_routes: list[_CompiledRoute] = []
+        self._routes_for: Any = None
+
+    @property
+    def url(self) -> str:
+        assert self.bound is not None, "admin listener not started"
+        host, port = self.bound
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    # ------------------------------------------------------------------ the HTTP1Server interface
+
+    async def handle(self, request: Request) -> tuple[_AdminCtx, Response]:
+        ctx = _AdminCtx(request)
+        try:
+            response = await self._dispatch(ctx, request)
+        except Exception as exc:  # noqa: BLE001 - an admin handler failing is a 500, never a dead listener
+            log.exception("admin %s %s failed [request_id=%s]", request.method, request.path, ctx.request_id)
+            ctx.error = f"{type(exc).__name__}: {exc}"
+            response = problem(500, "admin handler failed", request_id=ctx.request_id)
+        response.headers.set("cache-control", "no-store")
+        ctx.status = response.status
+        return ctx, response
+
+    async def finish(self, ctx: _AdminCtx) -> None:
+        req = ctx.request
+        level = logging.INFO if req.method not in ("GET", "HEAD") or ctx.status >= 400 else logging.DEBUG
+        if ctx.request.path in PUBLIC_PATHS and ctx.status < 400:
+            level = logging.DEBUG
+        log.log(level, "admin %s %s -> %d (%s, %.1f ms)", req.method, req.path, ctx.status,
+                req.client[0] if req.client else "-", (time.perf_counter() - ctx.started) * 1000)
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _authorized(self, request: Request) -> bool:
+        token = self.gateway.config.admin.token
+        if not token or len(token) < MIN_TOKEN_LENGTH:
+            return False  # fail closed (a reload removed the token)
+        given = request.headers.get("authorization") or ""
+        scheme, _, credential = given.partition(" ")
+        if scheme.lower() != "bearer":
+            credential = ""
+        return hmac.compare_digest(credential.strip().encode("utf-8", "surrogateescape"),
+                                   token.encode("utf-8", "surrogateescape"))
+
+    async def _dispatch(self, ctx: _AdminCtx, request: Request) -> Response:
+        path, method = request.path, request.method
+        if path not in PUBLIC_PATHS and not self._authorized(request):
+            has_auth = request.headers.get("authorization") is not None
+            challenge = 'Bearer realm="triogate-admin"' + (', error="invalid_token"' if has_auth else "")
+            return problem(401, "a valid admin bearer token is required", request_id=ctx.request_id,
+                           headers=[("www-authenticate", challenge)])
+        handler = self._builtin.get((method, path))
+        if handler is not None:
+            return await handler(request)
+        allowed = sorted(m for m, p in self._builtin if p == path)
+        if not allowed:
+            found, allowed = self._match_plugin(method, path)
+            if found is not None:
+                compiled, params = found
+                return await self._call_plugin(compiled, request, params)
+        if allowed:
+            return problem(405, f"{method} is not allowed on {path}", request_id=ctx.request_id,
+                           headers=[("allow", ", ".join(allowed))])
+        return problem(404, f"no admin endpoint {path}", request_id=ctx.request_id)
+
+    def _match_plugin(self, method: str, path: str) -> tuple[tuple[_CompiledRoute, dict[str, str]] | None, list[str]]:
+        allowed: list[str] = []
+        for c in self.plugin_routes():
+            if c.regex is None:
+                params: dict[str, str] | None = {} if c.route.path == path else None
+            else:
+                m = c.regex.fullmatch(path)
+                params = m.groupdict() if m else None
+            if params is None:
+                continue
+            if c.route.method == method:
+                return (c, params), []
+            allowed.append(c.route.method)
+        return None, sorted(set(allowed))
+
+    async def _call_plugin(self, compiled: _CompiledRoute, request: Request, params: dict[str, str]) -> Response:
+        result = await compiled.route.handler(request, **params)
+        if isinstance(result, Response):
+            return result
+        if result is None:
+            return Response(204)
+        return Response.json(result)
+
+    def plugin_routes(self) -> list[_CompiledRoute]:
+        """Routes contributed through ``admin_routes`` by the current config's plugins (cached per config)."""
+        pipeline = self.gateway.pipeline
+        if self._routes_for is pipeline:
+            return self._plugin_routes
+        out: list[_CompiledRoute] = []
+        seen: dict[tuple[str, str], str] = {}
+        hook = pipeline.pm.hook.admin_routes
+        for impl in reversed(hook.get_hookimpls()):  # registration order
+            owner = impl.plugin_name
+            try:
+                routes = impl.function(**({"gateway": pipeline.services} if "gateway" in impl.argnames else {}))
+            except Exception:  # noqa: BLE001
+                log.exception("plugin %s failed in admin_routes", owner)
+                continue
+            for route in routes or ():
+                if not isinstance(route, AdminRoute):
+                    log.error("plugin %s returned %r from admin_routes, expected triogate.AdminRoute", owner, route)
+                    continue
+                key = (route.method, route.path)
+                if route.path in self._builtin_paths:
+                    log.error("plugin %s: admin route %s %s clashes with a built-in endpoint; ignored",
+                              owner, route.method, route.path)
+                    continue
+                if key in seen:
+                    if seen[key].split("@")[0] != owner.split("@")[0]:
+                        log.error("plugin %s: admin route %s %s is already served by %s; ignored",
+                                  owner, route.method, route.path, seen[key])
+                    continue  # several instances of one plugin: the first serves it
+                seen[key] = owner
+                out.append(_CompiledRoute(route, owner))
+        self._plugin_routes = out
+        self._routes_for = pipeline
+        return out
+
+    # ------------------------------------------------------------------ built-in endpoints
+
+    async def _livez(self, request: Request) -> Response:
+        return Response.json({"status": "ok"})
+
+    async def _readyz(self, request: Request) -> Response:
+        if self.gateway.draining:
+            return Response.json({"status": "draining"}, status=503)
+        return Response.json({"status": "ready", "config_version": self.gateway.version})
+
+    async def _status(self, request: Request) -> Response:
+        from . import __version__
+
+        rt = self.runtime
+        cfg = self.gateway.config
+        return Response.json({
+            "version": __version__,
+            "pid": rt.pid,
+            "worker": rt.worker,
+            "workers": cfg.gateway.workers,
+            "supervised": rt.supervised,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(rt.started_at)),
+            "uptime_seconds": round(time.time() - rt.started_at, 3),
+            "config_version": rt.config_version,
+            "config_source": cfg.source,
+            "reloads": rt.reloads,
+            "draining": rt.draining,
+            "open_connections": rt.open_connections,
+            "in_flight": rt.in_flight,
+        })
+
+    async def _routes(self, request: Request) -> Response:
+        router = self.gateway.pipeline.router
+        rows = router.table()
+        by_name = {r.name: r for r in router.routes}
+        for row in rows:
+            route = by_name.get(row["route"])
+            row["plugins"] = list(route.chain.order) if route is not None and route.chain is not None else []
+        return Response.json(rows)
+
+    async def _upstreams(self, request: Request) -> Response:
+        return Response.json([up.status() for up in self.gateway.pipeline.upstreams.values()])
+
+    async def _plugins(self, request: Request) -> Response:
+        from .plugins import plugin_summary
+
+        registry = self.gateway.registry
+        installed = [plugin_summary(i) for i in sorted(registry.infos.values(), key=lambda i: i.name)]
+        instances = [
+            {"name": inst.name, "route": inst.route, "class": f"{type(inst).__module__}.{type(inst).__qualname__}"}
+            for inst in self.gateway.pipeline.instances
+        ]
+        admin_routes = [{"method": c.route.method, "path": c.route.path, "plugin": c.owner,
+                         "description": c.route.description} for c in self.plugin_routes()]
+        return Response(200, [("content-type", "application/json")], json.dumps(
+            {"installed": installed, "configured": instances, "admin_routes": admin_routes},
+            separators=(",", ":"), default=str).encode())
+
+    async def _reload(self, request: Request) -> Response:
+        rid = new_request_id()
+        if self.runtime.supervised:
+            errors = await trio.to_thread.run_sync(self._validate_file)
+            if errors:
+                return problem(422, "the config file is invalid; the running config keeps serving",
+                               request_id=rid, errors=errors)
+            os.kill(os.getppid(), signal.SIGHUP)  # the supervisor forwards it to every worker
+            log.info("admin: config valid, reload signalled to the supervisor")
+            return Response.json({"status": "reloading", "workers": self.gateway.config.gateway.workers}, status=202)
+        errors = await self.gateway.reload()
+        if errors:
+            return problem(422, "reload rejected; the running config keeps serving", request_id=rid, errors=errors)
+        log.info("admin: config reloaded (version %d)", self.gateway.version)
+        return Response.json({"status": "reloaded", "config_version": self.gateway.version})
+
+    def _validate_file(self) -> list[str]:
+        from .config import load_config
+        from .pipeline import Pipeline
+        from .upstream import HTTPClient
+
+        path = self.gateway.config_path
+        if path is None:
+            return ["no config file to reload from"]
+        try:
+            Pipeline(load_config(path), self.gateway.registry, HTTPClient())
+        except ConfigError as exc:
+            return [f"{exc.source}: {e}" for e in exc.errors]
+        return []
+
+
+async def start_admin(
+    nursery: trio.Nursery, gateway: Gateway, servers: list[Any], *, supervised: bool = False,
+) -> AdminAPI | None:
+    """Publish the :class:`Runtime`, and serve the admin API if ``[admin] listen`` is set.
+
+    Raises :class:`ConfigError` (the gateway refuses to start) when the admin settings are unsafe.
+    With workers, each worker binds the admin address with SO_REUSEPORT; any of them answers.
+    """
+    from .listeners import bind_socket
+    from .server import HTTP1Server
+
+    runtime = Runtime(gateway, servers, supervised=supervised)
+    gateway.extras["triogate.runtime"] = runtime
+    admin_cfg = gateway.config.admin
+    if admin_cfg.listen is None:
+        return None
+    errors = check_admin(admin_cfg)
+    if errors:
+        raise ConfigError(errors, gateway.config.source)
+    api = AdminAPI(gateway, runtime)
+    listener_cfg = ListenerConfig(admin_cfg.listen)
+    sock = trio.socket.from_stdlib_socket(bind_socket(listener_cfg, reuse_port=supervised))
+    addr = sock.getsockname()
+    api.bound = (addr[0], addr[1])
+    server = HTTP1Server(api, listener_cfg)
+    await nursery.start(server.run, trio.SocketListener(sock))
+    log.info("admin API on %s", api.url)
+    return api
