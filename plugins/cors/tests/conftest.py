@@ -20,6 +20,11 @@ class ChallengeAuth(triogate.Plugin):
 
 
 @pytest.fixture
+def challenge_auth() -> type[ChallengeAuth]:
+    return ChallengeAuth
+
+
+@pytest.fixture
 def make_gateway(upstream: UpstreamServer, gateway_factory):
     ChallengeAuth.calls = 0
 

@@ -3,7 +3,7 @@
 import triogate
 from triogate.testing import UpstreamServer
 
-from conftest import APP
+APP = "https://app.example.com"
 
 
 async def test_allowed_origin_gets_cors_headers(make_gateway, upstream: UpstreamServer) -> None:

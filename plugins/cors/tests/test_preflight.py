@@ -3,7 +3,7 @@
 import pytest
 from triogate.testing import UpstreamServer
 
-from conftest import APP, ChallengeAuth
+APP = "https://app.example.com"
 
 
 def preflight(origin: str = APP, method: str = "PUT", headers: str | None = None) -> dict[str, str]:
@@ -15,7 +15,7 @@ def preflight(origin: str = APP, method: str = "PUT", headers: str | None = None
 
 @pytest.mark.parametrize("where", ["global", "route"])
 async def test_allowed_preflight_is_answered_without_reaching_auth_or_upstream(
-        make_gateway, upstream: UpstreamServer, where: str) -> None:
+        make_gateway, upstream: UpstreamServer, challenge_auth, where: str) -> None:
     gw = await make_gateway({"origins": [APP], "credentials": True, "max_age": 600,
                              "headers": ["Authorization", "Content-Type"]}, where=where, auth=True)
     r = await gw.client.request("OPTIONS", "/api/items", headers=preflight(headers="authorization, content-type"))
@@ -27,11 +27,11 @@ async def test_allowed_preflight_is_answered_without_reaching_auth_or_upstream(
     assert r.headers["access-control-max-age"] == "600"
     assert "Origin" in r.headers["vary"]
     assert r.content == b""
-    assert ChallengeAuth.calls == 0
+    assert challenge_auth.calls == 0
     assert upstream.requests == []
     # the same route without the preflight headers does go through auth (and fails it)
     r = await gw.client.get("/api/items", headers={"origin": APP})
-    assert r.status == 401 and ChallengeAuth.calls == 1
+    assert r.status == 401 and challenge_auth.calls == 1
     # ... and the 401 still carries the CORS headers, so the page's script can read it
     assert r.headers["access-control-allow-origin"] == APP
 
@@ -55,7 +55,7 @@ async def test_regex_origins_are_anchored(make_gateway) -> None:
         assert "access-control-allow-origin" not in r.headers
 
 
-async def test_refused_origin_method_and_headers(make_gateway, upstream: UpstreamServer) -> None:
+async def test_refused_origin_method_and_headers(make_gateway, upstream: UpstreamServer, challenge_auth) -> None:
     gw = await make_gateway({"origins": [APP], "methods": ["GET", "POST"], "headers": ["Content-Type"]}, auth=True)
     r = await gw.client.request("OPTIONS", "/api/x", headers=preflight(origin="https://other.example.com",
                                                                        method="GET"))
@@ -68,7 +68,7 @@ async def test_refused_origin_method_and_headers(make_gateway, upstream: Upstrea
     assert r.status == 403 and "'DELETE'" in r.json()["detail"]
     r = await gw.client.request("OPTIONS", "/api/x", headers=preflight(method="POST", headers="content-type, x-secret"))
     assert r.status == 403 and r.json()["detail"].endswith("x-secret")
-    assert ChallengeAuth.calls == 0 and upstream.requests == []
+    assert challenge_auth.calls == 0 and upstream.requests == []
 
 
 async def test_requested_headers_are_reflected_when_none_are_listed(make_gateway) -> None:
