@@ -3,15 +3,15 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 # every distribution in the workspace: core, first-party plugins, contrib packages
-PACKAGES := core $(sort $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml contrib/*/pyproject.toml)))
+PACKAGES := core[fast] $(sort $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml contrib/*/pyproject.toml)))
 STAMP  := $(VENV)/.installed
 
 .PHONY: run test install bench lint clean
 
-$(STAMP): $(foreach p,$(PACKAGES),$(p)/pyproject.toml) requirements-dev.txt Makefile
+$(STAMP): core/pyproject.toml $(foreach p,$(filter-out core[fast],$(PACKAGES)),$(p)/pyproject.toml) requirements-dev.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $(foreach p,$(PACKAGES),-e ./$(p)) -r requirements-dev.txt
+	$(PY) -m pip install --quiet $(foreach p,$(PACKAGES),-e "./$(p)") -r requirements-dev.txt
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -23,6 +23,7 @@ test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -r bench/requirements.txt
 	$(PY) bench/proxy_bench.py
 
 lint: $(STAMP)

@@ -1,0 +1,336 @@
+"""The fast HTTP/1.1 backend: llhttp (through httptools) parses, framing is written here.
+
+llhttp is strict where it matters for smuggling (CL+TE, duplicate Content-Length,
+bad chunk sizes, bare LF, obs-fold are errors); :mod:`.rules` adds the rest, so
+the verdicts match the h11 reference backend (the conformance tests run both).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import httptools
+
+from .events import CLOSED, END, NEED_DATA, PAUSED, ProtocolError, RequestHead, ResponseHead
+from .rules import Limits, check_request, valid_header
+
+__all__ = ["FastServerConnection", "FastClientConnection"]
+
+_STATUS_LINES: dict[tuple[int, bytes], bytes] = {}
+_CRLF = b"\r\n"
+
+
+def _status_line(status: int, reason: bytes) -> bytes:
+    key = (status, reason)
+    line = _STATUS_LINES.get(key)
+    if line is None:
+        line = b"HTTP/1.1 %d %s\r\n" % (status, reason)
+        if len(_STATUS_LINES) < 512:
+            _STATUS_LINES[key] = line
+    return line
+
+
+def _serialize_headers(parts: list[bytes], headers: list[tuple[bytes, bytes]]) -> None:
+    for name, value in headers:
+        if not valid_header(name, value):
+            raise ProtocolError(f"invalid header field {name[:40]!r}", 500)
+        parts.append(name + b": " + value + _CRLF)
+
+
+class FastServerConnection:
+    """Server side: parse requests (pipelining included), frame responses."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self._parser = httptools.HttpRequestParser(self)
+        self._events: deque[Any] = deque()
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._url = b""
+        self._head_bytes = 0
+        self._in_head = False
+        self._between = True        # no partial message buffered
+        self._eof = False
+        self._failed = False
+        self._chunked_out = False
+        self._close_delimited = False
+        self._close = False
+        self._client_11 = True
+        self.trailing_data = b""
+        self.waiting_for_100_continue = False
+
+    # -- httptools callbacks
+    def on_message_begin(self) -> None:
+        self._headers = []
+        self._url = b""
+        self._in_head = True
+        self._between = False
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._in_head:
+            self._headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        size = len(self._url) + 20 + sum(len(n) + len(v) + 4 for n, v in self._headers)
+        try:
+            if size > self.limits.max_header_bytes:
+                raise ProtocolError("request head too large", 431)
+            head = check_request(self._parser.get_method().decode("ascii"), self._url, self._headers,
+                                 self._parser.get_http_version(), self.limits)
+        except ProtocolError as exc:
+            self._events.append(exc)
+            return
+        self._events.append(head)
+
+    def on_body(self, body: bytes) -> None:
+        self._events.append(bytes(body))
+
+    def on_message_complete(self) -> None:
+        self._events.append(END)
+        self._between = True
+
+    # -- interface
+    def receive_data(self, data: bytes) -> None:
+        if not data:
+            self._eof = True
+            return
+        if self._failed:
+            return
+        if self._in_head or self._between:
+            self._head_bytes = self._head_bytes + len(data) if self._in_head else len(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            offset = exc.args[0] if exc.args else len(data)
+            self.trailing_data = data[offset:]
+            self._events.append(PAUSED)
+            self._failed = True
+        except httptools.HttpParserError as exc:
+            self._events.append(ProtocolError(f"malformed request: {exc}"))
+            self._failed = True
+        if self._in_head and self._head_bytes > self.limits.max_header_bytes:
+            self._events.append(ProtocolError("request head too large", 431))
+            self._failed = True
+
+    def next_event(self) -> Any:
+        events = self._events
+        if events:
+            ev = events.popleft()
+            if type(ev) is ProtocolError:
+                events.clear()
+                raise ev
+            if type(ev) is RequestHead:
+                self.waiting_for_100_continue = ev.expect_continue
+                self._client_11 = ev.http_version == "1.1"
+            elif type(ev) is bytes:
+                self.waiting_for_100_continue = False
+            return ev
+        if self._eof:
+            if self._between:
+                return CLOSED
+            raise ProtocolError("connection closed mid-request")
+        return NEED_DATA
+
+    def send_informational(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+        self.waiting_for_100_continue = False
+        parts = [_status_line(status, reason)]
+        _serialize_headers(parts, headers)
+        parts.append(_CRLF)
+        return b"".join(parts)
+
+    def send_response(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], *,
+                      no_body: bool, length: int | None, close: bool) -> bytes:
+        """Head bytes with framing: Content-Length when known, else chunked (or close-delimited for 1.0)."""
+        self.waiting_for_100_continue = False
+        parts = [_status_line(status, reason)]
+        _serialize_headers(parts, headers)
+        self._chunked_out = False
+        self._close_delimited = False
+        if not no_body:
+            if length is not None:
+                parts.append(b"content-length: %d\r\n" % length)
+            elif self._client_11:
+                parts.append(b"transfer-encoding: chunked\r\n")
+                self._chunked_out = True
+            else:
+                self._close_delimited = True
+        self._close = close or self._close_delimited
+        if self._close:
+            parts.append(b"connection: close\r\n")
+        parts.append(_CRLF)
+        return b"".join(parts)
+
+    def send_data(self, data: bytes) -> bytes:
+        if self._chunked_out:
+            return b"%x\r\n%b\r\n" % (len(data), data)
+        return data
+
+    def send_end(self) -> bytes:
+        return b"0\r\n\r\n" if self._chunked_out else b""
+
+    @property
+    def must_close(self) -> bool:
+        return self._close or self._failed
+
+    def start_next_cycle(self) -> None:
+        self.waiting_for_100_continue = False
+
+
+class FastClientConnection:
+    """Client side: frame requests, parse responses (one at a time; no pipelining)."""
+
+    def __init__(self, max_head_bytes: int = 65536) -> None:
+        self.max_head_bytes = max_head_bytes
+        self._parser = httptools.HttpResponseParser(self)
+        self._events: deque[Any] = deque()
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._reason = b""
+        self._in_head = False
+        self._method = "GET"
+        self._chunked_out = False
+        self._eof = False
+        self._done = True
+        self._keep_alive = True
+        self._close_delimited = False
+        self._failed = False
+        self.trailing_data = b""
+        self.received_any = False
+        self._head_bytes = 0
+        self._last_status = 0
+
+    # -- httptools callbacks
+    def on_message_begin(self) -> None:
+        self._headers = []
+        self._reason = b""
+        self._in_head = True
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._in_head:
+            self._headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        p = self._parser
+        status = self._last_status = p.get_status_code()
+        self._keep_alive = p.should_keep_alive()
+        length: int | None = None
+        chunked = False
+        for n, v in self._headers:
+            if n == b"content-length":
+                length = int(v)
+            elif n == b"transfer-encoding":
+                chunked = True
+        if chunked:
+            length = None
+        if self._method == "HEAD" or status in (204, 304) or status < 200:
+            length = 0
+        self._close_delimited = length is None and not chunked and status >= 200
+        self._events.append(ResponseHead(status, self._reason, self._headers, p.get_http_version(), length))
+        if self._method == "HEAD" and status >= 200:
+            # llhttp cannot be told a HEAD response has no body: finish it here, start a fresh parser.
+            self._events.append(END)
+            self._done = True
+            self._parser = httptools.HttpResponseParser(self)
+            raise _HeadDone()
+
+    def on_body(self, body: bytes) -> None:
+        self._events.append(bytes(body))
+
+    def on_message_complete(self) -> None:
+        # 1xx interim responses complete too; only a final response ends the exchange.
+        if self._last_status < 200:
+            return
+        self._events.append(END)
+        self._done = True
+
+    # -- interface
+    def send_request(self, method: str, target: bytes, headers: list[tuple[bytes, bytes]], *,
+                     length: int | None, framed: bool) -> bytes:
+        """Head bytes; ``framed`` adds Content-Length (or chunked when ``length`` is None)."""
+        self._method = method
+        self._done = False
+        self._events.clear()
+        parts = [method.encode("ascii") + b" " + target + b" HTTP/1.1\r\n"]
+        _serialize_headers(parts, headers)
+        self._chunked_out = False
+        if framed:
+            if length is None:
+                parts.append(b"transfer-encoding: chunked\r\n")
+                self._chunked_out = True
+            else:
+                parts.append(b"content-length: %d\r\n" % length)
+        parts.append(_CRLF)
+        return b"".join(parts)
+
+    def send_data(self, data: bytes) -> bytes:
+        if self._chunked_out:
+            return b"%x\r\n%b\r\n" % (len(data), data)
+        return data
+
+    def send_end(self) -> bytes:
+        return b"0\r\n\r\n" if self._chunked_out else b""
+
+    def receive_data(self, data: bytes) -> None:
+        if not data:
+            self._eof = True
+            return
+        self.received_any = True
+        if self._failed:
+            return
+        try:
+            self._parser.feed_data(data)
+        except _HeadDone:
+            pass
+        except httptools.HttpParserCallbackError as exc:
+            if not isinstance(exc.__context__, _HeadDone):
+                self._events.append(ProtocolError(f"invalid response: {exc}", 502))
+                self._failed = True
+        except httptools.HttpParserUpgrade as exc:
+            offset = exc.args[0] if exc.args else len(data)
+            self.trailing_data = data[offset:]
+            self._failed = True  # the connection leaves HTTP
+        except httptools.HttpParserError as exc:
+            self._events.append(ProtocolError(f"invalid response: {exc}", 502))
+            self._failed = True
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > self.max_head_bytes:
+                self._events.append(ProtocolError("response head too large", 502))
+                self._failed = True
+        else:
+            self._head_bytes = 0
+
+    def next_event(self) -> Any:
+        events = self._events
+        if events:
+            ev = events.popleft()
+            if type(ev) is ProtocolError:
+                raise ev
+            return ev
+        if self._eof:
+            if self._close_delimited and not self._done:
+                self._done = True
+                self._keep_alive = False
+                return END
+            if self._done:
+                return CLOSED
+            raise ProtocolError("upstream closed the connection mid-response", 502)
+        return NEED_DATA
+
+    @property
+    def reusable(self) -> bool:
+        return self._done and self._keep_alive and not self._failed and not self._eof and not self._events
+
+    def start_next_cycle(self) -> None:
+        self._head_bytes = 0
+
+
+class _HeadDone(Exception):
+    """Raised from a callback to stop llhttp after a HEAD response's head."""

@@ -1,0 +1,109 @@
+"""Request-head rules every backend applies, in one place (RFC 9112 §3, §6; smuggling defences).
+
+Both parsers hand the parsed head here, so the verdict on an ambiguous request
+never depends on which parser read it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .events import ProtocolError, RequestHead
+
+__all__ = ["Limits", "check_request", "check_raw_head", "valid_header", "HTTP_VERSIONS"]
+
+HTTP_VERSIONS = frozenset({"1.0", "1.1"})
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_CL_LINE = re.compile(rb"\ncontent-length:([^\r\n]*)")
+_known_good_names: set[bytes] = set()
+
+
+class Limits:
+    __slots__ = ("max_request_line", "max_header_bytes", "max_headers")
+
+    def __init__(self, max_request_line: int = 8192, max_header_bytes: int = 32768, max_headers: int = 100) -> None:
+        self.max_request_line = max_request_line
+        self.max_header_bytes = max_header_bytes
+        self.max_headers = max_headers
+
+
+def valid_header(name: bytes, value: bytes) -> bool:
+    """Is this field safe to serialize (no response splitting, a token name)?"""
+    if name not in _known_good_names:
+        if _TOKEN.fullmatch(name) is None:
+            return False
+        if len(_known_good_names) < 4096:
+            _known_good_names.add(name)
+    return _BAD_VALUE.search(value) is None
+
+
+def check_raw_head(block: bytes) -> None:
+    """Rules on the raw head bytes for parsers that tolerate them (h11 accepts bare LF and obs-fold)."""
+    if block.count(b"\n") != block.count(b"\r\n") or block.count(b"\r") != block.count(b"\r\n"):
+        raise ProtocolError("bare CR or LF in request head")
+    if b"\n " in block or b"\n\t" in block:
+        raise ProtocolError("obsolete line folding in request head")
+    lower = block.lower()
+    if b"\ncontent-length:" in lower:
+        values = _CL_LINE.findall(lower)
+        if len(values) > 1:
+            raise ProtocolError("duplicate Content-Length")
+        if values and not values[0].strip(b" \t").isdigit():
+            raise ProtocolError("bad Content-Length")
+
+
+def check_request(method: str, target: bytes, headers: list[tuple[bytes, bytes]], http_version: str,
+                  limits: Limits) -> RequestHead:
+    if http_version not in HTTP_VERSIONS:
+        raise ProtocolError(f"HTTP version {http_version} not supported", 505)
+    if len(target) > limits.max_request_line:
+        raise ProtocolError("request target too long", 414)
+    if len(headers) > limits.max_headers:
+        raise ProtocolError("too many header fields", 431)
+    length: int | None = 0
+    chunked = False
+    cl_seen = te_seen = False
+    hosts = 0
+    expect_continue = False
+    conn_upgrade = False
+    conn_close = False
+    upgrade = False
+    for name, value in headers:
+        if name == b"content-length":
+            if cl_seen:
+                raise ProtocolError("duplicate Content-Length")
+            cl_seen = True
+            if not value.isdigit() or len(value) > 18:
+                raise ProtocolError("bad Content-Length")
+            length = int(value)
+        elif name == b"transfer-encoding":
+            if te_seen:
+                raise ProtocolError("more than one Transfer-Encoding", 501)
+            te_seen = True
+            if value.strip().lower() != b"chunked":
+                raise ProtocolError("only Transfer-Encoding: chunked is supported", 501)
+            chunked = True
+            length = None
+        elif name == b"host":
+            hosts += 1
+        elif name == b"expect":
+            if value.strip().lower() == b"100-continue":
+                expect_continue = True
+        elif name == b"connection":
+            tokens = [t.strip() for t in value.lower().split(b",")]
+            conn_upgrade = conn_upgrade or b"upgrade" in tokens
+            conn_close = conn_close or b"close" in tokens
+        elif name == b"upgrade":
+            upgrade = True
+    if cl_seen and te_seen:
+        raise ProtocolError("both Content-Length and Transfer-Encoding")
+    if te_seen and http_version == "1.0":
+        raise ProtocolError("Transfer-Encoding in an HTTP/1.0 request")
+    if hosts > 1:
+        raise ProtocolError("more than one Host header")
+    if hosts == 0 and http_version == "1.1":
+        raise ProtocolError("missing Host header")
+    return RequestHead(method, target, headers, http_version, length, chunked,
+                       expect_continue and http_version == "1.1", upgrade and conn_upgrade,
+                       http_version == "1.1" and not conn_close)
