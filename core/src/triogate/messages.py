@@ -27,7 +27,7 @@ class BodyTooLarge(Exception):
 class Body:
     """A one-shot stream of byte chunks, or a fixed bytes value (repeatable)."""
 
-    __slots__ = ("_data", "_source", "length", "_consumed", "_on_close")
+    __slots__ = ("_data", "_source", "length", "_consumed", "_on_close", "_head", "received")
 
     def __init__(
         self,
@@ -37,12 +37,16 @@ class Body:
     ) -> None:
         self._on_close = on_close
         self._consumed = False
+        self._head: bytes | None = None
+        #: bytes taken from the stream so far (a fixed body: its length); the access log's bytes_in
+        self.received = 0
         if source is None:
             source = b""
         if isinstance(source, (bytes, bytearray, memoryview)):
             self._data: bytes | None = bytes(source)
             self._source: AsyncIterable[bytes] | None = None
             self.length = len(self._data)
+            self.received = self.length
         else:
             self._data = None
             self._source = source
@@ -61,6 +65,39 @@ class Body:
     @property
     def data(self) -> bytes | None:
         return self._data
+
+    async def prime(self) -> None:
+        """Read the first chunk of a streamed body now (it is kept and streamed first).
+
+        The proxy calls this before it contacts an upstream, so a malformed, missing or
+        too-large body fails before a single byte goes upstream, and no upstream
+        connection waits for a slow client. A body of known length that arrives in
+        that first chunk becomes buffered (so it can be replayed on a retry).
+        """
+        if self._data is not None or self._consumed or self._head is not None:
+            return
+        assert self._source is not None
+        it = self._source.__aiter__()
+        self._source = it
+        head = b""
+        while not head:
+            try:
+                head = await it.__anext__()
+                self.received += len(head)
+            except StopAsyncIteration:
+                self._data = b""
+                self._source = None
+                self.length = 0
+                return
+        if self.length is not None and len(head) >= self.length:
+            async for extra in it:  # the end of the message: lets the source finish cleanly
+                self.received += len(extra)
+                head += extra
+            self._data = bytes(head)
+            self._source = None
+            self.length = len(self._data)
+            return
+        self._head = head
 
     async def read(self, limit: int) -> bytes:
         """Buffer the whole body, up to ``limit`` bytes."""
@@ -91,8 +128,12 @@ class Body:
             raise RuntimeError("body stream was already consumed")
         self._consumed = True
         assert self._source is not None
+        head, self._head = self._head, None
+        if head:
+            yield head
         async for chunk in self._source:
             if chunk:
+                self.received += len(chunk)
                 yield chunk
 
     async def aclose(self) -> None:

@@ -47,8 +47,12 @@ def normalize_path(path: str) -> str:
         if _BAD_PCT.search(path):
             raise BadPath("invalid percent-encoding")
         path = _PCT_RE.sub(_pct, path)
+        if "%00" in path:
+            raise BadPath("encoded NUL in path")
+    if "%2F" in path or "%5C" in path or ";" in path:
+        _check_hidden_dot_segments(path)
     if "//" in path:
-        path = re.sub(r"/{2,}", "/", path)
+        path = _SLASHES.sub("/", path)
     if "/." not in path:
         return path
     out: list[str] = []
@@ -70,6 +74,21 @@ def normalize_path(path: str) -> str:
     return "/" + "/".join(out)
 
 
+def _check_hidden_dot_segments(path: str) -> None:
+    """Reject dot-segments that another parser would see: ``..%2F``, ``..%5C``, ``..;x``.
+
+    ``%2F`` stays encoded in the normalized path, but many servers decode it (or treat
+    ``;`` as a parameter delimiter) before resolving ``..``: the upstream would then
+    serve a path that routing never saw.
+    """
+    for seg in path.split("/"):
+        if "%2F" in seg or "%5C" in seg or ";" in seg:
+            for piece in seg.replace("%2F", "/").replace("%5C", "/").split("/"):
+                if piece.split(";", 1)[0] in (".", ".."):
+                    raise BadPath("dot-segment hidden by an encoded slash or a path parameter")
+
+
+_SLASHES = re.compile(r"/{2,}")
 _PARAM_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 

@@ -19,7 +19,7 @@ import trio
 
 from .config import ListenerConfig
 from .headers import Headers
-from .messages import Body, Request, Response
+from .messages import Body, BodyTooLarge, Request, Response
 from .pipeline import ClientError
 from .proxy import new_request_id
 from .routing import BadPath, normalize_path
@@ -32,6 +32,40 @@ _NO_BODY_STATUS = frozenset({204, 304})
 _RESPONSE_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection", b"keep-alive"})
 _REASONS = {s.value: s.phrase.encode() for s in __import__("http").HTTPStatus}
 _ACCEPT_RETRY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+_HTTP_VERSIONS = frozenset({b"1.1", b"1.0"})
+# RFC 3986 reg-name / IPv4 characters, and what an IP-literal or port adds
+_HOST_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=%:[]")
+
+
+_MAX_CHUNKED_TOTAL = (1 << 63) - 1  # beyond it, parsers that truncate to 64 bits disagree on framing
+
+
+def _chunk_remaining(conn: h11.Connection) -> int:
+    """Bytes of the current chunk h11 has not delivered yet (from the chunk-size line).
+
+    h11 does not expose the declared chunk size; it keeps it in its chunked reader.
+    Without that reader (another h11 version) this returns 0 and only the running
+    total is checked.
+    """
+    return getattr(getattr(conn, "_reader", None), "_bytes_in_chunk", 0)
+
+
+def _valid_host(value: bytes) -> bool:
+    """uri-host [ ":" port ] (RFC 9110 §7.2): no path, userinfo, spaces or controls."""
+    if not value:
+        return True  # an empty Host is allowed (RFC 9112 §3.2) and matches no host-bound route
+    if not _HOST_BYTES.issuperset(value):
+        return False
+    if value.startswith(b"["):
+        end = value.find(b"]")
+        if end < 0:
+            return False
+        rest = value[end + 1:]
+        return not rest or (rest[:1] == b":" and rest[1:].isdigit())
+    host, sep, port = value.rpartition(b":")
+    if sep:
+        return bool(host) and b":" not in host and b"[" not in host and port.isdigit()
+    return b"]" not in value
 
 
 class _Reject(Exception):
@@ -43,15 +77,16 @@ class _Reject(Exception):
         self.detail = detail
 
 
-def raw_problem(status: int, detail: str, reason: bytes = b"") -> bytes:
-    from http import HTTPStatus
-
-    title = HTTPStatus(status).phrase
+def raw_problem(status: int, detail: str, request_id_header: bytes = b"x-request-id") -> bytes:
+    """A complete problem+json response for requests refused before the pipeline (closes the connection)."""
+    title = _REASONS.get(status, b"Error").decode()
+    rid = new_request_id()
     body = json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail,
-                       "request_id": new_request_id()}, separators=(",", ":")).encode()
+                       "request_id": rid}, separators=(",", ":")).encode()
     return (
         f"HTTP/1.1 {status} {title}\r\ncontent-type: application/problem+json\r\n"
-        f"content-length: {len(body)}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n"
+        f"content-length: {len(body)}\r\ncache-control: no-store\r\n"
+        f"{request_id_header.decode()}: {rid}\r\nconnection: close\r\n\r\n"
     ).encode() + body
 
 
@@ -92,6 +127,7 @@ class HTTP1Server:
         gcfg = gateway.config.gateway
         self.limits = gcfg.limits
         self.timeouts = gcfg.timeouts
+        self.request_id_header = gcfg.request_id_header.lower().encode("latin-1")
         self.connections: set[_Conn] = set()
         self.draining = False
         self._accept_scope: trio.CancelScope | None = None
@@ -216,6 +252,8 @@ class HTTP1Server:
     def _validate(self, event: h11.Request, head: bytes) -> None:
         """Reject what h11 tolerates but a proxy must not forward (RFC 9112 §6.3, §5.2)."""
         end = head.find(b"\r\n\r\n")
+        if (end if end >= 0 else len(head)) > self.limits.max_header_bytes:
+            raise _Reject(431, "request head too large")
         block = head[: end if end >= 0 else len(head)]
         if block.count(b"\n") != block.count(b"\r\n") or block.count(b"\r") != block.count(b"\r\n"):
             raise _Reject(400, "bare CR or LF in request head")
@@ -225,21 +263,30 @@ class HTTP1Server:
             raise _Reject(414, "request target too long")
         if len(event.headers) > self.limits.max_headers:
             raise _Reject(431, "too many header fields")
+        if event.http_version not in _HTTP_VERSIONS:
+            raise _Reject(505, "this listener serves HTTP versions 1.0 and 1.1")
         has_cl = has_te = False
-        hosts = 0
-        for name, _ in event.headers:
+        host: bytes | None = None
+        for name, value in event.headers:
             if name == b"content-length":
                 has_cl = True
             elif name == b"transfer-encoding":
                 has_te = True
             elif name == b"host":
-                hosts += 1
-        if has_cl and has_te:
-            raise _Reject(400, "both Content-Length and Transfer-Encoding")
-        if has_cl and block.lower().count(b"\ncontent-length:") > 1:
-            raise _Reject(400, "duplicate Content-Length")
-        if hosts > 1:
-            raise _Reject(400, "more than one Host header")
+                if host is not None:
+                    raise _Reject(400, "more than one Host header")
+                host = value
+        if has_cl:
+            if has_te:
+                raise _Reject(400, "both Content-Length and Transfer-Encoding")
+            # h11 merges repeated or list-valued Content-Length fields; a proxy must not
+            lowered = block.lower()
+            if lowered.count(b"\ncontent-length:") > 1:
+                raise _Reject(400, "duplicate Content-Length")
+            if b"," in lowered.split(b"\ncontent-length:", 1)[1].split(b"\r\n", 1)[0]:
+                raise _Reject(400, "list-valued Content-Length")
+        if host is not None and not _valid_host(host):
+            raise _Reject(400, "invalid Host header")
 
     def _build_request(self, c: _Conn, event: h11.Request) -> Request:
         target = event.target
@@ -254,7 +301,7 @@ class HTTP1Server:
             from urllib.parse import urlsplit
 
             u = urlsplit(text)
-            if not u.netloc:
+            if not u.netloc or "@" in u.netloc or not _valid_host(u.netloc.encode("ascii")):
                 raise _Reject(400, "invalid absolute-form target")
             path, query = u.path or "/", u.query
             headers.set("host", u.netloc)  # RFC 9112 §3.2.2: the target's authority wins
@@ -307,9 +354,13 @@ class HTTP1Server:
                 t = type(event)
                 if t is h11.Data:
                     received += len(event.data)
-                    if limit and received > limit:
-                        from .messages import BodyTooLarge
-
+                    if event.chunk_start:
+                        declared = received + _chunk_remaining(conn)
+                        if declared > _MAX_CHUNKED_TOTAL:
+                            raise ClientError("chunk size out of range")
+                        if limit and declared > limit:
+                            raise BodyTooLarge(limit)  # declared by the chunk header: refuse before reading it
+                    elif limit and received > limit:
                         raise BodyTooLarge(limit)
                     yield event.data
                 elif t is h11.EndOfMessage:
@@ -343,7 +394,7 @@ class HTTP1Server:
             request = self._build_request(c, event)
         except _Reject as rej:
             with trio.move_on_after(self.timeouts.send):
-                await c.stream.send_all(raw_problem(rej.status, rej.detail))
+                await c.stream.send_all(raw_problem(rej.status, rej.detail, self.request_id_header))
             return False
 
         c.busy = True

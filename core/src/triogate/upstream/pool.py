@@ -233,6 +233,8 @@ class ConnectionPool:
         ``headers`` must not carry Host (the pool adds the authority unless a Host is given)
         nor framing headers; framing follows ``body`` (Content-Length when the length is known).
         """
+        if body is not None:
+            await body.prime()  # a bad or missing body fails here, before anything goes upstream
         replayable = body is None or body.is_buffered
         conn, reused = await self._checkout()
         self.active_requests += 1
