@@ -327,6 +327,11 @@ class ConnectionPool:
                 length = int(cl)
         if length == 0:
             body = Body(b"")
+            if conn.h11.their_state is h11.SEND_BODY:
+                try:  # h11 knows there is no body: its EndOfMessage is ready without more bytes
+                    conn.h11.next_event()
+                except h11.RemoteProtocolError:
+                    pass  # not DONE: _finish closes the connection instead of reusing it
             await self._finish(conn)
         else:
             body = Body(self._stream_body(conn), length, on_close=_Closer(self, conn))
