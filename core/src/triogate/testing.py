@@ -111,7 +111,7 @@ class RunningGateway:
     @property
     def url(self) -> str:
         host, port = self.bound[0]
-        return f"http://{host}:{port}"
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     async def reload(self, config: Mapping[str, Any] | str) -> list[str]:
         return await self.gateway.reload(_to_config(config, self.gateway.config.gateway.listen))
