@@ -24,6 +24,8 @@ END = "<!-- config-table:end -->"
 
 
 def _type_name(tp: Any) -> str:
+    if tp is Any:
+        return "any"
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin is typing.Literal:
@@ -57,7 +59,8 @@ def _default(f: attrs.Attribute) -> str:
 
 
 def config_table(cls: type, prefix: str = "") -> str:
-    """A Markdown table of every field (nested attrs classes flattened with dotted names)."""
+    """A Markdown table of every field (nested attrs classes flattened with dotted names;
+    a table of attrs classes keyed by name appears as ``field.<name>.subfield``)."""
     rows: list[str] = []
     hints = typing.get_type_hints(cls)
 
@@ -69,6 +72,8 @@ def config_table(cls: type, prefix: str = "") -> str:
             rows.append(f"| `{pre}{f.name}` | {_type_name(tp)} | {_default(f)} | {desc} |")
             if attrs.has(tp):
                 walk(tp, f"{pre}{f.name}.")
+            elif typing.get_origin(tp) is dict and attrs.has(typing.get_args(tp)[1]):
+                walk(typing.get_args(tp)[1], f"{pre}{f.name}.<name>.")  # keyed tables of settings
 
     del hints
     walk(cls, prefix)
