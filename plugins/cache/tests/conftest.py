@@ -1,0 +1,66 @@
+"""Fixtures for the cache tests: a gateway with the cache on one route in front of a programmable origin."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+import triogate
+from triogate.testing import UpstreamServer
+
+from triogate_cache import Cache
+
+
+class HeaderAuth(triogate.Plugin):
+    """Test auth: ``X-User: alice`` makes consumer alice (an API key in disguise)."""
+
+    priority = 1000
+
+    @triogate.hookimpl
+    async def auth(self, ctx: triogate.Context) -> None:
+        user = ctx.request.headers.get("x-user")
+        if user:
+            ctx.principal = triogate.Principal(consumer=user, method="header")
+
+
+def gateway_config(upstream: UpstreamServer, cache: dict[str, Any] | None = None,
+                   route: dict[str, Any] | None = None, **top: Any) -> dict[str, Any]:
+    r: dict[str, Any] = {"paths": ["/"], "upstream": "u", "plugins": {"cache": dict(cache or {})}}
+    r.update(route or {})
+    cfg: dict[str, Any] = {"upstreams": {"u": {"targets": [{"url": upstream.url}], "retries": 0}},
+                           "routes": {"r": r}}
+    cfg.update(top)
+    return cfg
+
+
+@pytest.fixture
+def cached(gateway_factory: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """``await cached(upstream, cache={...})`` → a running gateway with the cache on route ``r``."""
+
+    async def make(upstream: UpstreamServer, cache: dict[str, Any] | None = None,
+                   route: dict[str, Any] | None = None, **top: Any) -> Any:
+        plugins = {"cache": Cache, "header-auth": HeaderAuth}
+        return await gateway_factory(gateway_config(upstream, cache, route, **top), plugins=plugins)
+
+    return make
+
+
+def _calls(server: UpstreamServer, path: str) -> int:
+    return sum(1 for r in server.requests if r.path == path)
+
+
+def _status_of(resp: Any) -> str:
+    return resp.headers.get("cache-status") or ""
+
+
+@pytest.fixture
+def calls() -> Callable[[UpstreamServer, str], int]:
+    """``calls(upstream, path)``: how many requests for ``path`` reached the origin."""
+    return _calls
+
+
+@pytest.fixture
+def status_of() -> Callable[[Any], str]:
+    """``status_of(response)``: its Cache-Status header ("" when absent)."""
+    return _status_of
