@@ -74,6 +74,10 @@ def _forwarded_node(ip: str) -> str:
     return f'"[{ip}]"' if ":" in ip else ip
 
 
+_FORWARDING = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"forwarded", b"via"})
+_HOST_TOKEN_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]")
+
+
 def forward_request_headers(
     headers: Headers,
     *,
@@ -85,29 +89,64 @@ def forward_request_headers(
     via: bytes | None,
     http_version: str,
 ) -> list[tuple[bytes, bytes]]:
-    """The header list sent upstream: end-to-end fields plus the forwarding ones."""
+    """The header list sent upstream: end-to-end fields plus the forwarding ones.
+
+    Hop-by-hop fields (and those named in ``Connection``), framing, ``Expect`` and ``Host``
+    are dropped. Forwarding fields a client sent (``X-Forwarded-*``, ``Forwarded``) pass
+    on only from a trusted peer, and are appended to per ``mode``; from anyone else they
+    are dropped whatever the mode, so an upstream never believes a spoofed address.
+    ``Via`` is always appended to (when ``via`` is set).
+    """
     raw = headers.raw
-    out = strip_hop_by_hop(raw, _REQUEST_DROP)
-    if mode in ("x-forwarded", "both"):
-        xff = b", ".join(v for n, v in raw if n == b"x-forwarded-for") if trusted else b""
-        xfp = headers.get("x-forwarded-proto") if trusted else None
-        xfh = headers.get("x-forwarded-host") if trusted else None
-        out = [(n, v) for n, v in out if n not in (b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host")]
+    drop = _REQUEST_DROP
+    for n, v in raw:
+        if n == b"connection":
+            drop = drop | connection_tokens(raw)
+            break
+    out: list[tuple[bytes, bytes]] = []
+    prior: dict[bytes, list[bytes]] = {}
+    for n, v in raw:
+        if n in drop:
+            continue
+        if n in _FORWARDING:
+            prior.setdefault(n, []).append(v)
+            continue
+        out.append((n, v))
+    if not prior and mode == "x-forwarded":  # the common case, without lookups
+        out.append((b"x-forwarded-for", peer.encode()))
+        out.append((b"x-forwarded-proto", scheme.encode()))
+        if host:
+            out.append((b"x-forwarded-host", host.encode("latin-1")))
+        if via is not None:
+            out.append((b"via", http_version.encode() + b" " + via))
+        return out
+    xf = mode in ("x-forwarded", "both")
+    fw = mode in ("forwarded", "both")
+    if trusted:  # what a trusted proxy sent and this mode does not rewrite passes on as it came
+        for name in (b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"):
+            if not xf:
+                out.extend((name, v) for v in prior.get(name, ()))
+        if not fw:
+            out.extend((b"forwarded", v) for v in prior.get(b"forwarded", ()))
+    if xf:
+        xff = b", ".join(prior.get(b"x-forwarded-for", ())) if trusted else b""
+        xfp = prior.get(b"x-forwarded-proto", [None])[0] if trusted else None
+        xfh = prior.get(b"x-forwarded-host", [None])[0] if trusted else None
         out.append((b"x-forwarded-for", (xff + b", " if xff else b"") + peer.encode()))
-        out.append((b"x-forwarded-proto", (xfp or scheme).encode("latin-1")))
-        if host or xfh:
-            out.append((b"x-forwarded-host", (xfh or host or "").encode("latin-1")))
-    if mode in ("forwarded", "both"):
-        prior = b", ".join(v for n, v in raw if n == b"forwarded") if trusted else b""
-        out = [(n, v) for n, v in out if n != b"forwarded"]
-        elem = f"for={_forwarded_node(peer)};proto={scheme}"
-        if host and re.fullmatch(r"[A-Za-z0-9.\-:\[\]]+", host):
-            elem += f";host={host}"
-        out.append((b"forwarded", (prior + b", " if prior else b"") + elem.encode()))
+        out.append((b"x-forwarded-proto", xfp or scheme.encode()))
+        if xfh or host:
+            out.append((b"x-forwarded-host", xfh or (host or "").encode("latin-1")))
+    if fw:
+        before = b", ".join(prior.get(b"forwarded", ())) if trusted else b""
+        elem = f"for={_forwarded_node(peer)};proto={scheme}".encode()
+        if host and _HOST_TOKEN_BYTES.issuperset(host.encode("latin-1")):
+            elem += b";host=" + host.encode("latin-1")
+        out.append((b"forwarded", (before + b", " if before else b"") + elem))
     if via is not None:
-        prior_via = b", ".join(v for n, v in raw if n == b"via")
-        out = [(n, v) for n, v in out if n != b"via"]
+        prior_via = b", ".join(prior.get(b"via", ()))
         out.append((b"via", (prior_via + b", " if prior_via else b"") + http_version.encode() + b" " + via))
+    elif b"via" in prior:
+        out.extend((b"via", v) for v in prior[b"via"])
     return out
 
 
