@@ -26,9 +26,67 @@ from .plugins import PluginRegistry
 from .upstream import HTTPClient
 from .upstream.health import run_health_checks
 
-__all__ = ["Gateway", "serve"]
+__all__ = ["Gateway", "StartupError", "serve"]
 
 log = logging.getLogger("triogate")
+
+
+class StartupError(Exception):
+    """A plugin's startup hook failed or overran ``timeouts.startup``; names the plugin."""
+
+    def __init__(self, plugin: str, detail: str) -> None:
+        super().__init__(f"plugin {plugin} failed at startup: {detail}")
+        self.plugin = plugin
+        self.detail = detail
+
+
+class _GuardedNursery:
+    """What plugins get as ``gateway.nursery``: a background task that crashes is
+    logged with its plugin's name instead of taking the gateway down."""
+
+    def __init__(self, nursery: trio.Nursery, label: str) -> None:
+        self._nursery = nursery
+        self._label = label
+        self.cancel_scope = nursery.cancel_scope
+
+    @property
+    def child_tasks(self) -> Any:
+        return self._nursery.child_tasks
+
+    def _guard(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        label = self._label
+
+        async def guarded(*args: Any, **kwargs: Any) -> None:
+            try:
+                await fn(*args, **kwargs)
+            except Exception:  # noqa: BLE001 - one plugin's task must not end the gateway
+                log.exception("background task %s of %s crashed", getattr(fn, "__qualname__", fn), label)
+
+        return guarded
+
+    def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any, name: Any = None) -> None:
+        self._nursery.start_soon(self._guard(fn), *args, name=name or fn)
+
+    async def start(self, fn: Callable[..., Awaitable[Any]], *args: Any, name: Any = None) -> Any:
+        label = self._label
+
+        async def guarded(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            started = False
+
+            class _Status:
+                def started(self, value: Any = None) -> None:
+                    nonlocal started
+                    started = True
+                    task_status.started(value)
+
+            try:
+                await fn(*args, task_status=_Status())
+            except Exception:
+                if not started:
+                    raise  # the caller (a startup hook) sees it
+                log.exception("background task %s of %s crashed", getattr(fn, "__qualname__", fn), label)
+
+        return await self._nursery.start(guarded, name=name or fn)
 
 
 class _Generation:
@@ -42,9 +100,40 @@ class _Generation:
         self.done = trio.Event()
         self.cancel_scope: trio.CancelScope | None = None
 
+    def retire(self) -> None:
+        self.retired.set()
+        if self.inflight == 0:
+            self.idle.set()
+
+
+def _lifecycle_impls(pipeline: Pipeline, hook: str) -> list[tuple[str, Any]]:
+    """``(plugin name, call)`` for one lifecycle hook, in priority order (high first)."""
+    impls = {id(i.plugin): i for i in getattr(pipeline.pm.hook, hook).get_hookimpls()}
+    out = []
+    for use in pipeline.lifecycle:
+        impl = impls.get(id(use.obj))
+        if impl is not None:
+            label = use.name if use.scope != "route" else f"{use.name}@{use.obj.route}"
+            out.append((label, impl))
+    return out
+
+
+def _call(impl: Any, **kwargs: Any) -> Any:
+    return impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
+
+
+# settings that the listeners read once: a reload cannot change them
+_RESTART_ONLY = ("listen", "workers", "limits", "timeouts")
+
 
 class Gateway:
-    """Holds the current pipeline; front-ends call :meth:`handle` then :meth:`finish`."""
+    """Holds the current pipeline; front-ends call :meth:`handle` then :meth:`finish`.
+
+    Each loaded config is a *generation*. :meth:`reload` builds and starts a new one
+    fully (plugins instantiated, startup hooks done) before swapping it in; requests
+    already running keep their generation, which is retired (drain, shutdown hooks,
+    upstream pools closed) once they finish.
+    """
 
     def __init__(
         self,
@@ -79,82 +168,144 @@ class Gateway:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self, nursery: trio.Nursery) -> None:
-        """Run startup hooks of the first config; background tasks live in ``nursery``."""
+        """Run the startup hooks of the first config; background tasks live in ``nursery``.
+
+        Raises :class:`StartupError` naming the plugin when a startup hook fails.
+        """
         self._nursery = nursery
         await nursery.start(self._run_generation, self._gen)
 
     async def _run_generation(self, gen: _Generation, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         pipeline = gen.pipeline
         services = pipeline.services
+        timeouts = pipeline.config.gateway.timeouts
+        failure: StartupError | None = None
         try:
             async with trio.open_nursery() as nursery:
                 gen.cancel_scope = nursery.cancel_scope
-                services.nursery = nursery
+                services.nursery = _GuardedNursery(nursery, f"config version {services.version}")  # type: ignore[assignment]
                 for up in pipeline.upstreams.values():
                     if up.cfg.health_check.path:
                         nursery.start_soon(run_health_checks, up.targets, up.cfg.health_check)
-                for impl in reversed(pipeline.pm.hook.startup.get_hookimpls()):
-                    kwargs = {"gateway": services, "nursery": nursery}
-                    await impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
-                task_status.started()
-                await gen.retired.wait()
-                drain = pipeline.config.gateway.timeouts.drain
-                with trio.move_on_after(drain):
-                    while gen.inflight:
-                        await gen.idle.wait()
-                        gen.idle = trio.Event()
-                with trio.move_on_after(min(drain, 10.0)) as cs:
-                    cs.shield = True
-                    for impl in reversed(pipeline.pm.hook.shutdown.get_hookimpls()):
-                        try:
-                            await impl.function(**{k: v for k, v in {"gateway": services}.items() if k in impl.argnames})
-                        except Exception:  # noqa: BLE001 - one plugin's shutdown must not stop the others
-                            log.exception("plugin shutdown hook failed")
-                nursery.cancel_scope.cancel()
+                try:
+                    await self._startup(pipeline, nursery)
+                except StartupError as exc:
+                    failure = exc
+                    nursery.cancel_scope.cancel()
+                else:
+                    task_status.started()
+                    await gen.retired.wait()
+                    with trio.move_on_after(timeouts.drain):
+                        while gen.inflight:
+                            await gen.idle.wait()
+                            gen.idle = trio.Event()
+                    await self._shutdown(pipeline, _lifecycle_impls(pipeline, "shutdown"))
+                    nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
                 for up in pipeline.upstreams.values():
                     await up.aclose()
             gen.done.set()
+        if failure is not None:
+            raise failure
+
+    async def _startup(self, pipeline: Pipeline, nursery: trio.Nursery) -> None:
+        services = pipeline.services
+        limit = pipeline.config.gateway.timeouts.startup
+        started: list[tuple[str, Any]] = []
+        shutdown = {id(i.plugin): i for i in pipeline.pm.hook.shutdown.get_hookimpls()}
+        for label, impl in _lifecycle_impls(pipeline, "startup"):
+            guarded = _GuardedNursery(nursery, f"plugin {label}")
+            try:
+                with trio.fail_after(limit):
+                    await _call(impl, gateway=services, nursery=guarded)
+            except trio.TooSlowError:
+                error = StartupError(label, f"startup hook did not finish within {limit} s (timeouts.startup)")
+            except Exception as exc:  # noqa: BLE001 - reported by plugin name, never a bare traceback
+                log.error("plugin %s failed at startup", label, exc_info=exc)
+                error = StartupError(label, f"{type(exc).__name__}: {exc}")
+            else:
+                if id(impl.plugin) in shutdown:
+                    started.append((label, shutdown[id(impl.plugin)]))
+                continue
+            # undo what already started, then fail
+            await self._shutdown(pipeline, started)
+            raise error
+
+    async def _shutdown(self, pipeline: Pipeline, impls: list[tuple[str, Any]]) -> None:
+        """Run shutdown hooks concurrently, bounded by ``timeouts.shutdown``; failures are logged by name."""
+        if not impls:
+            return
+        services = pipeline.services
+        limit = pipeline.config.gateway.timeouts.shutdown
+        pending = {label for label, _ in impls}
+
+        async def one(label: str, impl: Any) -> None:
+            try:
+                await _call(impl, gateway=services)
+            except Exception:  # noqa: BLE001 - one plugin's shutdown must not stop the others
+                log.exception("plugin %s failed in shutdown", label)
+            pending.discard(label)
+
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(limit):
+                async with trio.open_nursery() as nursery:
+                    for label, impl in impls:
+                        nursery.start_soon(one, label, impl)
+        for label in sorted(pending):
+            log.error("plugin %s: shutdown hook cancelled after %s s (timeouts.shutdown)", label, limit)
 
     async def reload(self, config: Config | None = None) -> list[str]:
-        """Load ``config`` (or re-read the config file); return errors, empty on success."""
+        """Load ``config`` (or re-read the config file) and swap it in; return errors, empty on success.
+
+        The new config is validated fully and started (startup hooks) before the swap;
+        on any error the current config keeps serving and nothing changes.
+        """
         async with self._reload_lock:
             try:
                 if config is None:
                     if self.config_path is None:
                         return ["no config file to reload from"]
-                    config = load_config(self.config_path)
+                    config = load_config(self.config_path, registry=self.registry)
                 pipeline = Pipeline(config, self.registry, self.http, version=self.version + 1,
                                     worker=self.worker, extras=self.extras)
             except ConfigError as exc:
                 self.reloads["failed"] += 1
-                log.error("reload rejected, old config keeps serving:\n%s", exc)
+                log.error("reload rejected, the running config keeps serving:\n%s", exc)
                 return [f"{exc.source}: {e}" for e in exc.errors]
+            except Exception as exc:  # noqa: BLE001 - never let a reload kill the gateway
+                self.reloads["failed"] += 1
+                log.exception("reload rejected, the running config keeps serving")
+                return [f"reload failed: {type(exc).__name__}: {exc}"]
             gen = _Generation(pipeline)
             assert self._nursery is not None, "Gateway.start() was not called"
             try:
                 await self._nursery.start(self._run_generation, gen)
-            except Exception as exc:  # noqa: BLE001 - a plugin failing to start rejects the reload
+            except StartupError as exc:
                 self.reloads["failed"] += 1
-                log.exception("reload rejected: startup failed")
-                return [f"startup failed: {type(exc).__name__}: {exc}"]
+                log.error("reload rejected, the running config keeps serving: %s", exc)
+                return [str(exc)]
             old, self._gen = self._gen, gen
             self.version += 1
             self.reloads["ok"] += 1
-            old.retired.set()
-            if old.inflight == 0:
-                old.idle.set()
+            old.retire()
+            self._after_reload(old.pipeline.config, config)
             log.info("config reloaded (version %d)", self.version)
             return []
+
+    def _after_reload(self, old: Config, new: Config) -> None:
+        for key in _RESTART_ONLY:
+            if getattr(old.gateway, key) != getattr(new.gateway, key):
+                log.warning("gateway.%s changed: it takes effect after a restart, not a reload", key)
+        # reopen the access log: picks up a new destination, and a rotated file (logrotate + SIGHUP)
+        self.access_log.close()
+        self.access_log = AccessLog(new.gateway.access_log)
 
     async def aclose(self) -> None:
         """Retire the current config: wait for in-flight requests (drain), run shutdown hooks."""
         self.draining = True
         gen = self._gen
-        gen.retired.set()
-        if gen.inflight == 0:
-            gen.idle.set()
+        gen.retire()
         await gen.done.wait()
         await self.http.aclose()
         self.access_log.close()
@@ -162,12 +313,13 @@ class Gateway:
     # ------------------------------------------------------------------ requests
 
     async def handle(self, request: Request) -> tuple[Context, Response]:
+        """Run the pipeline of the current config; the request keeps that config until :meth:`finish`."""
         gen = self._gen
         gen.inflight += 1
         pipeline = gen.pipeline
-        ctx = pipeline.context(request)
-        ctx.state["__gen"] = gen
         try:
+            ctx = pipeline.context(request)
+            ctx.generation = gen
             return ctx, await pipeline.handle(ctx)
         except BaseException:
             self._done(gen)
@@ -180,8 +332,9 @@ class Gateway:
 
     async def finish(self, ctx: Context) -> None:
         """After the response is sent: log hooks, access log, in-flight accounting."""
-        gen: _Generation = ctx.state.pop("__gen")
+        gen: _Generation = ctx.generation
         try:
+            ctx.bytes_in = ctx.body_in.received
             route = ctx.route
             chain = route.chain if route is not None else gen.pipeline.global_chain
             for name, fn in chain.log:
@@ -213,8 +366,13 @@ async def serve(
 
     cfg = gateway.config
     async with trio.open_nursery() as nursery:
-        await gateway.start(nursery)
         listeners = await open_listeners(cfg.gateway.listen, sockets=sockets)
+        try:
+            await gateway.start(nursery)
+        except BaseException:
+            for lst in listeners:
+                lst.sock.close()
+            raise
         servers = await serve_listeners(nursery, gateway, listeners)
         gateway.admin = await start_admin(nursery, gateway, servers, supervised=sockets is not None)
         task_status.started([lst.bound for lst in listeners])
@@ -224,7 +382,7 @@ async def serve(
             await shutdown_trigger()
         for server in servers:
             server.stop_accepting()
-        with trio.move_on_after(cfg.gateway.timeouts.drain):
+        with trio.move_on_after(gateway.config.gateway.timeouts.drain):
             for server in servers:
                 await server.drain()
         for server in servers:

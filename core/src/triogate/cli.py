@@ -1,7 +1,8 @@
 """The ``triogate`` command: run, check, init, plugins, routes, schema, reload.
 
-Config errors print every problem with its file and key path and exit 2,
-never with a traceback.
+Config errors print every problem with its file and key path and exit 2, never
+with a traceback; other start-up failures (a port in use, a plugin's startup hook)
+print one clear line and exit 1.
 """
 
 from __future__ import annotations
@@ -15,29 +16,33 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main"]
+__all__ = ["main", "run_single", "load_checked", "EXIT_CONFIG", "EXIT_STARTUP"]
 
 EXIT_CONFIG = 2
+EXIT_STARTUP = 1
+
+log = logging.getLogger("triogate")
 
 
 def _print_errors(exc: Any) -> None:
-    print(f"triogate: invalid configuration ({len(exc.errors)} error{'s' if len(exc.errors) != 1 else ''}):",
-          file=sys.stderr)
+    n = len(exc.errors)
+    print(f"triogate: invalid configuration ({n} error{'s' if n != 1 else ''}):", file=sys.stderr)
     for e in exc.errors:
         print(f"  {exc.source}: {e}", file=sys.stderr)
 
 
-def _load(path: str) -> tuple[Any, Any]:
-    """Load and fully validate (plugins included) a config file."""
+def load_checked(path: str, registry: Any = None) -> tuple[Any, Any, Any]:
+    """Load and fully validate a config file: every table, every plugin config, plugin
+    construction and hook modules. Returns ``(config, registry, pipeline)``; raises ConfigError."""
     from .config import load_config
     from .pipeline import Pipeline
     from .plugins import PluginRegistry
     from .upstream import HTTPClient
 
-    registry = PluginRegistry()
-    cfg = load_config(path)
-    Pipeline(cfg, registry, HTTPClient())  # builds every plugin instance: validates plugin configs
-    return cfg, registry
+    registry = registry if registry is not None else PluginRegistry()
+    cfg = load_config(path, registry=registry)  # every error at once, plugin tables included
+    pipeline = Pipeline(cfg, registry, HTTPClient())  # plugins' own checks, hook modules
+    return cfg, registry, pipeline
 
 
 def _setup_logging(level: str) -> None:
@@ -48,42 +53,55 @@ def _setup_logging(level: str) -> None:
     )
 
 
+def _warn_skipped(pipeline: Any) -> None:
+    for msg in pipeline.skipped:
+        print(f"triogate: warning: {msg}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- commands
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from .config import ConfigError
 
     try:
-        cfg, _ = _load(args.config)
+        cfg, _, pipeline = load_checked(args.config)
     except ConfigError as exc:
         _print_errors(exc)
         return EXIT_CONFIG
-    print(f"{args.config}: ok ({len(cfg.routes)} routes, {len(cfg.upstreams)} upstreams)")
+    _warn_skipped(pipeline)
+    n_plugins = len(pipeline.instances)
+    print(f"{args.config}: ok ({len(cfg.routes)} routes, {len(cfg.upstreams)} upstreams,"
+          f" {n_plugins} plugin instance{'s' if n_plugins != 1 else ''})")
     return 0
 
 
 def cmd_routes(args: argparse.Namespace) -> int:
     from .config import ConfigError
-    from .pipeline import Pipeline
-    from .plugins import PluginRegistry
-    from .upstream import HTTPClient
 
     try:
-        from .config import load_config
-
-        pipeline = Pipeline(load_config(args.config), PluginRegistry(), HTTPClient())
+        _, _, pipeline = load_checked(args.config)
     except ConfigError as exc:
         _print_errors(exc)
         return EXIT_CONFIG
     rows = pipeline.router.table()
+    routes = {r.name: r for r in pipeline.router.routes}
     for row in rows:
-        route = next(r for r in pipeline.router.routes if r.name == row["route"])
-        row["plugins"] = route.chain.order
+        row["plugins"] = routes[row["route"]].chain.order
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'ROUTE':<16} {'MATCH':<6} {'PATH':<28} {'METHODS':<14} {'HOSTS':<20} {'UPSTREAM':<12} PLUGINS")
-    for r in rows:
-        print(f"{r['route']:<16} {r['match']:<6} {r['path']:<28} {','.join(r['methods']) or '*':<14} "
-              f"{','.join(r['hosts']) or '*':<20} {r['upstream'] or '-':<12} {','.join(r['plugins']) or '-'}")
+    if not rows:
+        print("no routes: every request gets 404")
+        return 0
+    header = ("ROUTE", "MATCH", "PATH", "METHODS", "HOSTS", "UPSTREAM", "PLUGINS (run order)")
+    table = [header] + [(
+        r["route"], r["match"], r["path"], ",".join(r["methods"]) or "*", ",".join(r["hosts"]) or "*",
+        r["upstream"] or "-", ",".join(r["plugins"]) or "-",
+    ) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1])
     return 0
 
 
@@ -94,20 +112,27 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     infos = [plugin_summary(i) for i in sorted(registry.infos.values(), key=lambda i: i.name)]
     if args.json:
         print(json.dumps(infos, indent=2, default=str))
-        return 0
+        return 1 if args.strict and any("error" in i for i in infos) else 0
     if not infos:
         print("no plugins installed")
         return 0
     for info in infos:
+        dist = f"{info['distribution'] or '?'} {info['version'] or ''}".strip()
         if "error" in info:
-            print(f"{info['name']:<24} {info['distribution'] or '?'} {info['version'] or ''}  ERROR: {info['error']}")
+            print(f"{info['name']:<22} {dist:<34} ERROR: {info['error']}")
             continue
-        print(f"{info['name']:<24} {info['distribution'] or '?'} {info['version'] or '':<10} "
-              f"priority={info['priority']:<5} hooks={','.join(info['hooks'])}")
+        print(f"{info['name']:<22} {dist:<34} priority {info['priority']:<6} {', '.join(info['hooks']) or '-'}")
         if args.verbose:
-            for field in info["config"]:
-                print(f"    {field['name']:<24} {field['type']:<28} default={field['default']!r}  {field['description']}")
-    return 1 if any("error" in i for i in infos) and args.strict else 0
+            print(f"    distribution: {info['distribution'] or '?'}  version: {info['version'] or '?'}")
+            print(f"    priority: {info['priority']}  hooks: {', '.join(info['hooks']) or 'none'}")
+            if info["config"]:
+                print("    config:")
+                for field in info["config"]:
+                    default = "required" if field["required"] else f"default {json.dumps(field['default'], default=str)}"
+                    print(f"      {field['name']} ({field['type']}, {default}): {field['description']}")
+            else:
+                print("    config: none")
+    return 1 if args.strict and any("error" in i for i in infos) else 0
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -119,11 +144,23 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 STARTER: dict[str, Any] = {
-    "gateway": {"listen": ["127.0.0.1:8000"], "workers": 1},
+    "gateway": {"listen": ["127.0.0.1:8000"], "workers": 1, "access_log": "-"},
     "upstreams": {"example": {"targets": [{"url": "http://127.0.0.1:9101", "weight": 1}],
                               "balancer": "round-robin"}},
-    "routes": {"example": {"paths": ["/api"], "upstream": "example", "strip_prefix": "/api"}},
+    "routes": {"example": {"paths": ["/api"], "methods": ["GET", "POST"], "upstream": "example",
+                           "strip_prefix": "/api"}},
 }
+
+STARTER_HEADER = """\
+# triogate configuration. Reference: docs/configuration.md; `triogate schema` prints a JSON
+# Schema of this file (editors can use it to complete and validate); `triogate check` validates it.
+# Secrets come from the environment: token = "${MY_TOKEN}" or "${MY_TOKEN:-default}".
+#
+# Add a plugin to every route:          [plugins.<name>]
+# or to one route:                      [routes.example.plugins.<name>]
+# See the installed plugins with:       triogate plugins --verbose
+
+"""
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -133,27 +170,28 @@ def cmd_init(args: argparse.Namespace) -> int:
     if path.exists() and not args.force:
         print(f"triogate: {path} exists (use --force to overwrite)", file=sys.stderr)
         return 1
-    text = "# triogate configuration: see `triogate schema` for every key.\n" + tomli_w.dumps(STARTER)
-    path.write_text(text, encoding="utf-8")
-    print(f"wrote {path}")
+    path.write_text(STARTER_HEADER + tomli_w.dumps(STARTER), encoding="utf-8")
+    print(f"wrote {path}; check it with: triogate check -c {path}")
     return 0
 
 
-def _pid_file(config_path: str) -> Path:
-    return Path(config_path).resolve().with_name("." + Path(config_path).name + ".pid")
+def default_pid_file(config_path: str) -> Path:
+    """Where ``run`` records its pid for ``reload``: ``.<config name>.pid`` next to the config."""
+    p = Path(config_path).resolve()
+    return p.with_name("." + p.name + ".pid")
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
-    pidfile = Path(args.pid_file) if args.pid_file else _pid_file(args.config)
+    from .config import ConfigError
+
+    pidfile = Path(args.pid_file) if args.pid_file else default_pid_file(args.config)
     try:
         pid = int(pidfile.read_text().strip())
     except (OSError, ValueError):
         print(f"triogate: no running gateway found (no pid in {pidfile})", file=sys.stderr)
         return 1
-    from .config import ConfigError
-
     try:
-        _load(args.config)
+        load_checked(args.config)
     except ConfigError as exc:
         _print_errors(exc)
         print("triogate: not reloading; the running config keeps serving", file=sys.stderr)
@@ -161,57 +199,85 @@ def cmd_reload(args: argparse.Namespace) -> int:
     try:
         os.kill(pid, signal.SIGHUP)
     except ProcessLookupError:
-        print(f"triogate: process {pid} is not running", file=sys.stderr)
+        print(f"triogate: process {pid} (from {pidfile}) is not running", file=sys.stderr)
         return 1
-    print(f"sent SIGHUP to {pid}")
+    print(f"sent SIGHUP to {pid}: the gateway validates the file again and swaps it in")
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .config import ConfigError, load_config
+    from .config import ConfigError
 
     try:
-        cfg = load_config(args.config)
+        cfg, registry, pipeline = load_checked(args.config)
     except ConfigError as exc:
         _print_errors(exc)
         return EXIT_CONFIG
     _setup_logging(cfg.gateway.log_level)
+    _warn_skipped(pipeline)
+    pid_file = Path(args.pid_file) if args.pid_file else default_pid_file(args.config)
     workers = args.workers or cfg.gateway.workers
     if workers > 1:
         from .supervisor import supervise
 
-        return supervise(args.config, cfg, workers, _pid_file(args.config))
-    return run_single(args.config, cfg, pid_file=_pid_file(args.config))
+        return supervise(args.config, cfg, workers, pid_file, registry)
+    return run_single(args.config, cfg, registry=registry, pid_file=pid_file)
 
 
-def run_single(config_path: str, cfg: Any, *, pid_file: Path | None = None, sockets: list[Any] | None = None,
-               worker: int = 0) -> int:
-    """Run one gateway process until SIGINT/SIGTERM; SIGHUP reloads the config file."""
+def _leaf(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
+    """The first exception of ``kinds`` inside (possibly nested) exception groups."""
+    if isinstance(exc, kinds):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            found = _leaf(sub, kinds)
+            if found is not None:
+                return found
+    return None
+
+
+def run_single(
+    config_path: str,
+    cfg: Any,
+    *,
+    registry: Any = None,
+    pid_file: Path | None = None,
+    sockets: list[Any] | None = None,
+    worker: int = 0,
+    ready_fd: int | None = None,
+) -> int:
+    """Run one gateway process until SIGINT/SIGTERM (drain, then exit 0); SIGHUP reloads the file.
+
+    ``sockets``/``worker``/``ready_fd`` are for the supervisor's workers: inherited
+    listening sockets, the worker index, and a pipe to report "listening" on.
+    """
     import trio
 
-    from .app import Gateway, serve
+    from .app import Gateway, StartupError, serve
     from .config import ConfigError
 
     try:
-        gateway = Gateway(cfg, config_path=config_path, worker=worker)
+        gateway = Gateway(cfg, registry=registry, config_path=config_path, worker=worker)
     except ConfigError as exc:
         _print_errors(exc)
         return EXIT_CONFIG
-    log = logging.getLogger("triogate")
 
     async def main() -> None:
         stop = trio.Event()
+
+        async def reload() -> None:
+            errors = await gateway.reload()
+            for e in errors:
+                log.error("reload rejected: %s", e)
 
         async def signals(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as sigs:
                 task_status.started()
                 async for sig in sigs:
                     if sig == signal.SIGHUP:
-                        errors = await gateway.reload()
-                        if errors:
-                            for e in errors:
-                                log.error("reload: %s", e)
-                    else:
+                        log.info("SIGHUP: reloading %s", config_path)
+                        nursery.start_soon(reload)
+                    elif not stop.is_set():
                         log.info("shutting down (draining in-flight requests)")
                         stop.set()
 
@@ -222,22 +288,39 @@ def run_single(config_path: str, cfg: Any, *, pid_file: Path | None = None, sock
         async with trio.open_nursery() as nursery:
             await nursery.start(signals)
             bound = await nursery.start(serving)
-            if pid_file is not None and worker == 0:
-                pid_file.write_text(str(os.getpid()))
+            if pid_file is not None:
+                pid_file.write_text(f"{os.getpid()}\n")
             for host, port in bound:
                 log.info("listening on http://%s:%d (worker %d, pid %d)", host, port, worker, os.getpid())
+            if ready_fd is not None:
+                os.write(ready_fd, b"1")
+                os.close(ready_fd)
 
     try:
         trio.run(main)
     except KeyboardInterrupt:
         pass
+    except BaseException as exc:  # noqa: BLE001 - known start-up failures get one clear line
+        found = _leaf(exc, (StartupError, OSError))
+        if found is None:
+            raise
+        if isinstance(found, StartupError):
+            print(f"triogate: {found}", file=sys.stderr)
+        else:
+            where = ", ".join(lst.address for lst in cfg.gateway.listen)
+            print(f"triogate: cannot listen on {where}: {found.strerror or found}", file=sys.stderr)
+        return EXIT_STARTUP
     finally:
-        if pid_file is not None and worker == 0:
+        if pid_file is not None:
             try:
-                pid_file.unlink()
+                if pid_file.read_text().strip() == str(os.getpid()):
+                    pid_file.unlink()
             except OSError:
                 pass
     return 0
+
+
+# --------------------------------------------------------------------------- argument parsing
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -245,32 +328,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="triogate", description="An API gateway for Python people.")
     p.add_argument("--version", action="version", version=f"triogate {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
         sp.add_argument("-c", "--config", default=os.environ.get("TRIOGATE_CONFIG", "gateway.toml"),
                         help="config file (default: gateway.toml, or $TRIOGATE_CONFIG)")
         return sp
 
-    r = with_config(sub.add_parser("run", help="serve the gateway"))
+    r = with_config(sub.add_parser("run", help="serve the gateway (SIGHUP reloads, SIGTERM drains and stops)"))
     r.add_argument("--workers", type=int, default=0, help="override [gateway] workers")
+    r.add_argument("--pid-file", help="where to write the pid (default: .<config name>.pid next to the config)")
     r.set_defaults(func=cmd_run)
-    with_config(sub.add_parser("check", help="validate a config file")).set_defaults(func=cmd_check)
+    with_config(sub.add_parser("check", help="validate a config file, plugin settings included")).set_defaults(
+        func=cmd_check)
     i = sub.add_parser("init", help="write a starter config")
-    i.add_argument("-o", "--output", default="gateway.toml")
-    i.add_argument("--force", action="store_true")
+    i.add_argument("-o", "--output", default="gateway.toml", help="file to write (default: gateway.toml)")
+    i.add_argument("--force", action="store_true", help="overwrite an existing file")
     i.set_defaults(func=cmd_init)
     pl = sub.add_parser("plugins", help="list installed plugins")
-    pl.add_argument("-v", "--verbose", action="store_true", help="show config fields too")
-    pl.add_argument("--json", action="store_true")
+    pl.add_argument("-v", "--verbose", action="store_true",
+                    help="show distribution, version, priority, hooks and config fields")
+    pl.add_argument("--json", action="store_true", help="machine-readable output (always verbose)")
     pl.add_argument("--strict", action="store_true", help="exit 1 if a plugin cannot be loaded")
     pl.set_defaults(func=cmd_plugins)
     ro = with_config(sub.add_parser("routes", help="show the route table in match order"))
-    ro.add_argument("--json", action="store_true")
+    ro.add_argument("--json", action="store_true", help="machine-readable output")
     ro.set_defaults(func=cmd_routes)
-    sub.add_parser("schema", help="print the JSON Schema of gateway.toml").set_defaults(func=cmd_schema)
+    sub.add_parser("schema", help="print the JSON Schema of gateway.toml (installed plugins included)").set_defaults(
+        func=cmd_schema)
     rl = with_config(sub.add_parser("reload", help="validate the file, then make the running gateway reload it"))
-    rl.add_argument("--pid-file", help="pid file of the running gateway")
+    rl.add_argument("--pid-file", help="pid file of the running gateway (default: .<config name>.pid)")
     rl.set_defaults(func=cmd_reload)
     return p
 

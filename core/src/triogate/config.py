@@ -78,7 +78,9 @@ class TimeoutsConfig:
     idle: float = setting(60.0, description="seconds a keep-alive connection may wait for its next request")
     body: float = setting(60.0, description="seconds between two reads of a request body")
     send: float = setting(60.0, description="seconds between two writes to a client")
-    drain: float = setting(30.0, description="seconds in-flight requests get to finish on shutdown")
+    drain: float = setting(30.0, description="seconds in-flight requests get to finish on shutdown or reload")
+    startup: float = setting(30.0, description="seconds the plugins' startup hooks get before the start (or reload) fails")
+    shutdown: float = setting(10.0, description="seconds the plugins' shutdown hooks get (they run concurrently)")
 
 
 @attrs.define(frozen=True)
@@ -198,12 +200,42 @@ class Config:
 # --------------------------------------------------------------------------- strict converter
 
 
+def _describe(value: Any) -> str:
+    """A value as the user wrote it in TOML, with its kind: ``a string "2"``, ``a boolean true``."""
+    if isinstance(value, bool):
+        return f"a boolean {'true' if value else 'false'}"
+    if isinstance(value, str):
+        return f"a string {_toml_repr(value)}"
+    if isinstance(value, int):
+        return f"an integer {value}"
+    if isinstance(value, float):
+        return f"a number {value}"
+    if isinstance(value, list):
+        return f"an array {_short(_toml_repr(value))}"
+    if isinstance(value, dict):
+        return "a table"
+    return f"{type(value).__name__} {value!r}"  # datetimes and the like
+
+
+def _toml_repr(value: Any) -> str:
+    import json
+
+    try:
+        return json.dumps(value, default=str)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _strict(tp: type) -> Any:
     def hook(value: Any, _: Any) -> Any:
         if tp is float and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
         if type(value) is not tp:
-            raise TypeError(f"expected {_type_name(tp)}, got {_type_name(type(value))} {value!r}")
+            raise TypeError(f"expected {_type_name(tp)}, got {_describe(value)}")
         return value
 
     return hook
@@ -214,6 +246,19 @@ def _type_name(tp: Any) -> str:
             list: "an array", dict: "a table"}.get(tp, getattr(tp, "__name__", str(tp)))
 
 
+def _literal_hook(tp: Any) -> Any:
+    allowed = typing.get_args(tp)
+    expected = ", ".join(_toml_repr(a) for a in allowed)
+
+    def hook(value: Any, _: Any) -> Any:
+        for a in allowed:
+            if type(value) is type(a) and value == a:
+                return a
+        raise ValueError(f"expected one of {expected}, got {_describe(value)}")
+
+    return hook
+
+
 def _guarded(kind: type, build: Any) -> Any:
     """Wrap a generated hook so the wrong TOML type is an error, never a coercion."""
 
@@ -222,7 +267,7 @@ def _guarded(kind: type, build: Any) -> Any:
 
         def hook(value: Any, t: Any) -> Any:
             if not isinstance(value, kind):
-                raise TypeError(f"expected {_type_name(kind)}, got {_type_name(type(value))} {value!r}")
+                raise TypeError(f"expected {_type_name(kind)}, got {_describe(value)}")
             return inner(value, t)
 
         return hook
@@ -231,6 +276,7 @@ def _guarded(kind: type, build: Any) -> Any:
 
 
 def make_converter() -> cattrs.Converter:
+    """The strict converter: wrong TOML types and unknown keys are errors, never coerced or ignored."""
     from cattrs.cols import list_structure_factory
     from cattrs.gen import make_dict_structure_fn, make_mapping_structure_fn
 
@@ -238,6 +284,7 @@ def make_converter() -> cattrs.Converter:
     for tp in (str, int, float, bool):
         conv.register_structure_hook(tp, _strict(tp))
     conv.register_structure_hook(Any, lambda value, _: value)
+    conv.register_structure_hook_factory(lambda cl: typing.get_origin(cl) is Literal, _literal_hook)
     conv.register_structure_hook_factory(
         lambda cl: typing.get_origin(cl) is list, _guarded(list, lambda cl: list_structure_factory(cl, conv)))
     conv.register_structure_hook_factory(
@@ -253,7 +300,7 @@ def make_converter() -> cattrs.Converter:
         if isinstance(value, str):
             value = {"address": value}
         if not isinstance(value, dict):
-            raise TypeError(f'expected "host:port" or a table, got {value!r}')
+            raise TypeError(f'expected "host:port" or a table, got {_describe(value)}')
         return attrs_listener(value, t)
 
     conv.register_structure_hook(ListenerConfig, listener_hook)
@@ -272,6 +319,20 @@ def _path_join(path: str, step: Any) -> str:
     return f'{path}."{step}"' if path else f'"{step}"'
 
 
+def _unknown_key(path: str, key: str, cl: Any) -> str:
+    import difflib
+
+    known = [f.name for f in attrs.fields(cl) if not f.metadata.get("internal")] if attrs.has(cl) else []
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if close:
+        hint = f"did you mean {close[0]!r}?"
+    elif known:
+        hint = "expected one of " + ", ".join(known)
+    else:
+        hint = "this table takes no keys"
+    return f"{_path_join(path, key)}: unknown key ({hint})"
+
+
 def format_errors(exc: BaseException, path: str = "") -> list[str]:
     """Flatten a cattrs validation error tree into ``key.path: message`` lines."""
     out: list[str] = []
@@ -281,28 +342,32 @@ def format_errors(exc: BaseException, path: str = "") -> list[str]:
             step = getattr(note, "name", None)
             if step is None:
                 step = getattr(note, "index", None)
+            if isinstance(sub, KeyError) and step is not None and sub.args and sub.args[0] == step:
+                step = None  # the KeyError names the missing key itself
             out.extend(format_errors(sub, _path_join(path, step) if step is not None else path))
         for sub in without:
             out.extend(format_errors(sub, path))
         return out
     if isinstance(exc, ForbiddenExtraKeysError):
         for key in sorted(exc.extra_fields):
-            out.append(f"{_path_join(path, key)}: unknown key")
+            out.append(_unknown_key(path, key, exc.cl))
         return out
     if isinstance(exc, KeyError):
         out.append(f"{_path_join(path, exc.args[0])}: required key missing")
         return out
-    msg = str(exc)
-    if "not in literal" in msg:
-        m = re.search(r"Literal\[(.*)\]", msg)
-        value = msg.split(" not in literal")[0]
-        msg = f"expected one of {m.group(1) if m else '?'}, got {value!r}"
+    msg = str(exc) or type(exc).__name__
+    if isinstance(exc, (TypeError, ValueError)) and not msg.startswith("expected") and not path:
+        msg = f"invalid value: {msg}"
     out.append(f"{path or '<root>'}: {msg}")
     return out
 
 
 def structure(data: Any, cls: type, path: str = "") -> Any:
-    """Structure ``data`` into ``cls`` strictly; raise ConfigError with key paths."""
+    """Structure ``data`` into ``cls`` strictly; raise ConfigError with key paths.
+
+    A ``ValueError``/``TypeError`` raised by the class itself (cross-field checks in
+    ``__attrs_post_init__``) is reported at ``path``.
+    """
     try:
         return converter.structure(data, cls)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a keyed message
@@ -311,21 +376,28 @@ def structure(data: Any, cls: type, path: str = "") -> Any:
 
 # --------------------------------------------------------------------------- loading
 
-_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+_ENV_RE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def interpolate(value: Any, path: str, errors: list[str], env: typing.Mapping[str, str]) -> Any:
+    """Replace ``${NAME}`` and ``${NAME:-default}`` in every string; ``$${NAME}`` is a literal ``${NAME}``."""
     if isinstance(value, str):
+        if "${" not in value:
+            return value
+
         def sub(m: re.Match[str]) -> str:
-            name, default = m.group(1), m.group(2)
+            escaped, name, default = m.group(1), m.group(2), m.group(3)
+            if escaped:
+                return m.group(0)[1:]
             if name in env:
                 return env[name]
             if default is not None:
                 return default
-            errors.append(f"{path}: environment variable {name} is not set")
+            errors.append(f"{path}: environment variable {name} is not set"
+                          f" (set it, or give a default: ${{{name}:-default}})")
             return ""
 
-        return _ENV_RE.sub(sub, value) if "${" in value else value
+        return _ENV_RE.sub(sub, value)
     if isinstance(value, dict):
         return {k: interpolate(v, _path_join(path, k), errors, env) for k, v in value.items()}
     if isinstance(value, list):
@@ -333,35 +405,112 @@ def interpolate(value: Any, path: str, errors: list[str], env: typing.Mapping[st
     return value
 
 
-def parse_config(raw: dict[str, Any], source: str = "<config>", env: typing.Mapping[str, str] | None = None) -> Config:
-    """Validate a raw TOML dict; cross-references are checked here too."""
+_KEYED_SECTIONS = ("upstreams", "routes", "consumers", "plugins")
+
+
+def parse_config(
+    raw: dict[str, Any],
+    source: str = "<config>",
+    env: typing.Mapping[str, str] | None = None,
+    registry: Any = None,
+) -> Config:
+    """Validate a raw TOML dict and return a :class:`Config`.
+
+    Every section, and every named upstream, route, consumer and plugin table, is
+    checked on its own, so one mistake does not hide the others; then references
+    (route → upstream, paths, URLs) are checked. With a ``registry``
+    (:class:`~triogate.plugins.PluginRegistry`) each plugin table is validated
+    against its plugin's ``Config`` too. All errors are raised together.
+    """
     errors: list[str] = []
     raw = interpolate(raw, "", errors, os.environ if env is None else env)
-    try:
-        cfg = converter.structure({**raw, "source": source}, Config)
-    except Exception as exc:  # noqa: BLE001
-        errors.extend(format_errors(exc))
-        raise ConfigError(errors, source) from None
-    errors.extend(_check_references(cfg))
+    hints = typing.get_type_hints(Config)
+    fields = {f.name: f for f in attrs.fields(Config) if not f.metadata.get("internal")}
+    for key in raw:
+        if key not in fields:
+            errors.append(_unknown_key("", key, Config))
+    parts: dict[str, Any] = {}
+    for name in fields:
+        if name not in raw:
+            continue
+        value, tp = raw[name], hints[name]
+        if name in _KEYED_SECTIONS:
+            if not isinstance(value, dict):
+                errors.append(f"{name}: expected a table of named {name}, got {_describe(value)}")
+                continue
+            item_tp = typing.get_args(tp)[1]
+            entries = {}
+            for key, item in value.items():
+                try:
+                    entries[key] = converter.structure(item, item_tp)
+                except Exception as exc:  # noqa: BLE001
+                    errors.extend(format_errors(exc, _path_join(name, key)))
+            parts[name] = entries
+        else:
+            try:
+                parts[name] = converter.structure(value, tp)
+            except Exception as exc:  # noqa: BLE001
+                errors.extend(format_errors(exc, name))
+    cfg = Config(**parts, source=source)
+    errors.extend(_check_references(cfg, raw))
+    if registry is not None:
+        from .plugins import check_plugin_tables
+
+        errors.extend(check_plugin_tables(cfg, registry, raw))
     if errors:
-        raise ConfigError(errors, source)
+        # a value with a missing ${VAR} is reported once, not again as a malformed value
+        unset = {e.split(": environment variable ", 1)[0] for e in errors if ": environment variable " in e}
+        errors = [e for e in errors if ": environment variable " in e or e.split(": ", 1)[0] not in unset]
+        raise ConfigError(list(dict.fromkeys(errors)), source)
     return cfg
 
 
-def _check_references(cfg: Config) -> list[str]:
+def _check_references(cfg: Config, raw: dict[str, Any] | None = None) -> list[str]:
+    """Checks across keys and of values a type cannot express (addresses, URLs, paths)."""
+    import ipaddress
     from urllib.parse import urlsplit
 
+    raw = raw or {}
+    declared_upstreams = set(raw.get("upstreams") or {}) if isinstance(raw.get("upstreams"), dict) else set()
+    declared_upstreams |= set(cfg.upstreams)
     errors: list[str] = []
     if cfg.gateway.workers < 1:
-        errors.append("gateway.workers: expected at least 1")
+        errors.append(f"gateway.workers: expected at least 1, got {cfg.gateway.workers}")
+    seen: dict[str, int] = {}
     for i, lst in enumerate(cfg.gateway.listen):
         try:
-            split_hostport(lst.address)
+            host, port = split_hostport(lst.address)
+            if not 0 <= port <= 65535:
+                raise ValueError
         except ValueError:
-            errors.append(f'gateway.listen[{i}]: expected "host:port", got {lst.address!r}')
+            errors.append(f'gateway.listen[{i}]: expected "host:port" (e.g. "127.0.0.1:8000"), got {lst.address!r}')
+        else:
+            if lst.address in seen and port != 0:
+                errors.append(f"gateway.listen[{i}]: {lst.address!r} is already gateway.listen[{seen[lst.address]}]")
+            seen[lst.address] = i
         if bool(lst.tls_cert) != bool(lst.tls_key):
-            errors.append(f"gateway.listen[{i}]: tls_cert and tls_key go together")
-    import ipaddress
+            errors.append(f"gateway.listen[{i}]: tls_cert and tls_key go together (set both or neither)")
+        for key in ("tls_cert", "tls_key"):
+            value = getattr(lst, key)
+            if value and not Path(value).is_file():
+                errors.append(f"gateway.listen[{i}].{key}: no such file: {value!r}")
+    if cfg.admin.listen is not None:
+        try:
+            split_hostport(cfg.admin.listen)
+        except ValueError:
+            errors.append(f'admin.listen: expected "host:port", got {cfg.admin.listen!r}')
+    for name in ("header", "idle", "body", "send", "drain", "startup", "shutdown"):
+        if getattr(cfg.gateway.timeouts, name) <= 0:
+            errors.append(f"gateway.timeouts.{name}: expected a number of seconds above 0")
+    for name in ("max_request_line", "max_header_bytes", "max_headers", "max_body_bytes"):
+        if getattr(cfg.gateway.limits, name) < 0:
+            errors.append(f"gateway.limits.{name}: expected 0 or more")
+    if cfg.gateway.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
+        errors.append(f'gateway.log_level: expected one of "debug", "info", "warning", "error", "critical",'
+                      f" got {cfg.gateway.log_level!r}")
+    for i, spec in enumerate(cfg.gateway.hooks):
+        if not spec:
+            errors.append(f"gateway.hooks[{i}]: expected a file path or a module name, got an empty string")
 
     from .admin import check_admin  # the admin listener: a token, loopback unless allowed
 
@@ -372,44 +521,72 @@ def _check_references(cfg: Config) -> list[str]:
         except ValueError:
             errors.append(f"gateway.trusted_proxies[{i}]: expected an IP address or CIDR, got {cidr!r}")
     for name, up in cfg.upstreams.items():
+        at = _path_join("upstreams", name)
         if not up.targets:
-            errors.append(f"upstreams.{name}.targets: expected at least one target")
+            errors.append(f"{at}.targets: expected at least one target")
         for i, t in enumerate(up.targets):
             u = urlsplit(t.url)
             if u.scheme not in ("http", "https") or not u.hostname:
-                errors.append(f"upstreams.{name}.targets[{i}].url: expected http://host:port or https://host:port, got {t.url!r}")
+                errors.append(f"{at}.targets[{i}].url: expected http://host:port or https://host:port, got {t.url!r}")
             elif u.path not in ("", "/") or u.query:
-                errors.append(f"upstreams.{name}.targets[{i}].url: a target is an origin, without path or query: {t.url!r}")
+                errors.append(f"{at}.targets[{i}].url: a target is an origin, without path or query: {t.url!r}")
             try:
                 u.port
             except ValueError:
-                errors.append(f"upstreams.{name}.targets[{i}].url: bad port in {t.url!r}")
+                errors.append(f"{at}.targets[{i}].url: bad port in {t.url!r}")
             if t.weight < 0:
-                errors.append(f"upstreams.{name}.targets[{i}].weight: expected 0 or more")
+                errors.append(f"{at}.targets[{i}].weight: expected 0 or more, got {t.weight}")
+        if up.targets and all(t.weight == 0 for t in up.targets):
+            errors.append(f"{at}.targets: every target has weight 0, so none would get traffic")
         hash_on = up.hash_on
         if not (hash_on in ("client-ip", "path") or hash_on.startswith(("header:", "cookie:"))):
-            errors.append(f'upstreams.{name}.hash_on: expected "client-ip", "path", "header:<name>" or "cookie:<name>", got {hash_on!r}')
+            errors.append(f'{at}.hash_on: expected "client-ip", "path", "header:<name>" or "cookie:<name>",'
+                          f" got {hash_on!r}")
+        for key in ("max_connections", "max_idle", "retries"):
+            if getattr(up, key) < 0:
+                errors.append(f"{at}.{key}: expected 0 or more")
+        if up.max_connections < 1:
+            errors.append(f"{at}.max_connections: expected at least 1")
+        for key in ("connect_timeout", "read_timeout", "write_timeout", "idle_timeout"):
+            if getattr(up, key) <= 0:
+                errors.append(f"{at}.{key}: expected a number of seconds above 0")
+        hc = up.health_check
+        if hc.path is not None and not hc.path.startswith("/"):
+            errors.append(f"{at}.health_check.path: expected a path starting with /, got {hc.path!r}")
+        if hc.interval <= 0 or hc.timeout <= 0:
+            errors.append(f"{at}.health_check: interval and timeout must be above 0")
     for name, route in cfg.routes.items():
-        if route.upstream is not None and route.upstream not in cfg.upstreams:
-            known = ", ".join(sorted(cfg.upstreams)) or "none defined"
-            errors.append(f"routes.{name}.upstream: unknown upstream {route.upstream!r} (known: {known})")
+        at = _path_join("routes", name)
+        if route.upstream is not None and route.upstream not in declared_upstreams:
+            known = ", ".join(sorted(declared_upstreams)) or "none defined"
+            errors.append(f"{at}.upstream: unknown upstream {route.upstream!r} (known: {known})")
         for i, p in enumerate(route.paths):
             if not p.startswith("/"):
-                errors.append(f"routes.{name}.paths[{i}]: expected a path starting with /, got {p!r}")
+                errors.append(f"{at}.paths[{i}]: expected a path starting with /, got {p!r}")
             elif not re.fullmatch(r"(/([^/{}]*|\{[A-Za-z_][A-Za-z0-9_]*\}))*/?", p):
-                errors.append(f"routes.{name}.paths[{i}]: a parameter must be a whole segment like /users/{{id}}, got {p!r}")
+                errors.append(f"{at}.paths[{i}]: a parameter must be a whole segment like /users/{{id}}, got {p!r}")
         for i, m in enumerate(route.methods):
             if not re.fullmatch(r"[A-Z]+", m):
-                errors.append(f"routes.{name}.methods[{i}]: expected an upper-case method name, got {m!r}")
+                errors.append(f"{at}.methods[{i}]: expected an upper-case method name like \"GET\", got {m!r}")
         if route.strip_prefix is not None and not route.strip_prefix.startswith("/"):
-            errors.append(f"routes.{name}.strip_prefix: expected a path starting with /")
-        if route.rewrite is not None and not route.rewrite.startswith("/"):
-            errors.append(f"routes.{name}.rewrite: expected a path starting with /")
+            errors.append(f"{at}.strip_prefix: expected a path starting with /, got {route.strip_prefix!r}")
+        if route.rewrite is not None:
+            if not route.rewrite.startswith("/"):
+                errors.append(f"{at}.rewrite: expected a path starting with /, got {route.rewrite!r}")
+            params = {n for p in route.paths for n in re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", p)} | {"rest"}
+            for used in re.findall(r"\{([^}]*)\}", route.rewrite):
+                if used not in params:
+                    errors.append(f"{at}.rewrite: {{{used}}} is not a parameter of this route's paths"
+                                  f" (available: {', '.join(sorted(params))})")
+        if route.strip_prefix is not None and route.rewrite is not None:
+            errors.append(f"{at}: strip_prefix and rewrite cannot both be set")
     return errors
 
 
-def load_config(path: str | os.PathLike[str], env: typing.Mapping[str, str] | None = None) -> Config:
-    """Read and validate a gateway.toml file."""
+def load_config(
+    path: str | os.PathLike[str], env: typing.Mapping[str, str] | None = None, registry: Any = None,
+) -> Config:
+    """Read and validate a gateway.toml file (plugin tables too when a ``registry`` is given)."""
     p = Path(path)
     source = str(path)
     try:
@@ -420,13 +597,16 @@ def load_config(path: str | os.PathLike[str], env: typing.Mapping[str, str] | No
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"invalid TOML: {exc}"], source) from None
-    cfg = parse_config(raw, source, env)
+    cfg = parse_config(raw, source, env, registry)
     return attrs.evolve(cfg, source=str(p.resolve()))
 
 
-def loads_config(text: str, source: str = "<string>", env: typing.Mapping[str, str] | None = None) -> Config:
+def loads_config(
+    text: str, source: str = "<string>", env: typing.Mapping[str, str] | None = None, registry: Any = None,
+) -> Config:
+    """Parse and validate gateway.toml text."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"invalid TOML: {exc}"], source) from None
-    return parse_config(raw, source, env)
+    return parse_config(raw, source, env, registry)

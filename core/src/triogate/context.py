@@ -84,7 +84,7 @@ class Context:
         "request", "route", "params", "rest", "principal", "state", "gateway", "request_id",
         "client_ip", "challenges", "started", "upstream_target", "upstream_seconds", "status",
         "bytes_in", "bytes_out", "short_circuit", "error", "log_extra", "client_addr", "response",
-        "upstream_name",
+        "upstream_name", "generation", "body_in",
     )
 
     def __init__(self, request: Request, gateway: GatewayServices, request_id: str, client_ip: str) -> None:
@@ -110,6 +110,8 @@ class Context:
         self.error: str | None = None
         self.log_extra: dict[str, Any] = {}
         self.response: Response | None = None
+        self.body_in = request.body  # the body as received, even if a plugin replaces request.body
+        self.generation: Any = None  # the loaded config this request runs on (set by the Gateway)
 
     @property
     def route_name(self) -> str | None:

@@ -14,12 +14,15 @@ from typing import Any
 import attrs
 import pluggy
 
-from .config import Config, ConfigError, structure
+from .config import Config, ConfigError, _path_join
 from .context import Context, GatewayServices
 from .headers import Headers
 from .messages import BodyTooLarge, Request, Response
 from .plugin import Plugin
-from .plugins import PHASES, PluginRegistry, load_hook_module, make_plugin_manager
+from .plugins import (
+    PHASES, PluginRegistry, SkipPlugin, check_hook_functions, check_plugin_tables, load_hook_module,
+    make_plugin_manager, plugin_config,
+)
 from .problem import GatewayError
 from .proxy import TrustedProxies, forward_request_headers, new_request_id, strip_hop_by_hop, valid_request_id
 from .routing import Route, Router
@@ -82,34 +85,44 @@ class Pipeline:
         self.via = b"triogate" if gcfg.via else None
         self.request_id_header = gcfg.request_id_header.lower()
         self.max_body = gcfg.limits.max_body_bytes
+        self.skipped: list[str] = []  # plugins left out with plugins_on_error = "skip"
+        self._route_uses: dict[str, list[_Use]] = {}
 
-        self._check_consumers(registry, errors)
+        on_error = gcfg.plugins_on_error
+        errors.extend(check_plugin_tables(config, registry))
         global_uses = [u for name, raw in config.plugins.items()
-                       if (u := self._instantiate(registry, name, raw, None, f"plugins.{name}", errors))]
+                       if (u := self._instantiate(registry, name, raw, None, _key("plugins", name), on_error, errors))]
         base = Path(config.source).parent if config.source and not config.source.startswith("<") else Path.cwd()
+        hook_modules: list[tuple[str, str, Any]] = []
         for i, spec in enumerate(gcfg.hooks):
             try:
-                module = load_hook_module(spec, base)
-                self.pm.register(module, name=f"hooks:{spec}")
+                hook_modules.append((f"gateway.hooks[{i}]", f"hooks:{spec}", load_hook_module(spec, base)))
             except Exception as exc:  # noqa: BLE001 - reported with its key path
                 errors.append(f"gateway.hooks[{i}]: cannot load {spec!r}: {type(exc).__name__}: {exc}")
+        hook_modules.extend((f"hook module {m.__name__}", f"hooks:{m.__name__}", m) for m in registry.hook_modules)
+        for label, spec_name, module in hook_modules:
+            priority = getattr(module, "PRIORITY", 0)
+            if type(priority) is not int:
+                errors.append(f"{label}: PRIORITY must be an integer, got {priority!r}")
                 continue
-            global_uses.append(_Use(f"hooks:{spec}", module, int(getattr(module, "PRIORITY", 0)), "hooks"))
-
-        for module in registry.hook_modules:
-            name = f"hooks:{module.__name__}"
-            self.pm.register(module, name=name)
-            global_uses.append(_Use(name, module, int(getattr(module, "PRIORITY", 0)), "hooks"))
+            problems = check_hook_functions(module, label)
+            if problems:
+                errors.extend(problems)
+                continue
+            try:
+                self.pm.register(module, name=spec_name)
+            except Exception as exc:  # noqa: BLE001 - pluggy validation: unknown hook argument, duplicate
+                errors.append(f"{label}: {exc}")
+                continue
+            global_uses.append(_Use(spec_name, module, priority, "hooks"))
 
         routes: list[Route] = []
         for rname, rcfg in config.routes.items():
             route = Route(rname, rcfg)
             route.upstream = self.upstreams.get(rcfg.upstream) if rcfg.upstream else None
             route_uses = [u for pname, raw in rcfg.plugins.items()
-                          if (u := self._instantiate(registry, pname, raw, rname, f"routes.{rname}.plugins.{pname}", errors))]
-            for pname in rcfg.priorities:
-                if pname not in rcfg.plugins and pname not in config.plugins:
-                    errors.append(f"routes.{rname}.priorities.{pname}: no such plugin on this route")
+                          if (u := self._instantiate(registry, pname, raw, rname,
+                                                     _key("routes", rname, "plugins", pname), on_error, errors))]
             overridden = {u.name for u in route_uses}
             uses = [u for u in global_uses if u.name not in overridden] + route_uses
             route.data["uses"] = uses
@@ -119,12 +132,15 @@ class Pipeline:
         except pluggy.PluginValidationError as exc:
             errors.append(f"plugins: {exc}")
         if errors:
-            raise ConfigError(errors, config.source)
+            raise ConfigError(list(dict.fromkeys(errors)), config.source)
 
         self.global_uses = global_uses
         for route in routes:
             route.chain = self._chain(route.data.pop("uses"), route.config.priorities)
         self.global_chain = self._chain(global_uses, {}, for_route=False)
+        # lifecycle hooks of every instance and hook module: startup high→low priority
+        every = global_uses + [u for uses in (self._route_uses.values()) for u in uses]
+        self.lifecycle = sorted(every, key=lambda u: -u.priority)
         self.router = Router(routes)
         self.services.router = self.router
         self.services.plugins = self.instances
@@ -132,43 +148,43 @@ class Pipeline:
 
     # ------------------------------------------------------------------ building
 
-    def _check_consumers(self, registry: PluginRegistry, errors: list[str]) -> None:
-        for cname, consumer in self.config.consumers.items():
-            for pname in consumer.credentials:
-                if registry.get(pname) is None:
-                    errors.append(f"consumers.{cname}.credentials.{pname}: unknown plugin {pname!r}"
-                                  f" (installed: {', '.join(registry.available) or 'none'})")
-
     def _instantiate(
-        self, registry: PluginRegistry, name: str, raw: Any, route: str | None, path: str, errors: list[str],
+        self, registry: PluginRegistry, name: str, raw: Any, route: str | None, path: str, on_error: str,
+        errors: list[str],
     ) -> _Use | None:
-        info = registry.get(name)
-        if info is None:
-            errors.append(f"{path}: unknown plugin {name!r} (installed: {', '.join(registry.available) or 'none'})")
-            return None
-        if info.cls is None:
-            if self.config.gateway.plugins_on_error == "skip":
-                log.error("plugin %s skipped: %s", name, info.error)
-                return None
-            errors.append(f"{path}: plugin {name!r} cannot be used: {info.error}")
-            return None
-        raw = dict(raw)
-        priority = raw.pop("priority", None) if "priority" not in attrs.fields_dict(info.cls.Config) else None
         try:
-            conf = structure(raw, info.cls.Config, path)
-        except ConfigError as exc:
-            errors.extend(exc.errors)
+            conf, priority = plugin_config(registry, name, raw, path, on_error)
+        except ConfigError:
+            return None  # already reported by check_plugin_tables
+        except SkipPlugin as exc:
+            log.error("%s", exc)
+            self.skipped.append(str(exc))
             return None
+        info = registry.get(name)
+        assert info is not None and info.cls is not None
         try:
             inst = info.cls(conf, self.services, route)
         except (ValueError, TypeError) as exc:
             errors.append(f"{path}: {exc}")
             return None
+        except Exception as exc:  # noqa: BLE001 - a plugin failing to build is a config error, not a traceback
+            errors.append(f"{path}: plugin {name!r} failed to initialize: {type(exc).__name__}: {exc}")
+            return None
         inst.name = name
-        self.pm.register(inst, name=f"{name}@{route or '*'}")
+        problems = check_hook_functions(inst, path)
+        if problems:
+            errors.extend(problems)
+            return None
+        try:
+            self.pm.register(inst, name=f"{name}@{route or '*'}")
+        except Exception as exc:  # noqa: BLE001 - pluggy validation (unknown hook argument, ...)
+            errors.append(f"{path}: plugin {name!r}: {exc}")
+            return None
         self.instances.append(inst)
-        prio = info.cls.priority if priority is None else int(priority)
-        return _Use(name, inst, prio, "route" if route else "global")
+        use = _Use(name, inst, priority, "route" if route else "global")
+        if route is not None:
+            self._route_uses.setdefault(route, []).append(use)
+        return use
 
     def _chain(self, uses: list[_Use], overrides: dict[str, int], *, for_route: bool = True) -> Chain:
         ordered = sorted(uses, key=lambda u: -overrides.get(u.name, u.priority))
@@ -231,7 +247,8 @@ class Pipeline:
             route, params, rest = self.router.match(req.method, req.host, req.path, req.headers)
             if route is None:
                 if params.get("__method_mismatch"):
-                    return ctx.problem(405, "method not allowed on this route")
+                    return ctx.problem(405, "method not allowed on this route",
+                                       headers=[("allow", params["__method_mismatch"])])
                 return ctx.problem(404, "no route matches this request")
             ctx.route = route
             ctx.params = params
@@ -344,6 +361,13 @@ class Pipeline:
             raw.append((b"via", (prior + b", " if prior else b"") + b"1.1 triogate"))
         resp.headers = Headers.from_raw(raw)
         return resp
+
+
+def _key(*steps: str) -> str:
+    path = ""
+    for step in steps:
+        path = _path_join(path, step)
+    return path
 
 
 def _adapt(impl: Any, spec_args: tuple[str, ...]) -> Any:

@@ -15,6 +15,7 @@ import importlib.util
 import logging
 import os
 import sys
+import typing
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -26,10 +27,12 @@ from . import hookspecs
 from .plugin import Plugin
 
 __all__ = ["PluginInfo", "PluginRegistry", "make_plugin_manager", "load_hook_module", "ENTRY_POINT_GROUP",
-           "PHASES"]
+           "PHASES", "plugin_config", "check_plugin_tables", "plugin_tables", "check_hook_functions"]
 
 ENTRY_POINT_GROUP = "triogate.plugins"
 PHASES = ("pre_route", "auth", "transform", "post_response", "log")
+#: every hook, in the order it first runs in a gateway's life
+HOOK_ORDER = ("startup", *PHASES, "shutdown", "admin_routes")
 log = logging.getLogger("triogate.plugins")
 
 
@@ -45,8 +48,7 @@ class PluginInfo:
     def hooks(self) -> list[str]:
         if self.cls is None:
             return []
-        names = [n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "triogate_spec")]
-        return [n for n in names if hasattr(getattr(self.cls, n, None), "triogate_impl")]
+        return [n for n in HOOK_ORDER if hasattr(getattr(self.cls, n, None), "triogate_impl")]
 
 
 def make_plugin_manager() -> pluggy.PluginManager:
@@ -127,6 +129,112 @@ class PluginRegistry:
         return [i for i in self.infos.values() if i.error]
 
 
+def plugin_tables(cfg: Any, raw: dict[str, Any] | None = None) -> list[tuple[str, str, str | None, Any]]:
+    """Every configured plugin use: ``(key path, plugin name, route or None, raw table)``.
+
+    With the ``raw`` TOML dict, plugin tables of routes that failed to validate
+    are included too, so their errors are reported in the same run.
+    """
+    from .config import _path_join
+
+    out = [(_path_join("plugins", name), name, None, table) for name, table in cfg.plugins.items()]
+    routes: dict[str, Any] = {name: route.plugins for name, route in cfg.routes.items()}
+    raw_routes = (raw or {}).get("routes")
+    if isinstance(raw_routes, dict):
+        for rname, rraw in raw_routes.items():
+            if rname not in routes and isinstance(rraw, dict) and isinstance(rraw.get("plugins"), dict):
+                routes[rname] = rraw["plugins"]
+    for rname, plugins in routes.items():
+        for name, table in plugins.items():
+            out.append((_path_join(_path_join(_path_join("routes", rname), "plugins"), name), name, rname, table))
+    return out
+
+
+class SkipPlugin(Exception):
+    """A broken plugin configured with ``plugins_on_error = "skip"``: leave it out."""
+
+
+def plugin_config(registry: PluginRegistry, name: str, raw: Any, path: str, on_error: str = "fail") -> tuple[Any, int]:
+    """Structure one plugin table into ``(Config instance, priority)``.
+
+    Raises :class:`~triogate.ConfigError` with key paths, or :class:`SkipPlugin`
+    for a plugin that cannot load when ``on_error == "skip"``.
+    """
+    from .config import ConfigError, _describe, structure
+
+    info = registry.get(name)
+    if info is None:
+        raise ConfigError([f"{path}: unknown plugin {name!r} (installed: {', '.join(registry.available) or 'none'})"])
+    if info.cls is None:
+        if on_error == "skip":
+            raise SkipPlugin(f"plugin {name!r} skipped ({path}): {info.error}")
+        raise ConfigError([f"{path}: plugin {name!r} cannot be used: {info.error}"
+                           ' (set [gateway] plugins_on_error = "skip" to start without it)'])
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{path}: expected a table, got {_describe(raw)}"])
+    raw = dict(raw)
+    priority = info.cls.priority
+    errors: list[str] = []
+    if "priority" in raw and "priority" not in attrs.fields_dict(info.cls.Config):
+        value = raw.pop("priority")
+        if type(value) is int:
+            priority = value
+        else:
+            errors.append(f"{path}.priority: expected an integer, got {_describe(value)}")
+    try:
+        conf = structure(raw, info.cls.Config, path)
+    except ConfigError as exc:
+        errors.extend(exc.errors)
+    if errors:
+        raise ConfigError(errors)
+    return conf, priority
+
+
+def check_plugin_tables(cfg: Any, registry: PluginRegistry, raw: dict[str, Any] | None = None) -> list[str]:
+    """Validate every plugin table of ``cfg`` against its plugin's Config; key-pathed errors."""
+    from .config import ConfigError
+
+    errors: list[str] = []
+    for path, name, _route, table in plugin_tables(cfg, raw):
+        try:
+            plugin_config(registry, name, table, path, cfg.gateway.plugins_on_error)
+        except ConfigError as exc:
+            errors.extend(exc.errors)
+        except SkipPlugin:
+            pass
+    for cname, consumer in cfg.consumers.items():
+        for pname in consumer.credentials:
+            if registry.get(pname) is None:
+                errors.append(f"consumers.{cname}.credentials.{pname}: unknown plugin {pname!r}"
+                              f" (installed: {', '.join(registry.available) or 'none'})")
+    for rname, route in cfg.routes.items():
+        for pname in route.priorities:
+            if pname not in route.plugins and pname not in cfg.plugins:
+                errors.append(f"routes.{rname}.priorities.{pname}: plugin {pname!r} is not configured on this"
+                              " route or globally")
+    return errors
+
+
+_ASYNC_HOOKS = frozenset({"startup", "shutdown", *PHASES})
+
+
+def check_hook_functions(obj: Any, label: str) -> list[str]:
+    """Request-phase and lifecycle hooks must be ``async def``; ``admin_routes`` must not be."""
+    import inspect
+
+    errors = []
+    for hook in [*_ASYNC_HOOKS, "admin_routes"]:
+        fn = getattr(obj, hook, None)
+        if fn is None or not hasattr(fn, "triogate_impl"):
+            continue
+        is_async = inspect.iscoroutinefunction(fn)
+        if hook in _ASYNC_HOOKS and not is_async:
+            errors.append(f"{label}: hook {hook} must be an async function (async def {hook}(...))")
+        elif hook == "admin_routes" and is_async:
+            errors.append(f"{label}: hook admin_routes must be a plain (not async) function")
+    return errors
+
+
 def load_hook_module(spec: str, base: Path | None = None) -> ModuleType:
     """Import a local hook module given as a file path (relative to the config) or a module name."""
     if spec.endswith(".py") or "/" in spec or os.sep in spec:
@@ -159,9 +267,10 @@ def plugin_summary(info: PluginInfo) -> dict[str, Any]:
     assert cls is not None
     out["priority"] = cls.priority
     out["hooks"] = info.hooks
+    hints = typing.get_type_hints(cls.Config)
     out["config"] = [
-        {"name": f.name, "type": _type_repr(f.type), "default": _default_repr(f),
-         "description": f.metadata.get("description", "")}
+        {"name": f.name, "type": _type_repr(hints.get(f.name, f.type)), "required": f.default is attrs.NOTHING,
+         "default": _default_repr(f), "description": f.metadata.get("description", "")}
         for f in attrs.fields(cls.Config)
     ]
     return out
@@ -170,7 +279,9 @@ def plugin_summary(info: PluginInfo) -> dict[str, Any]:
 def _type_repr(tp: Any) -> str:
     if isinstance(tp, str):
         return tp
-    return getattr(tp, "__name__", None) if getattr(tp, "__module__", "") == "builtins" else str(tp).replace("typing.", "")
+    if getattr(tp, "__module__", "") == "builtins" and isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
 
 
 def _default_repr(f: attrs.Attribute) -> Any:

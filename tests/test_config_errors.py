@@ -1,0 +1,334 @@
+"""Config errors: every problem reported at once, with file, key path and what was expected."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import attrs
+import pytest
+
+import triogate
+from triogate.config import ConfigError, load_config, loads_config
+from triogate.pipeline import Pipeline
+from triogate.plugins import PluginRegistry
+from triogate.upstream import HTTPClient
+
+BAD = textwrap.dedent("""
+    [gateway]
+    listen = [8000, "127.0.0.1:x"]
+    workers = "2"
+    wrokers = 3
+    [gateway.timeouts]
+    idle = "x"
+    [upstreams.u]
+    targets = [{ url = "ftp://x" }, { weight = 2 }]
+    balancer = "random"
+    [upstreams.ok]
+    targets = [{ url = "http://127.0.0.1:1/path" }]
+    [routes.r]
+    paths = ["api"]
+    upstream = "nope"
+    [routes.broken]
+    methods = "GET"
+    [routes.broken.plugins.limit]
+    max = "ten"
+    [plugins.nosuch]
+""")
+
+
+class Limit(triogate.Plugin):
+    """A plugin with a typed config and a cross-field check."""
+
+    priority = 900
+
+    @attrs.define(frozen=True)
+    class Config:
+        max: int = triogate.setting(10, description="most requests")
+        burst: int = triogate.setting(0, description="extra requests")
+        mode: str = triogate.setting("local", description="where counters live")
+
+        def __attrs_post_init__(self) -> None:
+            if self.burst > self.max:
+                raise ValueError("burst must not exceed max")
+
+
+def registry(**plugins: type[triogate.Plugin]) -> PluginRegistry:
+    reg = PluginRegistry(autoload=False)
+    for name, cls in plugins.items():
+        reg.register(name, cls)
+    return reg
+
+
+def errors_of(text: str, reg: PluginRegistry | None = None, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        cfg = loads_config(text, "gw.toml", env=env or {}, registry=reg)
+        Pipeline(cfg, reg or registry(), HTTPClient())
+    return info.value.errors
+
+
+def test_every_error_is_reported_at_once_with_key_path_and_expectation(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text(BAD)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={}, registry=registry(limit=Limit))
+    exc = info.value
+    assert exc.source == str(path)
+    assert all(line.startswith(f"{path}: ") for line in str(exc).splitlines())
+    assert exc.errors == [
+        'gateway.listen[0]: expected "host:port" or a table, got an integer 8000',
+        'gateway.workers: expected an integer, got a string "2"',
+        "gateway.timeouts.idle: expected a number, got a string \"x\"",
+        "gateway.wrokers: unknown key (did you mean 'workers'?)",
+        "upstreams.u.targets[1].url: required key missing",
+        'upstreams.u.balancer: expected one of "round-robin", "weighted", "least-connections", '
+        '"consistent-hash", got a string "random"',
+        'routes.broken.methods: expected an array, got a string "GET"',
+        "upstreams.ok.targets[0].url: a target is an origin, without path or query: 'http://127.0.0.1:1/path'",
+        "routes.r.upstream: unknown upstream 'nope' (known: ok, u)",
+        "routes.r.paths[0]: expected a path starting with /, got 'api'",
+        "plugins.nosuch: unknown plugin 'nosuch' (installed: limit)",
+        'routes.broken.plugins.limit.max: expected an integer, got a string "ten"',
+    ]
+
+
+def test_values_a_type_cannot_express_are_checked() -> None:
+    errs = errors_of("""
+        [gateway]
+        listen = ["127.0.0.1:99999", { address = "127.0.0.1:8443", tls_cert = "cert.pem" }]
+        trusted_proxies = ["10.0.0.0/33"]
+        log_level = "loud"
+        [gateway.timeouts]
+        drain = 0
+        [upstreams.u]
+        targets = [{ url = "http://a:1", weight = 0 }]
+        hash_on = "cookie"
+        [routes.r]
+        paths = ["/users/{id}x"]
+        methods = ["get"]
+        upstream = "u"
+        rewrite = "/v2/{user}"
+    """)
+    assert errs == [
+        'gateway.listen[0]: expected "host:port" (e.g. "127.0.0.1:8000"), got \'127.0.0.1:99999\'',
+        "gateway.listen[1]: tls_cert and tls_key go together (set both or neither)",
+        "gateway.listen[1].tls_cert: no such file: 'cert.pem'",
+        "gateway.timeouts.drain: expected a number of seconds above 0",
+        'gateway.log_level: expected one of "debug", "info", "warning", "error", "critical", got \'loud\'',
+        "gateway.trusted_proxies[0]: expected an IP address or CIDR, got '10.0.0.0/33'",
+        "upstreams.u.targets: every target has weight 0, so none would get traffic",
+        'upstreams.u.hash_on: expected "client-ip", "path", "header:<name>" or "cookie:<name>", got \'cookie\'',
+        "routes.r.paths[0]: a parameter must be a whole segment like /users/{id}, got '/users/{id}x'",
+        'routes.r.methods[0]: expected an upper-case method name like "GET", got \'get\'',
+        "routes.r.rewrite: {user} is not a parameter of this route's paths (available: id, rest)",
+    ]
+
+
+def test_booleans_are_not_integers_and_literals_keep_their_type() -> None:
+    errs = errors_of("""
+        [gateway]
+        workers = true
+        via = 1
+        listen = [{ address = "127.0.0.1:0", protocol = 2 }]
+    """)
+    assert errs == [
+        'gateway.listen[0].protocol: expected one of "http1", "h2", got an integer 2',
+        "gateway.workers: expected an integer, got a boolean true",
+        "gateway.via: expected true or false, got an integer 1",
+    ]
+
+
+def test_section_of_the_wrong_shape_and_unknown_top_level_key() -> None:
+    errs = errors_of("""
+        routes = ["a"]
+        [upstream.u]
+        targets = []
+    """)
+    assert errs == [
+        "upstream: unknown key (did you mean 'upstreams'?)",
+        'routes: expected a table of named routes, got an array ["a"]',
+    ]
+
+
+def test_env_interpolation_with_defaults_escapes_and_missing_variables() -> None:
+    text = """
+        [gateway]
+        request_id_header = "${HDR}"
+        access_log = "${LOG:-off}"
+        [admin]
+        token = "$${NOT_EXPANDED}-${TOKEN}"
+        [upstreams.u]
+        targets = [{ url = "http://${HOST}:${PORT:-9000}" }]
+    """
+    cfg = loads_config(text, env={"HDR": "x-trace", "TOKEN": "sekrit", "HOST": "10.0.0.5"})
+    assert cfg.gateway.request_id_header == "x-trace"
+    assert cfg.gateway.access_log == "off"
+    assert cfg.admin.token == "${NOT_EXPANDED}-sekrit"
+    assert cfg.upstreams["u"].targets[0].url == "http://10.0.0.5:9000"
+    errs = errors_of(text, env={"HDR": "x"})
+    assert errs == [
+        "admin.token: environment variable TOKEN is not set (set it, or give a default: ${TOKEN:-default})",
+        "upstreams.u.targets[0].url: environment variable HOST is not set"
+        " (set it, or give a default: ${HOST:-default})",
+    ]
+
+
+def test_env_default_may_be_empty() -> None:
+    cfg = loads_config('[gateway]\nrequest_id_header = "x-${SUFFIX:-}id"', env={})
+    assert cfg.gateway.request_id_header == "x-id"
+
+
+def test_unknown_plugin_lists_installed_ones() -> None:
+    errs = errors_of("[plugins.rate-limt]\n", registry(limit=Limit, **{"rate-limit": Limit}))
+    assert errs == ["plugins.rate-limt: unknown plugin 'rate-limt' (installed: limit, rate-limit)"]
+
+
+def test_plugin_config_errors_carry_route_plugin_key_paths() -> None:
+    errs = errors_of("""
+        [routes.users]
+        paths = ["/users"]
+        [routes.users.plugins.limit]
+        max = 5
+        burst = 9
+        [routes."odd name".plugins.limit]
+        mode = 1
+        colour = "red"
+        priority = "high"
+        [plugins.limit]
+        max = -1.5
+    """, registry(limit=Limit))
+    assert errs == [
+        "plugins.limit.max: expected an integer, got a number -1.5",
+        "routes.users.plugins.limit: burst must not exceed max",
+        'routes."odd name".plugins.limit.priority: expected an integer, got a string "high"',
+        'routes."odd name".plugins.limit.mode: expected a string, got an integer 1',
+        'routes."odd name".plugins.limit.colour: unknown key (expected one of max, burst, mode)',
+    ]
+    errs = errors_of("""
+        [routes.r.plugins.limit]
+        mode = 1
+        colour = "red"
+    """, registry(limit=Limit))
+    assert errs == [
+        "routes.r.plugins.limit.mode: expected a string, got an integer 1",
+        "routes.r.plugins.limit.colour: unknown key (expected one of max, burst, mode)",
+    ]
+
+
+def test_plugin_table_must_be_a_table_and_priorities_must_name_configured_plugins() -> None:
+    errs = errors_of("""
+        [routes.r]
+        plugins = { limit = 3 }
+        [routes.s]
+        plugins = { limit = {} }
+        priorities = { limit = 5, other = 5 }
+    """, registry(limit=Limit))
+    assert errs == [
+        "routes.r.plugins.limit: expected a table, got an integer 3",
+        "routes.s.priorities.other: plugin 'other' is not configured on this route or globally",
+    ]
+
+
+class Exploding(triogate.Plugin):
+    def __init__(self, config, gateway, route=None):  # noqa: ANN001
+        super().__init__(config, gateway, route)
+        raise RuntimeError("cannot reach the key store")
+
+
+class SyncHook(triogate.Plugin):
+    @triogate.hookimpl
+    def auth(self, ctx):  # noqa: ANN001 - deliberately not async
+        return None
+
+
+class BadArgs(triogate.Plugin):
+    @triogate.hookimpl
+    async def transform(self, ctx, extra):  # noqa: ANN001 - an argument the hookspec does not have
+        return None
+
+
+def test_plugins_that_fail_to_build_or_have_bad_hooks_are_config_errors() -> None:
+    errs = errors_of("""
+        [plugins.exploding]
+        [routes.r.plugins.sync]
+        [routes.r.plugins.badargs]
+    """, registry(exploding=Exploding, sync=SyncHook, badargs=BadArgs))
+    assert errs[0] == ("plugins.exploding: plugin 'exploding' failed to initialize: "
+                       "RuntimeError: cannot reach the key store")
+    assert errs[1] == "routes.r.plugins.sync: hook auth must be an async function (async def auth(...))"
+    assert errs[2].startswith("routes.r.plugins.badargs: plugin 'badargs': Plugin 'badargs@r' for hook 'transform'")
+    assert "extra" in errs[2]
+    assert len(errs) == 3
+
+
+def test_hook_module_errors(tmp_path: Path) -> None:
+    (tmp_path / "sync_hooks.py").write_text(
+        "import triogate\nPRIORITY = 'high'\n@triogate.hookimpl\ndef transform(ctx):\n    return None\n")
+    (tmp_path / "broken_hooks.py").write_text("import nonexistent_module_xyz\n")
+    (tmp_path / "gw.toml").write_text(
+        '[gateway]\nhooks = ["./sync_hooks.py", "./broken_hooks.py", "./missing.py", "no_such_module_abc"]\n')
+    reg = registry()
+    cfg = load_config(tmp_path / "gw.toml", registry=reg)
+    with pytest.raises(ConfigError) as info:
+        Pipeline(cfg, reg, HTTPClient())
+    errs = info.value.errors
+    assert errs[0] == "gateway.hooks[1]: cannot load './broken_hooks.py': ModuleNotFoundError: " \
+                      "No module named 'nonexistent_module_xyz'"
+    assert errs[1] == f"gateway.hooks[2]: cannot load './missing.py': FileNotFoundError: no such file: " \
+                      f"{tmp_path / 'missing.py'}"
+    assert errs[2] == ("gateway.hooks[3]: cannot load 'no_such_module_abc': ModuleNotFoundError: "
+                       "No module named 'no_such_module_abc'")
+    assert errs[3] == "gateway.hooks[0]: PRIORITY must be an integer, got 'high'"
+    assert len(errs) == 4
+
+
+def test_unreadable_and_invalid_toml_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "missing.toml")
+    assert info.value.errors == ["cannot read file: No such file or directory"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[gateway\nworkers = 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(bad)
+    assert info.value.errors[0].startswith("invalid TOML: ")
+    assert "line 1" in info.value.errors[0]
+
+
+# --------------------------------------------------------------------------- the CLI, as a user runs it
+
+
+def triogate_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "TRIOGATE_DISABLE_PLUGIN_AUTOLOAD": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "triogate", *args], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_cli_prints_every_error_and_exits_2_without_traceback(tmp_path: Path, command: str) -> None:
+    (tmp_path / "gateway.toml").write_text(BAD)
+    proc = triogate_cli(command, "-c", "gateway.toml", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = proc.stderr.splitlines()
+    assert lines[0] == "triogate: invalid configuration (12 errors):"
+    assert "  gateway.toml: gateway.workers: expected an integer, got a string \"2\"" in lines
+    assert "  gateway.toml: plugins.nosuch: unknown plugin 'nosuch' (installed: none)" in lines
+    assert "  gateway.toml: routes.broken.plugins.limit: unknown plugin 'limit' (installed: none)" in lines
+
+
+def test_cli_run_with_failing_hook_module_exits_2_without_traceback(tmp_path: Path) -> None:
+    (tmp_path / "hooks.py").write_text("raise RuntimeError('boom at import')\n")
+    (tmp_path / "gateway.toml").write_text('[gateway]\nlisten = ["127.0.0.1:0"]\nhooks = ["./hooks.py"]\n')
+    proc = triogate_cli("run", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "gateway.hooks[0]: cannot load './hooks.py': RuntimeError: boom at import" in proc.stderr
+
+
+def test_cli_missing_file(tmp_path: Path) -> None:
+    proc = triogate_cli("check", "-c", "nope.toml", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[1] == "  nope.toml: cannot read file: No such file or directory"
