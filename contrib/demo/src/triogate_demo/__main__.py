@@ -11,10 +11,11 @@ import trio
 from .services import SERVICES, serve_all
 
 
-async def _run(config: str | None) -> int:
+async def _run(config: str | None, without: frozenset[str] = frozenset()) -> int:
+    services = [s for s in SERVICES if s[0] not in without]
     async with trio.open_nursery() as nursery:
-        await nursery.start(serve_all)
-        for _service, instance, port in SERVICES:
+        await nursery.start(lambda task_status: serve_all(task_status, services=services))
+        for _service, instance, port in services:
             print(f"demo service {instance} on http://127.0.0.1:{port}", file=sys.stderr)
         if config is None:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as sigs:
@@ -41,9 +42,13 @@ def main() -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="demo services and the gateway")
     r.add_argument("-c", "--config", default="gateway.toml")
-    sub.add_parser("services", help="only the demo services")
+    s = sub.add_parser("services", help="only the demo services")
+    names = sorted({service for service, _, _ in SERVICES})
+    for cmd in (r, s):
+        cmd.add_argument("--without", action="append", default=[], choices=names, metavar="SERVICE",
+                         help=f"do not start this service (repeatable; one of {', '.join(names)})")
     args = p.parse_args()
-    return trio.run(_run, args.config if args.cmd == "run" else None)
+    return trio.run(_run, args.config if args.cmd == "run" else None, frozenset(args.without))
 
 
 if __name__ == "__main__":

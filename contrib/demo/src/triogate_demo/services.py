@@ -70,7 +70,7 @@ def make_handler(service: str, instance: str) -> Any:
 async def serve_all(task_status: Any = trio.TASK_STATUS_IGNORED, host: str = "127.0.0.1",
                     services: list[tuple[str, str, int]] | None = None) -> None:
     async with trio.open_nursery() as nursery:
-        for service, instance, port in services or SERVICES:
+        for service, instance, port in (SERVICES if services is None else services):
             await nursery.start(UpstreamServer(make_handler(service, instance), host=host, port=port,
                                                name=instance).run)
         task_status.started()
