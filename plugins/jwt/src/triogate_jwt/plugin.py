@@ -1,0 +1,244 @@
+"""The jwt plugin: verify a bearer JWT in the auth phase and set ``ctx.principal``.
+
+Failure never ends the auth phase by itself: the plugin records an RFC 6750 challenge
+(``error="invalid_token"`` when a token was presented) and lets later auth plugins try;
+the core answers 401 with every challenge if nobody authenticates. A valid token
+without the required scopes/roles is a 403 ``insufficient_scope`` at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+import jwt
+import trio
+import triogate
+
+from .claims import claim, header_value, roles_of, scopes_of
+from .config import JwtConfig
+from .jwks import JWKSSource
+from .keys import SUPPORTED_ALGORITHMS, KeyRing, VerifyKey, pem_key, secret_key
+from .location import find_token, strip_token
+
+__all__ = ["AUTH_FAILED", "JwtPlugin"]
+
+# shared convention of the first-party auth plugins: set when a presented credential was
+# invalid, so no later plugin grants its anonymous consumer to that request
+AUTH_FAILED = "triogate.auth_failed"
+_EXTRAS = "jwt"
+
+
+class TokenRejected(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _reason(exc: jwt.PyJWTError) -> str:
+    for cls, reason in ((jwt.ExpiredSignatureError, "expired"), (jwt.ImmatureSignatureError, "not_yet_valid"),
+                        (jwt.InvalidIssuerError, "bad_issuer"), (jwt.InvalidAudienceError, "bad_audience"),
+                        (jwt.MissingRequiredClaimError, "missing_claim"), (jwt.InvalidIssuedAtError, "bad_iat"),
+                        (jwt.InvalidSignatureError, "bad_signature"), (jwt.DecodeError, "malformed")):
+        if isinstance(exc, cls):
+            return reason
+    return "invalid"
+
+
+class JwtPlugin(triogate.Plugin):
+    priority = 1450
+    Config = JwtConfig
+
+    def __init__(self, config: JwtConfig, gateway: triogate.GatewayServices, route: str | None = None) -> None:
+        super().__init__(config, gateway, route)
+        c = config
+        static: list[VerifyKey] = []
+        if c.secret:
+            static.append(secret_key(c.secret, c.secret_is_base64))
+        static.extend(pem_key(pem, i) for i, pem in enumerate(c.public_keys))
+        self.static = KeyRing(static)
+        possible = set(SUPPORTED_ALGORITHMS)
+        if not (c.jwks_uri or c.discovery):  # only configured keys: what they can verify
+            possible = set().union(*(k.algorithms for k in static)) if static else set()
+        if c.algorithms:
+            useless = [a for a in c.algorithms if a not in possible]
+            if useless:
+                raise ValueError(f"algorithms: no configured key can verify {', '.join(useless)}")
+            possible &= set(c.algorithms)
+        if c.secret and any(a.startswith("HS") for a in c.algorithms):
+            short = [a for a in c.algorithms if a.startswith("HS") and a not in static[0].algorithms]
+            if short:
+                raise ValueError(f"secret: too short for {', '.join(short)} (HS384 needs 48 bytes, HS512 64)")
+        self.allowed = frozenset(possible)
+        self.source = self._shared_source() if (c.jwks_uri or c.discovery) else None
+        self.options: dict[str, Any] = {
+            "require": list(c.required_claims), "verify_signature": True, "verify_exp": True, "verify_nbf": True,
+            "verify_iat": True, "verify_iss": c.issuer is not None, "verify_aud": bool(c.audience),
+        }
+        self.audience = list(c.audience) or None
+        self.required_scopes = frozenset(c.scopes)
+        self.required_roles = frozenset(c.roles)
+        self.claim_headers = [(name, h.lower()) for name, h in c.claims_to_headers.items()]
+        self.drop_headers = tuple(h for _, h in self.claim_headers)
+        self.subjects = self._consumer_subjects()
+        self.anonymous = self._anonymous_consumer()
+        self.challenge = f'Bearer realm="{c.realm}"'
+        self.invalid = f'Bearer realm="{c.realm}", error="invalid_token"'
+
+    # ------------------------------------------------------------------ setup
+
+    def _shared_source(self) -> JWKSSource:
+        """One JWKS cache per URL and loaded config, shared by every instance that uses it."""
+        c = self.config
+        key = (self.gateway.version, c.jwks_uri, c.issuer if c.discovery else None, c.jwks_ttl,
+               c.jwks_refresh_min_interval, c.jwks_timeout)
+        sources = self.gateway.extras.setdefault(_EXTRAS, {})
+        src = sources.get(key)
+        if src is None:
+            src = sources[key] = JWKSSource(
+                self.gateway.http, jwks_uri=c.jwks_uri, issuer=c.issuer if c.discovery else None, ttl=c.jwks_ttl,
+                min_interval=c.jwks_refresh_min_interval, timeout=c.jwks_timeout)
+        return src
+
+    def _consumer_subjects(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        if not self.config.consumer_claim:
+            return out
+        for consumer, table in self.gateway.credentials("jwt").items():
+            where = f"consumers.{consumer}.credentials.jwt"
+            if not isinstance(table, dict) or set(table) - {"subject"} or "subject" not in table:
+                raise ValueError(f"{where}: expected a table with subject = \"...\" or subject = [...]")
+            subjects = table["subject"] if isinstance(table["subject"], list) else [table["subject"]]
+            for s in subjects:
+                if not isinstance(s, str) or not s:
+                    raise ValueError(f"{where}.subject: expected strings")
+                if out.setdefault(s, consumer) != consumer:
+                    raise ValueError(f"{where}.subject: {s!r} already belongs to consumer {out[s]!r}")
+        return out
+
+    def _anonymous_consumer(self) -> str | None:
+        name = self.config.anonymous
+        if name is not None and name not in self.gateway.consumers:
+            raise ValueError(f"anonymous: no consumer named {name!r} in [consumers]")
+        return name
+
+    @triogate.hookimpl
+    async def startup(self, gateway: triogate.GatewayServices, nursery: trio.Nursery) -> None:
+        src = self.source
+        if src is not None and not src.started:
+            src.started = True  # the first instance sharing this source runs its refresher
+            await nursery.start(src.run)
+
+    @triogate.hookimpl
+    async def shutdown(self, gateway: triogate.GatewayServices) -> None:
+        sources = gateway.extras.get(_EXTRAS, {})
+        for key in [k for k in sources if k[0] == gateway.version]:
+            del sources[key]
+
+    # ------------------------------------------------------------------ verification
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        """The token's claims, or :class:`TokenRejected` with a reason safe to log."""
+        c = self.config
+        if len(token) > c.max_token_bytes:
+            raise TokenRejected("oversized")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise TokenRejected("malformed") from None
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self.allowed:
+            raise TokenRejected("algorithm")
+        if "crit" in header:  # no JWS extension is understood here (RFC 7515 §4.1.11)
+            raise TokenRejected("crit")
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise TokenRejected("malformed")
+        src = self.source
+        if src is not None and (src.loaded_at is None or (kid is not None and not src.ring.has_kid(kid))):
+            await src.refresh_if_allowed()
+        candidates = (src.ring.candidates(kid, alg) if src is not None else []) + self.static.candidates(kid, alg)
+        if not candidates:
+            raise TokenRejected("unknown_key")
+        for key in candidates:
+            try:
+                claims = jwt.decode(token, key.key, algorithms=[alg], options=self.options,  # type: ignore[arg-type]
+                                    audience=self.audience, issuer=c.issuer, leeway=c.leeway)
+            except jwt.InvalidSignatureError:
+                continue
+            except jwt.PyJWTError as exc:
+                raise TokenRejected(_reason(exc)) from None
+            break
+        else:
+            raise TokenRejected("bad_signature")
+        if c.max_lifetime:
+            exp = claims.get("exp")
+            if not isinstance(exp, (int, float)):
+                raise TokenRejected("missing_claim")
+            start = claims.get("iat") if isinstance(claims.get("iat"), (int, float)) else time.time()
+            if exp - start > c.max_lifetime + c.leeway:
+                raise TokenRejected("lifetime")
+        return claims
+
+    # ------------------------------------------------------------------ the auth phase
+
+    def _fail(self, ctx: triogate.Context, reason: str) -> None:
+        ctx.log_extra["jwt"] = reason
+        ctx.state[AUTH_FAILED] = True
+        ctx.challenge(self.invalid)
+        if ctx.principal is not None and ctx.principal.anonymous:
+            ctx.principal = None
+
+    def _forbidden(self, ctx: triogate.Context, detail: str, scope: str | None) -> triogate.Response:
+        challenge = f'Bearer realm="{self.config.realm}", error="insufficient_scope"'
+        if scope:
+            challenge += f', scope="{scope}"'
+        ctx.log_extra["jwt"] = "insufficient_scope"
+        return ctx.problem(403, detail, headers=[("www-authenticate", challenge)])
+
+    @triogate.hookimpl
+    async def auth(self, ctx: triogate.Context) -> triogate.Response | None:
+        c = self.config
+        req = ctx.request
+        if self.drop_headers:
+            req.headers.remove(*self.drop_headers)  # a client never sets what the gateway vouches for
+        found = find_token(req, c.header_names, c.cookie_names, c.query_params)
+        if found is not None and c.strip_credential:
+            strip_token(req, found[1], found[2])
+        if ctx.principal is not None and not ctx.principal.anonymous:
+            return None  # an earlier auth plugin authenticated this request
+        if found is None:
+            ctx.challenge(self.challenge)
+            if self.anonymous is not None and ctx.principal is None and not ctx.state.get(AUTH_FAILED):
+                consumer = self.gateway.consumers[self.anonymous]
+                ctx.principal = triogate.Principal(consumer=self.anonymous, groups=consumer.groups, anonymous=True,
+                                                   method="jwt")
+            return None
+        token = found[0]
+        try:
+            claims = await self.verify(token)
+        except TokenRejected as exc:
+            self._fail(ctx, exc.reason)
+            return None
+        scopes = scopes_of(claims)
+        if self.required_scopes and not self.required_scopes <= scopes:
+            return self._forbidden(ctx, "the token lacks a required scope", " ".join(sorted(self.required_scopes)))
+        if self.required_roles and not self.required_roles & roles_of(claims, c.roles_claim):
+            return self._forbidden(ctx, "the token lacks a required role", None)
+        consumer_name = None
+        groups: frozenset[str] | list[str] = frozenset()
+        if c.consumer_claim:
+            value = claim(claims, c.consumer_claim)
+            consumer_name = self.subjects.get(value) if isinstance(value, str) else None
+            if consumer_name is not None:
+                groups = self.gateway.consumers[consumer_name].groups
+        sub = claims.get("sub")
+        credential = sub if isinstance(sub, str) and sub else "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+        ctx.principal = triogate.Principal(consumer=consumer_name, credential=credential, claims=claims, scopes=scopes,
+                                           groups=groups, method="jwt")
+        for name, header in self.claim_headers:
+            value = header_value(claim(claims, name))
+            if value is not None:
+                req.headers.add(header, value)
+        return None
