@@ -159,7 +159,7 @@ class Router:
 
     def match(self, method: str, host: str, path: str, headers: Any) -> tuple[Route | None, dict[str, str], str]:
         """Return (route, params, rest) or (None, {}, path); ``rest`` is the part after the matched prefix."""
-        method_mismatch = False
+        allowed: set[str] = set()
         for _, pattern, regex, literal, route in self.entries:
             if regex is None:
                 if route.exact:
@@ -186,10 +186,11 @@ class Router:
             if route.headers and not all(headers.get(k) == v for k, v in route.headers):
                 continue
             if route.methods is not None and method not in route.methods:
-                method_mismatch = True
+                allowed.update(route.methods)
                 continue
             return route, params, rest
-        return None, {"__method_mismatch": "1"} if method_mismatch else {}, path
+        # no route: when only the method was wrong, "__method_mismatch" carries the Allow value (405)
+        return None, {"__method_mismatch": ", ".join(sorted(allowed))} if allowed else {}, path
 
     def table(self) -> list[dict[str, Any]]:
         """The route table in match order, for ``triogate routes`` and the admin API."""
