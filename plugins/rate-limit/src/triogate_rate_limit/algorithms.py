@@ -19,6 +19,9 @@ from typing import Any
 
 __all__ = ["decide", "Outcome"]
 
+#: float tolerance (half a microsecond) for GCRA times that are not whole microseconds
+EPSILON_US = 0.5
+
 Outcome = tuple[bool, int, int, int, Any, int]
 
 
@@ -47,25 +50,24 @@ def sliding_window(state: Any, now: int, limit: int, window: int, burst: int) ->
         remaining = math.floor(limit - estimate - 1)
         return True, remaining, reset, 0, (idx, cur + 1, prev), 2 * window - elapsed
     if cur + 1 <= limit:  # wait for the previous window's share to decay enough
-        needed = window * (1 - (limit - cur - 1) / prev)
+        needed = window * (prev - (limit - cur - 1)) / prev
         retry = math.ceil(needed - elapsed)
     else:  # wait into the next window, where this window's count is the decaying one
-        needed = window * (1 - (limit - 1) / cur)
+        needed = window * (cur - (limit - 1)) / cur
         retry = math.ceil(reset + needed)
     return False, 0, reset, max(retry, 1), state, 2 * window - elapsed
 
 
 def gcra(state: Any, now: int, limit: int, window: int, burst: int) -> Outcome:
     interval = window / limit
-    capacity = burst * interval
-    tat = state if state is not None and state > now else now
-    new_tat = tat + interval
-    if new_tat - now <= capacity:
-        remaining = math.floor((capacity - (new_tat - now)) / interval)
-        ttl = math.ceil(new_tat - now)
-        return True, remaining, ttl, 0, new_tat, ttl
-    retry = math.ceil(new_tat - now - capacity)
-    return False, 0, math.ceil(tat - now), max(retry, 1), state, math.ceil(tat - now)
+    slack = (burst - 1) * interval  # how far ahead of now the theoretical arrival time may run
+    diff = state - now if state is not None and state > now else 0
+    if diff <= slack + EPSILON_US:
+        remaining = math.floor((slack - diff + EPSILON_US) / interval)
+        ttl = math.ceil(diff + interval)
+        return True, remaining, ttl, 0, now + diff + interval, ttl
+    retry = math.ceil(diff - slack)
+    return False, 0, math.ceil(diff), max(retry, 1), state, math.ceil(diff)
 
 
 ALGORITHMS = {"fixed-window": fixed_window, "sliding-window": sliding_window, "gcra": gcra}

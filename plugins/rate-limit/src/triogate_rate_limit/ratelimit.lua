@@ -16,6 +16,8 @@ else
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 
+local EPSILON_US = 0.5
+
 local function num(x)
   return string.format('%.17g', x)
 end
@@ -66,34 +68,33 @@ for i = 1, #KEYS do
     else
       ok, remaining = false, 0
       if cur + 1 <= limit then
-        retry = math.ceil(window * (1 - (limit - cur - 1) / prev) - elapsed)
+        retry = math.ceil(window * (prev - (limit - cur - 1)) / prev - elapsed)
       else
-        retry = math.ceil(reset + window * (1 - (limit - 1) / cur))
+        retry = math.ceil(reset + window * (cur - (limit - 1)) / cur)
       end
       if retry < 1 then retry = 1 end
     end
 
   elseif algo == 'gcra' then
     local interval = window / limit
-    local capacity = burst * interval
+    local slack = (burst - 1) * interval
     local stored = redis.call('GET', key)
-    local tat = now
+    local diff = 0
     if stored then
       local s = tonumber(stored)
-      if s > now then tat = s end
+      if s > now then diff = s - now end
     end
-    local new_tat = tat + interval
-    if new_tat - now <= capacity then
+    if diff <= slack + EPSILON_US then
       ok = true
-      remaining = math.floor((capacity - (new_tat - now)) / interval)
-      reset = math.ceil(new_tat - now)
+      remaining = math.floor((slack - diff + EPSILON_US) / interval)
+      reset = math.ceil(diff + interval)
       retry, ttl = 0, reset
-      write = {'SET', key, num(new_tat)}
+      write = {'SET', key, num(now + diff + interval)}
     else
       ok, remaining = false, 0
-      retry = math.ceil(new_tat - now - capacity)
+      retry = math.ceil(diff - slack)
       if retry < 1 then retry = 1 end
-      reset = math.ceil(tat - now)
+      reset = math.ceil(diff)
       ttl = reset
     end
 
