@@ -114,7 +114,14 @@ class RunningGateway:
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     async def reload(self, config: Mapping[str, Any] | str) -> list[str]:
-        return await self.gateway.reload(_to_config(config, self.gateway.config.gateway.listen))
+        """Reload like SIGHUP does; returns the errors (empty on success), the old config keeps serving."""
+        from .config import ConfigError
+
+        try:
+            cfg = _to_config(config, self.gateway.config.gateway.listen)
+        except ConfigError as exc:
+            return [f"{exc.source}: {e}" for e in exc.errors]
+        return await self.gateway.reload(cfg)
 
     async def stop(self) -> None:
         self._stop.set()
