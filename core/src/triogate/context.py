@@ -84,7 +84,7 @@ class Context:
         "request", "route", "params", "rest", "principal", "state", "gateway", "request_id",
         "client_ip", "challenges", "started", "upstream_target", "upstream_seconds", "status",
         "bytes_in", "bytes_out", "short_circuit", "error", "log_extra", "client_addr", "response",
-        "upstream_name", "generation", "body_in",
+        "upstream_name", "generation", "body_in", "upstream_started", "hook_timings",
     )
 
     def __init__(self, request: Request, gateway: GatewayServices, request_id: str, client_ip: str) -> None:
@@ -103,6 +103,11 @@ class Context:
         self.upstream_name: str | None = None
         self.upstream_target: str | None = None
         self.upstream_seconds: float | None = None
+        # seconds after ``started`` when the upstream call began (``upstream_seconds`` is its duration)
+        self.upstream_started: float | None = None
+        # set to a list to have every hook call recorded as (plugin, phase, start, end) perf_counter
+        # values -- only when a configured plugin class sets ``wants_hook_timings = True`` (tracing)
+        self.hook_timings: list[tuple[str, str, float, float]] | None = None
         self.status = 0
         self.bytes_in = 0
         self.bytes_out = 0

@@ -8,6 +8,7 @@ Per route, the ordered hook functions of every phase are computed once at load.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,8 @@ class Pipeline:
             raise ConfigError(list(dict.fromkeys(errors)), config.source)
 
         self.global_uses = global_uses
+        # a plugin asking for hook timings (tracing) makes every hook call timed when ctx.hook_timings is a list
+        self.timed = any(getattr(type(i), "wants_hook_timings", False) for i in self.instances)
         for route in routes:
             route.chain = self._chain(route.data.pop("uses"), route.config.priorities)
         self.global_chain = self._chain(global_uses, {}, for_route=False)
@@ -198,6 +201,8 @@ class Pipeline:
                 hooks = [(u.name, impls[id(u.obj)]) for u in ordered if id(u.obj) in impls and u.scope == "route"]
             if phase == "post_response":
                 hooks.reverse()  # onion: the innermost (lowest priority) sees the response first
+            if self.timed:
+                hooks = [(name, _timed(name, phase, fn)) for name, fn in hooks]
             setattr(chain, phase, hooks)
         return chain
 
@@ -347,6 +352,7 @@ class Pipeline:
         if body.length == 0 and not body.started:
             body = None
         started = ctx.elapsed
+        ctx.upstream_started = started
         ctx.upstream_name = upstream.name
         resp, tgt = await upstream.request(req.method, target, self.upstream_headers(ctx), body,
                                            key=upstream.hash_key(ctx))
@@ -379,6 +385,22 @@ def _adapt(impl: Any, spec_args: tuple[str, ...]) -> Any:
 
     async def call(*args: Any) -> Any:
         return await fn(**{n: a for n, a in zip(spec_args, args) if n in wanted})
+
+    return call
+
+
+def _timed(name: str, phase: str, fn: Any) -> Any:
+    """Record ``(plugin, phase, start, end)`` (``time.perf_counter``) in ``ctx.hook_timings`` when it is a list."""
+
+    async def call(ctx: Context, *rest: Any) -> Any:
+        timings = ctx.hook_timings
+        if timings is None:
+            return await fn(ctx, *rest)
+        start = time.perf_counter()
+        try:
+            return await fn(ctx, *rest)
+        finally:
+            timings.append((name, phase, start, time.perf_counter()))
 
     return call
 

@@ -41,6 +41,9 @@ class Plugin:
     name: ClassVar[str] = ""
     priority: ClassVar[int] = 0
     Config: ClassVar[type] = NoConfig
+    #: True makes the core time every hook call of a config that uses this plugin, into
+    #: ``ctx.hook_timings`` for the requests where a hook set it to a list (tracing plugins)
+    wants_hook_timings: ClassVar[bool] = False
 
     def __init__(self, config: Any, gateway: GatewayServices, route: str | None = None) -> None:
         self.config = config
