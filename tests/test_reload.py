@@ -1,0 +1,277 @@
+"""Reload: validate fully, swap atomically, in-flight requests finish on the old config,
+an invalid config keeps the old one serving (Gateway.reload, SIGHUP, `triogate reload`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import attrs
+import trio
+
+import triogate
+from triogate.testing import GatewayClient, UpstreamServer, free_port
+
+
+class Tag(triogate.Plugin):
+    """Marks responses with the config they ran on; records its lifecycle."""
+
+    priority = 10
+    events: list[str] = []
+
+    @attrs.define(frozen=True)
+    class Config:
+        value: str = triogate.setting(description="tag")
+        fail_startup: bool = triogate.setting(False, description="raise in startup")
+
+    @triogate.hookimpl
+    async def startup(self, gateway: triogate.GatewayServices) -> None:
+        if self.config.fail_startup:
+            raise RuntimeError("cannot connect to the backing store")
+        Tag.events.append(f"startup {self.config.value}")
+
+    @triogate.hookimpl
+    async def shutdown(self, gateway: triogate.GatewayServices) -> None:
+        Tag.events.append(f"shutdown {self.config.value}")
+
+    @triogate.hookimpl
+    async def post_response(self, ctx: triogate.Context, response: triogate.Response) -> None:
+        response.headers.set("x-config", self.config.value)
+
+
+def config(upstream: UpstreamServer, tag: str, **extra: object) -> dict:
+    return {
+        "gateway": {"timeouts": {"drain": 10.0}},
+        "upstreams": {"u": {"targets": [{"url": upstream.url}]}},
+        "routes": {"r": {"paths": ["/"], "upstream": "u"}},
+        "plugins": {"tag": {"value": tag, **extra}},
+    }
+
+
+async def test_reload_swaps_and_invalid_config_keeps_the_old_one(upstream: UpstreamServer, gateway_factory) -> None:
+    Tag.events = []
+    gw = await gateway_factory(config(upstream, "v1"), plugins={"tag": Tag})
+    assert (await gw.client.get("/x")).headers["x-config"] == "v1"
+    assert await gw.reload(config(upstream, "v2")) == []
+    assert (await gw.client.get("/x")).headers["x-config"] == "v2"
+    # an invalid config: rejected with its errors, nothing changes
+    bad = config(upstream, "v3")
+    bad["routes"]["r"]["upstream"] = "missing"
+    errors = await gw.reload(bad)
+    assert errors == ["<test>: routes.r.upstream: unknown upstream 'missing' (known: u)"]
+    # a plugin config error, found when the new plugins are built
+    bad = config(upstream, "v3")
+    bad["plugins"]["tag"]["colour"] = "red"
+    assert await gw.reload(bad) == ["<test>: plugins.tag.colour: unknown key (expected one of value, fail_startup)"]
+    # a startup hook that fails rejects the reload too
+    assert await gw.reload(config(upstream, "v4", fail_startup=True)) == [
+        "plugin tag failed at startup: RuntimeError: cannot connect to the backing store"]
+    assert (await gw.client.get("/x")).headers["x-config"] == "v2"
+    assert gw.gateway.reloads == {"ok": 1, "failed": 2}  # the first one never reached the gateway
+    assert gw.gateway.version == 2
+    with trio.fail_after(5):
+        while "shutdown v1" not in Tag.events:
+            await trio.sleep(0.01)
+    assert Tag.events == ["startup v1", "startup v2", "shutdown v1"]
+
+
+async def test_in_flight_request_finishes_on_the_old_config(upstream_factory, gateway_factory) -> None:
+    Tag.events = []
+    release = trio.Event()
+
+    async def slow(req: triogate.Request) -> dict:
+        if req.path == "/slow":
+            await release.wait()
+        return {"served_by": "old"}
+
+    old_up = await upstream_factory(slow)
+    new_up = await upstream_factory(lambda req: _json({"served_by": "new"}))
+    gw = await gateway_factory(config(old_up, "old"), plugins={"tag": Tag})
+    results: dict[str, triogate.Fetched] = {}
+
+    async def slow_request() -> None:
+        client = GatewayClient(gw.url)
+        try:
+            results["slow"] = await client.get("/slow")
+        finally:
+            await client.aclose()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(slow_request)
+        with trio.fail_after(5):
+            while not old_up.requests:
+                await trio.sleep(0.005)
+        assert await gw.reload(config(new_up, "new")) == []
+        # new requests use the new config at once, while the slow one is still running
+        r = await gw.client.get("/fast")
+        assert (r.headers["x-config"], r.json()["served_by"]) == ("new", "new")
+        assert "shutdown old" not in Tag.events  # the old config waits for its request
+        release.set()
+    slow_resp = results["slow"]
+    assert slow_resp.status == 200
+    assert (slow_resp.headers["x-config"], slow_resp.json()["served_by"]) == ("old", "old")
+    with trio.fail_after(5):
+        while "shutdown old" not in Tag.events:
+            await trio.sleep(0.01)
+    assert Tag.events == ["startup old", "startup new", "shutdown old"]
+
+
+async def _json(obj: dict) -> dict:
+    return obj
+
+
+async def test_reload_under_load_has_zero_failed_requests(upstream_factory, gateway_factory) -> None:
+    ups = [await upstream_factory(lambda req, i=i: _json({"up": i})) for i in range(3)]
+    gw = await gateway_factory(config(ups[0], "v0"), plugins={"tag": Tag})
+    stop = trio.Event()
+    ok = 0
+    failures: list[str] = []
+    seen: set[str] = set()
+
+    async def client_loop(keep_alive: bool) -> None:
+        nonlocal ok
+        client = GatewayClient(gw.url)
+        try:
+            while not stop.is_set():
+                if not keep_alive:
+                    await client.aclose()
+                    client = GatewayClient(gw.url)
+                try:
+                    with trio.fail_after(5):
+                        r = await client.post("/item", body=b"x" * 1000)
+                except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
+                    failures.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                if r.status != 200:
+                    failures.append(f"status {r.status}: {r.content[:200]!r}")
+                else:
+                    ok += 1
+                    seen.add(r.headers["x-config"])
+        finally:
+            await client.aclose()
+
+    async with trio.open_nursery() as nursery:
+        for i in range(16):
+            nursery.start_soon(client_loop, i % 2 == 0)
+        for n in range(1, 7):
+            await trio.sleep(0.15)
+            assert await gw.reload(config(ups[n % 3], f"v{n}")) == []
+        await trio.sleep(0.15)
+        stop.set()
+    assert failures == []
+    assert ok > 100
+    assert seen == {f"v{n}" for n in range(7)}
+    assert gw.gateway.reloads == {"ok": 6, "failed": 0}
+
+
+# --------------------------------------------------------------------------- SIGHUP and `triogate reload`
+
+HOOKS = textwrap.dedent("""
+    import os
+    import triogate
+
+    @triogate.hookimpl
+    async def post_response(ctx, response):
+        response.headers.set("x-pid", str(os.getpid()))
+        response.headers.set("x-version", str(ctx.gateway.version))
+""")
+
+
+def write_config(path: Path, port: int, upstream: UpstreamServer, routes: str) -> None:
+    path.write_text(textwrap.dedent(f"""
+        [gateway]
+        listen = ["127.0.0.1:{port}"]
+        hooks = ["./hooks.py"]
+        access_log = "off"
+        [gateway.timeouts]
+        drain = 5.0
+        [upstreams.u]
+        targets = [{{ url = "{upstream.url}" }}]
+    """) + textwrap.dedent(routes))
+
+
+def cli_env() -> dict[str, str]:
+    return {**os.environ, "TRIOGATE_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONUNBUFFERED": "1"}
+
+
+async def wait_listening(port: int, proc: trio.Process, timeout: float = 20) -> None:
+    with trio.fail_after(timeout):
+        while True:
+            assert proc.returncode is None, "gateway exited early"
+            try:
+                stream = await trio.open_tcp_stream("127.0.0.1", port)
+            except OSError:
+                await trio.sleep(0.05)
+                continue
+            await stream.aclose()
+            return
+
+
+async def get(client: GatewayClient, path: str) -> triogate.Fetched:
+    with trio.fail_after(5):
+        return await client.get(path)
+
+
+async def test_sighup_and_triogate_reload(tmp_path: Path, upstream: UpstreamServer, nursery: trio.Nursery) -> None:
+    port = free_port()
+    cfg = tmp_path / "gateway.toml"
+    (tmp_path / "hooks.py").write_text(HOOKS)
+    write_config(cfg, port, upstream, '[routes.a]\npaths = ["/a"]\nupstream = "u"\n')
+    log = (tmp_path / "stderr.log").open("wb")
+    proc = await nursery.start(lambda task_status: trio.run_process(
+        [sys.executable, "-m", "triogate", "run", "-c", str(cfg)], cwd=tmp_path, env=cli_env(), stderr=log,
+        check=False, task_status=task_status))
+    client = GatewayClient(f"http://127.0.0.1:{port}")
+    try:
+        await wait_listening(port, proc)
+        pid_file = tmp_path / ".gateway.toml.pid"
+        with trio.fail_after(5):
+            while not pid_file.exists():
+                await trio.sleep(0.02)
+        assert int(pid_file.read_text()) == proc.pid
+        assert (await get(client, "/a")).headers["x-version"] == "1"
+        assert (await get(client, "/b")).status == 404
+
+        # `triogate reload`: validates, then SIGHUPs the pid in the pid file
+        write_config(cfg, port, upstream, '[routes.a]\npaths = ["/a"]\nupstream = "u"\n'
+                                          '[routes.b]\npaths = ["/b"]\nupstream = "u"\n')
+        done = await trio.run_process([sys.executable, "-m", "triogate", "reload", "-c", str(cfg)],
+                                      capture_stdout=True, capture_stderr=True, env=cli_env(), check=False)
+        assert done.returncode == 0, done.stderr
+        with trio.fail_after(5):
+            while (await get(client, "/b")).status != 200:
+                await trio.sleep(0.02)
+        assert (await get(client, "/a")).headers["x-version"] == "2"
+
+        # an invalid file: `triogate reload` refuses before signalling
+        cfg.write_text(cfg.read_text() + '\n[routes.c]\npaths = ["/c"]\nupstream = "nope"\n')
+        done = await trio.run_process([sys.executable, "-m", "triogate", "reload", "-c", str(cfg)],
+                                      capture_stdout=True, capture_stderr=True, env=cli_env(), check=False)
+        assert done.returncode == 2
+        err = done.stderr.decode()
+        assert "routes.c.upstream: unknown upstream 'nope' (known: u)" in err
+        assert "not reloading; the running config keeps serving" in err
+        # a bare SIGHUP with the invalid file: logged, the old config keeps serving
+        os.kill(proc.pid, signal.SIGHUP)
+        with trio.fail_after(5):
+            while b"reload rejected" not in (tmp_path / "stderr.log").read_bytes():
+                await trio.sleep(0.02)
+        r = await get(client, "/b")
+        assert (r.status, r.headers["x-version"]) == (200, "2")
+        assert (await get(client, "/c")).status == 404
+        assert "Traceback" not in (tmp_path / "stderr.log").read_text()
+
+        proc.send_signal(signal.SIGTERM)
+        with trio.fail_after(10):
+            await proc.wait()
+        assert proc.returncode == 0
+        assert not pid_file.exists()
+    finally:
+        await client.aclose()
+        if proc.returncode is None:
+            proc.kill()
+        log.close()
