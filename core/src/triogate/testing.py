@@ -11,6 +11,13 @@ Fixtures (pytest-trio):
 - ``gateway_factory``: ``await gateway_factory(config, plugins={...}, hooks=[module])``
   returns a :class:`RunningGateway` (``.url``, ``.client``, ``.reload()``).
 - ``plugin_registry``: an empty :class:`~triogate.plugins.PluginRegistry` to register into.
+- ``identity_provider``: a started :class:`IdentityProvider` (JWKS, OIDC discovery, introspection).
+- ``redis_server``: a real ``redis-server`` on a free port.
+- from pytest-trio: ``nursery``, ``autojump_clock`` and ``mock_clock`` (the gateway, fixture
+  upstreams and the client share the test's trio run, so they all follow the virtual clock).
+
+Helpers: :func:`plugin_config` (schema tests), :func:`raw_request`, :func:`start_gateway`,
+:func:`free_port`, :class:`ResetConnection`. Every fixture with an example: docs/testing.md.
 """
 
 from __future__ import annotations
