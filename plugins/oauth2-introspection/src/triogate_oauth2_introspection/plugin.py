@@ -1,0 +1,208 @@
+"""The oauth2-introspection plugin: ask the authorization server whether a bearer token is active.
+
+Cached by token hash (active results until ``min(exp, cache_ttl)``, inactive ones for
+``negative_cache_ttl``), concurrent lookups of one token coalesced into one call, and
+fail closed: no answer within ``timeout`` is a 503, never a pass.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import trio
+import triogate
+
+from .cache import Coalescer, ResultCache, Unavailable
+from .config import IntrospectionConfig
+from .location import find_token, strip_token
+
+__all__ = ["IntrospectionPlugin", "AUTH_FAILED"]
+
+AUTH_FAILED = "triogate.auth_failed"  # shared convention of the first-party auth plugins
+log = logging.getLogger("triogate.oauth2-introspection")
+
+
+def _words(value: Any) -> frozenset[str]:
+    if isinstance(value, str):
+        return frozenset(value.split())
+    if isinstance(value, list):
+        return frozenset(v for v in value if isinstance(v, str))
+    return frozenset()
+
+
+def _header_value(value: Any) -> bytes | None:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        text = ",".join(str(v) for v in value)
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, (str, int, float)):
+        text = str(value)
+    else:
+        text = json.dumps(value, separators=(",", ":"))
+    raw = text.encode("utf-8")
+    return None if any(b < 0x20 and b != 0x09 or b == 0x7F for b in raw) else raw
+
+
+class IntrospectionPlugin(triogate.Plugin):
+    priority = 1700
+    Config = IntrospectionConfig
+
+    def __init__(self, config: IntrospectionConfig, gateway: triogate.GatewayServices, route: str | None = None) -> None:
+        super().__init__(config, gateway, route)
+        c = config
+        self.cache = ResultCache(c.cache_size)
+        self.coalescer = Coalescer()
+        headers = [("content-type", "application/x-www-form-urlencoded"), ("accept", "application/json")]
+        self.form_extra: dict[str, str] = {}
+        if c.token_type_hint:
+            self.form_extra["token_type_hint"] = c.token_type_hint
+        if c.client_id is not None and c.client_secret is not None:
+            if c.auth_method == "client_secret_basic":
+                pair = f"{quote(c.client_id, safe='')}:{quote(c.client_secret, safe='')}"
+                headers.append(("authorization", "Basic " + base64.b64encode(pair.encode()).decode()))
+            else:
+                self.form_extra.update(client_id=c.client_id, client_secret=c.client_secret)
+        self.headers = headers
+        self.required_scopes = frozenset(c.scopes)
+        self.audience = frozenset(c.audience)
+        self.client_ids = frozenset(c.client_ids)
+        self.forward = [(field, h.lower()) for field, h in c.forward_headers.items()]
+        self.drop_headers = tuple(h for _, h in self.forward)
+        if c.anonymous is not None and c.anonymous not in gateway.consumers:
+            raise ValueError(f"anonymous: no consumer named {c.anonymous!r} in [consumers]")
+        self.challenge = f'Bearer realm="{c.realm}"'
+        self.invalid = f'Bearer realm="{c.realm}", error="invalid_token"'
+
+    # ------------------------------------------------------------------ introspection
+
+    async def _introspect(self, token: str) -> dict[str, Any]:
+        c = self.config
+        body = urlencode({"token": token, **self.form_extra}).encode()
+        try:
+            resp = await self.gateway.http.fetch("POST", c.introspection_url, headers=self.headers, body=body,
+                                                 timeout=c.timeout, limit=1 << 20)
+        except (triogate.GatewayError, triogate.BodyTooLarge, OSError) as exc:
+            log.error("introspection at %s failed: %s", c.introspection_url, type(exc).__name__)
+            raise Unavailable() from None
+        if resp.status != 200:
+            log.error("introspection at %s answered %d", c.introspection_url, resp.status)
+            raise Unavailable()
+        try:
+            data = resp.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("active"), bool):
+            log.error("introspection at %s: not an RFC 7662 response", c.introspection_url)
+            raise Unavailable()
+        return data
+
+    async def _lookup(self, key: bytes, token: str) -> dict[str, Any]:
+        c = self.config
+        data = await self._introspect(token)
+        active = data["active"] is True
+        remaining = c.cache_ttl
+        exp = data.get("exp")
+        if active and isinstance(exp, (int, float)) and not isinstance(exp, bool):
+            left = exp - time.time()
+            if left <= 0:
+                active = False  # a server that calls an expired token active is not believed
+            remaining = min(remaining, left)
+        if not active:
+            data = {"active": False}
+            remaining = c.negative_cache_ttl
+        if remaining > 0:
+            self.cache.put(key, data, trio.current_time() + remaining)
+        return data
+
+    async def lookup(self, token: str) -> dict[str, Any]:
+        """The (possibly cached) introspection result; :class:`Unavailable` when there is none in time."""
+        key = hashlib.sha256(token.encode()).digest()
+        hit = self.cache.get(key, trio.current_time())
+        if hit is not None:
+            return hit
+        return await self.coalescer.run(key, lambda: self._lookup(key, token), self.gateway.nursery,
+                                        self.config.timeout + 0.5)
+
+    def _acceptable(self, data: dict[str, Any]) -> str | None:
+        """Why an active token is not for this route (None if it is)."""
+        c = self.config
+        now = time.time()
+        nbf = data.get("nbf")
+        if isinstance(nbf, (int, float)) and nbf > now:
+            return "not_yet_valid"
+        if c.issuer is not None and "iss" in data and data["iss"] != c.issuer:
+            return "bad_issuer"
+        if self.audience:
+            aud = data.get("aud")
+            auds = {aud} if isinstance(aud, str) else set(aud) if isinstance(aud, list) else set()
+            if not auds & self.audience:
+                return "bad_audience"
+        if self.client_ids and data.get("client_id") not in self.client_ids:
+            return "bad_client"
+        return None
+
+    # ------------------------------------------------------------------ the auth phase
+
+    def _fail(self, ctx: triogate.Context, reason: str) -> None:
+        ctx.log_extra["introspection"] = reason
+        ctx.state[AUTH_FAILED] = True
+        ctx.challenge(self.invalid)
+        if ctx.principal is not None and ctx.principal.anonymous:
+            ctx.principal = None
+
+    @triogate.hookimpl
+    async def auth(self, ctx: triogate.Context) -> triogate.Response | None:
+        c = self.config
+        req = ctx.request
+        if self.drop_headers:
+            req.headers.remove(*self.drop_headers)
+        found = find_token(req, c.header_names, c.cookie_names, c.query_params)
+        if found is not None and c.strip_credential:
+            strip_token(req, found[1], found[2])
+        if ctx.principal is not None and not ctx.principal.anonymous:
+            return None
+        if found is None:
+            ctx.challenge(self.challenge)
+            if c.anonymous is not None and ctx.principal is None and not ctx.state.get(AUTH_FAILED):
+                ctx.principal = triogate.Principal(consumer=c.anonymous, groups=self.gateway.consumers[c.anonymous].groups,
+                                                   anonymous=True, method="oauth2-introspection")
+            return None
+        token = found[0]
+        if len(token) > c.max_token_bytes:
+            self._fail(ctx, "oversized")
+            return None
+        try:
+            data = await self.lookup(token)
+        except Unavailable:
+            ctx.log_extra["introspection"] = "unavailable"
+            return ctx.problem(503, "token introspection is unavailable", headers=[("retry-after", "1")])
+        if data.get("active") is not True:
+            self._fail(ctx, "inactive")
+            return None
+        reason = self._acceptable(data)
+        if reason is not None:
+            self._fail(ctx, reason)
+            return None
+        scopes = _words(data.get("scope"))
+        if self.required_scopes and not self.required_scopes <= scopes:
+            ctx.log_extra["introspection"] = "insufficient_scope"
+            scope = " ".join(sorted(self.required_scopes))
+            return ctx.problem(403, "the token lacks a required scope", headers=[(
+                "www-authenticate", f'Bearer realm="{c.realm}", error="insufficient_scope", scope="{scope}"')])
+        ident = data.get("sub") or data.get("username") or data.get("client_id")
+        credential = ident if isinstance(ident, str) else "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+        ctx.principal = triogate.Principal(credential=credential, claims=data, scopes=scopes,
+                                           method="oauth2-introspection")
+        for field, header in self.forward:
+            value = _header_value(data.get(field))
+            if value is not None:
+                req.headers.add(header, value)
+        return None
