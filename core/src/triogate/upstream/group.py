@@ -59,33 +59,39 @@ class Upstream:
         *,
         key: str | None = None,
     ) -> tuple[Response, Target]:
+        if body is not None:
+            await body.prime()  # a bad body fails before any target is tried (and is never a target's fault)
         tried: list[Target] = []
         last: Exception | None = None
         for _ in range(1 + self.retries):
             t = self.balancer.pick(key, tried)
             if t is None:
                 break
-            t.breaker.on_attempt()
+            breaker = t.breaker
+            breaker.on_attempt()
             try:
-                resp = await t.pool.request(method, target, list(headers), body)
+                resp = await t.pool.request(method, target, headers, body)
             except (UpstreamError, UpstreamTimeout) as exc:
-                t.breaker.on_failure()
+                breaker.on_failure()
                 tried.append(t)
                 last = exc
-                replayable = body is None or body.is_buffered or not body.started
-                if exc.sent and not (method in IDEMPOTENT_METHODS and replayable):
-                    raise
-                if not replayable:
-                    raise
+                if body is not None and body.started and not body.is_buffered:
+                    raise  # part of a one-shot body is gone: nothing to replay
+                if exc.sent and method not in IDEMPOTENT_METHODS:
+                    raise  # the target may have acted on it
                 continue
             except PoolTimeout as exc:
+                breaker.on_abandon()
                 tried.append(t)
                 last = exc
                 continue
+            except BaseException:
+                breaker.on_abandon()  # cancelled or the client's fault: not the target's
+                raise
             if resp.status in self.failure_statuses:
-                t.breaker.on_failure()
+                breaker.on_failure()
             else:
-                t.breaker.on_success()
+                breaker.on_success()
             return resp, t
         if last is not None:
             raise last

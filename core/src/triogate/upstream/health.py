@@ -8,6 +8,10 @@ The circuit breaker's rules are one table, like h11's ``_state.py``::
     open        cool-down  -> half-open   (open_seconds elapsed; one probe request allowed)
     half-open   success    -> closed
     half-open   failure    -> open
+    half-open   abandoned  -> half-open   (probe cancelled or the client's fault: the next request probes)
+
+A failure is a connect error, reset, timeout or a status in ``failure_statuses``;
+a pool timeout (the gateway's own connection limit) is not the target's fault.
 """
 
 from __future__ import annotations
@@ -55,6 +59,11 @@ class CircuitBreaker:
     def on_attempt(self) -> None:
         if self.state is CircuitState.HALF_OPEN:
             self.probe_in_flight = True
+
+    def on_abandon(self) -> None:
+        """An attempt ended without a verdict on the target (cancelled, client error): free the probe slot."""
+        if self.state is CircuitState.HALF_OPEN:
+            self.probe_in_flight = False
 
     def on_success(self) -> None:
         self.failures = 0

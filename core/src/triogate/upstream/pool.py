@@ -334,7 +334,8 @@ class ConnectionPool:
                     pass  # not DONE: _finish closes the connection instead of reusing it
             await self._finish(conn)
         else:
-            body = Body(self._stream_body(conn), length, on_close=_Closer(self, conn))
+            closer = _Closer(self, conn)
+            body = Body(self._stream_body(conn, closer), length, on_close=closer)
         return Response(event.status_code, headers, body, reason=event.reason)
 
     def _switched(self, conn: Connection, event: h11.InformationalResponse) -> Response:
@@ -357,13 +358,14 @@ class ConnectionPool:
                 reusable = False
         await self._release(conn, reusable)
 
-    async def _stream_body(self, conn: Connection) -> AsyncIterator[bytes]:
+    async def _stream_body(self, conn: Connection, closer: _Closer) -> AsyncIterator[bytes]:
         try:
             while True:
                 event = await conn.next_event(self.read_timeout)
                 if type(event) is h11.Data:
                     yield event.data
                 elif type(event) is h11.EndOfMessage:
+                    await closer()  # back to the pool now, not when the caller gets round to closing
                     break
                 elif isinstance(event, h11.ConnectionClosed):
                     raise UpstreamError("upstream closed the connection mid-body")
@@ -374,16 +376,19 @@ class ConnectionPool:
 
 
 class _Closer:
-    """Called when a streamed response body is closed: reuse the connection if it finished cleanly."""
+    """Releases the connection of a streamed response body once: at its end, or when it is
+    closed early (then the connection is reused only if the message had finished)."""
 
     __slots__ = ("pool", "conn")
 
     def __init__(self, pool: ConnectionPool, conn: Connection) -> None:
         self.pool = pool
-        self.conn = conn
+        self.conn: Connection | None = conn
 
     async def __call__(self) -> None:
-        conn = self.conn
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
         if conn.h11.their_state is h11.DONE:
             await self.pool._finish(conn)  # noqa: SLF001
         else:
