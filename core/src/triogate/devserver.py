@@ -139,7 +139,7 @@ class UpstreamServer:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
                     await stream.aclose()
                     return
-                if not req.body.is_buffered:
+                if not req.body.is_buffered and not req.body.started:  # a streaming handler read it itself
                     try:
                         await req.body.read(1 << 30)
                     except Exception:  # noqa: BLE001 - a broken body ends the connection
