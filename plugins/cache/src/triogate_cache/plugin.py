@@ -467,7 +467,8 @@ class Cache(Plugin):
         if body.length is not None and body.length > limit:
             st.status.detail = "too-large"
             return False
-        st.status.stored = True
+        # "stored" is only promised when the length is known to fit (chunked bodies may still grow past it)
+        st.status.stored = body.length is not None
         st.status.ttl = entry.freshness - int(entry.initial_age)
         if body.is_buffered:
             entry.body = body.data or b""
@@ -502,6 +503,13 @@ class Cache(Plugin):
         shared = self.shared
         plugin = self
 
+        async def save(parts: list[bytes]) -> None:
+            entry.body = b"".join(parts)
+            with trio.move_on_after(_BG_TIMEOUT):
+                await plugin._put(group, key, entry, vary)
+            if flight is not None:
+                shared.release(key, flight)
+
         async def stream() -> AsyncIterator[bytes]:
             parts: list[bytes] | None = []
             size = 0
@@ -512,11 +520,12 @@ class Cache(Plugin):
                         parts = None  # oversized: stop copying, keep streaming
                     else:
                         parts.append(chunk)
+                        if size == expected:  # complete: stored before the client sees the last byte
+                            await save(parts)
+                            parts = None
                 yield chunk
-            if parts is not None and (expected is None or size == expected):
-                entry.body = b"".join(parts)
-                with trio.move_on_after(_BG_TIMEOUT):
-                    await plugin._put(group, key, entry, vary)
+            if parts is not None and expected is None:
+                await save(parts)
             if flight is not None:
                 shared.release(key, flight)
 
