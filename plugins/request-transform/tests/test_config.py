@@ -1,0 +1,68 @@
+"""Schema: what [routes.<r>.plugins.request-transform] accepts and rejects, with key paths."""
+
+from __future__ import annotations
+
+import pytest
+from triogate import ConfigError, Gateway, loads_config
+from triogate.plugins import PluginRegistry
+from triogate.testing import plugin_config
+from triogate_request_transform import RequestTransform
+
+P = "routes.r.plugins.request-transform"
+
+
+def _gateway_errors(rules: dict, route: dict | None = None) -> list[str]:
+    import tomli_w
+
+    raw = {"upstreams": {"u": {"targets": [{"url": "http://127.0.0.1:1"}]}},
+           "routes": {"r": {"paths": ["/r/{id}"], "upstream": "u", **(route or {}),
+                            "plugins": {"request-transform": rules}}}}
+    reg = PluginRegistry(autoload=False)
+    reg.register("request-transform", RequestTransform)
+    with pytest.raises(ConfigError) as info:
+        Gateway(loads_config(tomli_w.dumps(raw)), registry=reg)
+    return info.value.errors
+
+
+def test_defaults() -> None:
+    cfg = plugin_config(RequestTransform, {"add": {"headers": {"x-a": "1"}}})
+    assert cfg.max_body_bytes == 1 << 20 and cfg.non_json_body == "reject" and cfg.path is None
+
+
+@pytest.mark.parametrize(("rules", "expected"), [
+    ({}, "no rule configured"),
+    ({"add": {"headers": {"x-a": 1}}}, "expected a string"),
+    ({"add": {"cookies": {}}}, "add.cookies: unknown key"),
+    ({"append": {"body": {"a": 1}}}, "append.body: unknown key"),
+    ({"method": "BREW"}, "expected one of"),
+    ({"remove": {"body": ["a"]}, "max_body_bytes": 0}, "max_body_bytes: expected a positive"),
+    ({"remove": {"body": ["a"]}, "non_json_body": "ignore"}, "expected one of"),
+])
+def test_schema_errors(rules: dict, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        plugin_config(RequestTransform, rules, path=P)
+    assert any(e.startswith(P) and expected in e for e in info.value.errors), info.value.errors
+
+
+@pytest.mark.parametrize(("rules", "expected"), [
+    ({"add": {"headers": {"content-length": "1"}}}, "managed by the gateway"),
+    ({"remove": {"headers": ["Host"]}}, "managed by the gateway"),
+    ({"rename": {"headers": {"x-a": "transfer-encoding"}}}, "managed by the gateway"),
+    ({"add": {"headers": {"bad name": "1"}}}, "invalid header name"),
+    ({"add": {"headers": {"x-a": "{nope}"}}}, "{nope} is not a parameter"),
+    ({"add": {"headers": {"x-a": "{cookie.a}"}}}, "unknown reference {cookie.a}"),
+    ({"add": {"headers": {"x-a": "{principal.sub"}}}, "unclosed {"),
+    ({"add": {"query": {"a&b": "1"}}}, "invalid query parameter name"),
+    ({"remove": {"body": ["a..b"]}}, "expected a (dotted) field name"),
+    ({"add": {"body": {"a": "{query.x.y}"}}}, "expected {query.<name>}"),
+    ({"path": "v2/x"}, "expected a path starting with /"),
+    ({"path": "/v2?x=1"}, "no query or fragment"),
+    ({"path": "/v2/../admin"}, "invalid path segment"),
+    ({"path": "/v2/{rest}/x"}, "{rest} can only be the whole last segment"),
+    ({"path": "/v2/{id}"}, "already sets rewrite/strip_prefix"),
+])
+def test_gateway_level_errors(rules: dict, expected: str) -> None:
+    route = {"strip_prefix": "/r"} if rules.get("path") == "/v2/{id}" else None
+    errors = _gateway_errors(rules, route)
+    assert any(e.startswith(f"<string>: {P}") or P in e for e in errors), errors
+    assert any(expected in e for e in errors), errors
