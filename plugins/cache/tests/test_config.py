@@ -27,7 +27,8 @@ def test_defaults() -> None:
     ({"heuristic_fraction": 2}, "heuristic_fraction"),
     ({"key_query": ["a"], "ignore_query": ["b"]}, "one or the other"),
     ({"cache_name": "my cache"}, "cache_name"),
-    ({"redis_prefix": "{x}"}, "braces"),
+    ({"redis": {"key_prefix": "{x}"}}, "braces"),
+    ({"redis": {"url": "http://x"}}, "plugins.cache.redis"),
 ])
 def test_cross_field_checks(raw, message) -> None:
     with pytest.raises(triogate.ConfigError) as err:

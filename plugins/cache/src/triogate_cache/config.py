@@ -6,6 +6,7 @@ from typing import Literal
 
 import attrs
 from triogate import setting
+from triogate_redis import RedisConfig
 
 __all__ = ["CacheConfig", "DEFAULT_STATUSES"]
 
@@ -53,7 +54,8 @@ class CacheConfig:
     x_cache_status: bool = setting(
         False, description="also send a Kong-style X-Cache-Status: Hit, Miss, Refresh, Bypass or Stale")
     expose_key: bool = setting(False, description="add the cache key to Cache-Status (key=...), e.g. to purge it")
-    redis_prefix: str = setting("triogate:cache:", description="redis store: prefix of every key")
+    redis: RedisConfig = setting(
+        factory=RedisConfig, description="redis store: the Redis deployment (keys under <key_prefix>cache:)")
 
     def __attrs_post_init__(self) -> None:
         bad = [m for m in self.methods if m not in ("GET", "HEAD")]
@@ -78,5 +80,5 @@ class CacheConfig:
             raise ValueError("key_query and ignore_query: set one or the other")
         if not self.cache_name or any(c in self.cache_name for c in ' ";,='):
             raise ValueError(f"cache_name: must be a token, got {self.cache_name!r}")
-        if "{" in self.redis_prefix or "}" in self.redis_prefix:
-            raise ValueError("redis_prefix: must not contain braces (they are Redis Cluster hash tags)")
+        if "{" in self.redis.key_prefix or "}" in self.redis.key_prefix:
+            raise ValueError("redis.key_prefix: must not contain braces (the cache uses them as Redis Cluster hash tags)")

@@ -64,7 +64,7 @@ class _State:
     """What the lookup decided for one request (``ctx.state["cache"]``)."""
 
     __slots__ = ("owner", "group", "key", "variant", "req_cc", "entry", "status", "validating", "client_cond",
-                 "flight", "finalizer", "request_time", "authorized", "__weakref__")
+                 "flight", "finalizer", "request_time", "authorized", "store_down", "__weakref__")
 
     def __init__(self, owner: Cache) -> None:
         self.owner = owner
@@ -80,6 +80,15 @@ class _State:
         self.finalizer: Any = None
         self.request_time = 0.0
         self.authorized = False
+        self.store_down = False
+
+
+def _log_store_error(what: str, exc: BaseException) -> None:
+    """An unavailable store is logged by its client when it goes down; anything else is a warning."""
+    if type(exc).__name__ == "RedisUnavailable":
+        log.debug("cache store %s skipped: %s", what, exc)
+    else:
+        log.warning("cache store %s failed (%s): %s", what, type(exc).__name__, exc)
 
 
 def variant_key(key: str, values: dict[str, str]) -> str:
@@ -113,7 +122,7 @@ class Cache(Plugin):
             return registry[ident]
         from .redis_store import redis_shared
 
-        return redis_shared(registry, cfg)
+        return redis_shared(gateway, cfg)
 
     @property
     def store(self) -> Any:
@@ -170,22 +179,24 @@ class Cache(Plugin):
             return await self._coalesce(ctx, st)
         return None
 
-    async def _get(self, key: str) -> Record | None:
+    async def _get(self, key: str, st: _State) -> Record | None:
         try:
             return await self.store.get(key)
         except Exception as exc:  # noqa: BLE001 - a broken store is a miss, never a failed request
-            log.warning("cache store read failed (%s): %s", type(exc).__name__, exc)
+            _log_store_error("read", exc)
+            st.status.detail = "store-unavailable"
+            st.store_down = True
             return None
 
     async def _find(self, ctx: Context, st: _State) -> tuple[Entry | None, str]:
         """The stored response selected for this request (RFC 9111 §4.1) and its key; else the miss kind."""
-        record = await self._get(st.key)
+        record = await self._get(st.key, st)
         if record is None:
             return None, "uri-miss"
         if isinstance(record, Entry):
             return record, st.key
         key = variant_key(st.key, policy.selecting_values(ctx.request.headers, record.names))
-        entry = await self._get(key)
+        entry = await self._get(key, st)
         if not isinstance(entry, Entry):
             return None, "vary-miss"
         return entry, key
@@ -388,7 +399,7 @@ class Cache(Plugin):
         try:
             await self.store.delete(key)
         except Exception as exc:  # noqa: BLE001
-            log.warning("cache store delete failed (%s): %s", type(exc).__name__, exc)
+            _log_store_error("delete", exc)
 
     async def _invalidate_after(self, ctx: Context, response: Response) -> None:
         """RFC 9111 §4.4: the target URI, and same-origin Location / Content-Location."""
@@ -413,7 +424,7 @@ class Cache(Plugin):
             try:
                 await self.store.invalidate(g)
             except Exception as exc:  # noqa: BLE001
-                log.warning("cache invalidation failed (%s): %s", type(exc).__name__, exc)
+                _log_store_error("invalidation", exc)
 
     # ------------------------------------------------------------------ storing
 
@@ -455,7 +466,7 @@ class Cache(Plugin):
         if req.method != "GET":
             st.status.detail = st.status.detail or "head"
             return False
-        if response.upgrade is not None:
+        if response.upgrade is not None or st.store_down:
             return False
         cc = parse_cache_control(response.headers.get_all("cache-control"))
         vary = policy.vary_names(response.headers)
@@ -545,7 +556,7 @@ class Cache(Plugin):
             else:
                 await self.store.put(group, key, entry, ttl)
         except Exception as exc:  # noqa: BLE001 - a broken store only means "not stored"
-            log.warning("cache store write failed (%s): %s", type(exc).__name__, exc)
+            _log_store_error("write", exc)
 
     async def _refresh(self, st: _State, entry: Entry, response: Response) -> Entry | None:
         """Freshen a stored response with a 304's header fields (RFC 9111 §4.3.4) and store it again."""
@@ -577,7 +588,7 @@ class Cache(Plugin):
         try:
             await self.store.put(st.group, st.variant, refreshed, self._ttl(refreshed))
         except Exception as exc:  # noqa: BLE001
-            log.warning("cache store write failed (%s): %s", type(exc).__name__, exc)
+            _log_store_error("write", exc)
         return refreshed
 
     # ------------------------------------------------------------------ stale-while-revalidate
