@@ -158,7 +158,8 @@ class UpstreamServer:
                 hdrs = [(n, v) for n, v in resp.headers.raw if n not in (b"connection",)]
                 if resp.body.is_buffered and not any(n in (b"content-length", b"transfer-encoding") for n, _ in hdrs):
                     hdrs.append((b"content-length", str(len(resp.body.data or b"")).encode()))
-                elif not resp.body.is_buffered and resp.body.length is None and not any(n == b"transfer-encoding" for n, _ in hdrs) and ev.http_version == b"1.1":
+                elif (not resp.body.is_buffered and resp.body.length is None and ev.http_version == b"1.1"
+                      and not any(n in (b"transfer-encoding", b"content-length") for n, _ in hdrs)):
                     hdrs.append((b"transfer-encoding", b"chunked"))
                 await stream.send_all(conn.send(h11.Response(status_code=resp.status, headers=hdrs)))
                 if req.method != "HEAD" and resp.status not in (204, 304):
