@@ -134,6 +134,13 @@ class Cache(Plugin):
         if start is not None:
             await start(gateway, nursery)
 
+    @hookimpl
+    def admin_routes(self, gateway: Any) -> list[Any]:
+        """``POST /cache/purge`` and ``GET /cache/stats`` on the admin listener (see :mod:`.admin`)."""
+        from .admin import cache_admin_routes
+
+        return cache_admin_routes(gateway)
+
     # ------------------------------------------------------------------ purge (documented API)
 
     async def purge(self, key: str) -> int:
