@@ -48,10 +48,10 @@ class Ref:
 @attrs.frozen
 class Template:
     parts: tuple[str | Ref, ...]
+    refs: tuple[Ref, ...] = attrs.field(init=False, eq=False, repr=False)  # computed once
 
-    @property
-    def refs(self) -> tuple[Ref, ...]:
-        return tuple(p for p in self.parts if isinstance(p, Ref))
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "refs", tuple(p for p in self.parts if isinstance(p, Ref)))
 
     def render(self, resolve: Callable[[Ref], str], encode: Callable[[str], str] = str) -> str:
         if len(self.parts) == 1 and isinstance(self.parts[0], str):
