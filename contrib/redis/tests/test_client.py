@@ -1,10 +1,9 @@
 """RedisClient against a real redis-server: calls, scripts, outages, reconnects, timeouts."""
 
-import trio
 import pytest
+import trio
 from coredis.exceptions import ResponseError
 from triogate.testing import RedisServer, free_port
-
 from triogate_redis import LuaScript, RedisClient, RedisConfig, RedisUnavailable, load_script, shared_client
 
 FAST = {"connect_timeout": 0.5, "timeout": 0.5, "health_check_interval": 0.1}

@@ -1,10 +1,9 @@
 """RedisConfig schema: defaults, modes, validation errors with key paths."""
 
+import attrs
 import pytest
 from triogate import ConfigError, Plugin, setting
 from triogate.testing import plugin_config
-import attrs
-
 from triogate_redis import RedisConfig, parse_hostport
 
 

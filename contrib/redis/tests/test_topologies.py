@@ -4,7 +4,6 @@ import subprocess
 
 import trio
 from triogate.testing import RedisServer, free_port
-
 from triogate_redis import LuaScript, RedisClient, RedisConfig
 
 INCR = LuaScript("return redis.call('INCRBY', KEYS[1], ARGV[1])", name="incr")
@@ -38,7 +37,9 @@ async def test_sentinel_mode(redis_server, nursery, tmp_path):
 
 
 async def test_cluster_mode(nursery):
-    node = RedisServer(args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
+    # the cluster bus defaults to port + 10000, which may be taken or above 65535: pick it too
+    node = RedisServer(args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                             "--cluster-port", str(free_port())])
     await node.start()
     try:
         assert await node.command("CLUSTER", "ADDSLOTSRANGE", "0", "16383") == b"+OK"

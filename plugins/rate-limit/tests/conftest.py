@@ -1,6 +1,5 @@
 import pytest
 from triogate import Plugin, Principal, hookimpl
-
 from triogate_rate_limit import RateLimitPlugin
 
 

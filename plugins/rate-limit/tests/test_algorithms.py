@@ -5,9 +5,8 @@ Both backends get an injected clock (microseconds) so the same vectors run on bo
 
 import pytest
 from triogate.testing import RedisServer
-from triogate_redis import RedisClient, RedisConfig
-
 from triogate_rate_limit import Check, MemoryBackend, RedisBackend
+from triogate_redis import RedisClient, RedisConfig
 
 S = 1_000_000
 T0 = 1_000_000 * 60 * S  # aligned to minute (and second) windows

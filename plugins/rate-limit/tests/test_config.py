@@ -3,7 +3,6 @@
 import pytest
 from triogate import ConfigError
 from triogate.testing import plugin_config
-
 from triogate_rate_limit import Limit, RateLimitPlugin, parse_limit
 
 

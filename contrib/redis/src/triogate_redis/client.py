@@ -25,18 +25,20 @@ import trio
 from coredis.connection import TCPLocation
 from coredis.exceptions import (
     ClusterDownError,
-    ConnectionError as RedisConnectionError,
     NoScriptError,
     ReadOnlyError,
     SentinelError,
     TryAgainError,
+)
+from coredis.exceptions import (
+    ConnectionError as RedisConnectionError,
 )
 from coredis.retry import ConstantRetryPolicy, NoRetryPolicy
 
 from .config import RedisConfig, parse_hostport
 from .scripts import LuaScript
 
-__all__ = ["RedisClient", "RedisUnavailable", "shared_client", "build_client"]
+__all__ = ["RedisClient", "RedisUnavailable", "build_client", "shared_client"]
 
 log = logging.getLogger("triogate.redis")
 

@@ -15,7 +15,7 @@ class LuaScript:
     put a ``{hash tag}`` in the keys of one script so they share a slot).
     """
 
-    __slots__ = ("name", "source", "sha")
+    __slots__ = ("name", "sha", "source")
 
     def __init__(self, source: str, name: str = "script") -> None:
         self.name = name

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["decide", "Outcome"]
+__all__ = ["Outcome", "decide"]
 
 #: float tolerance (half a microsecond) for GCRA times that are not whole microseconds
 EPSILON_US = 0.5

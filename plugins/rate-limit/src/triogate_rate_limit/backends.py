@@ -18,7 +18,7 @@ from triogate_redis import RedisClient, load_script
 
 from .algorithms import decide
 
-__all__ = ["Check", "Result", "MemoryBackend", "RedisBackend", "wall_clock_us"]
+__all__ = ["Check", "MemoryBackend", "RedisBackend", "Result", "wall_clock_us"]
 
 SCRIPT = load_script(__package__, "ratelimit.lua")
 

@@ -19,7 +19,7 @@ from triogate import Headers
 from .backends import Result
 from .config import Limit
 
-__all__ = ["policy_item", "ratelimit_value", "legacy_names", "seconds"]
+__all__ = ["legacy_names", "policy_item", "ratelimit_value", "seconds"]
 
 
 def seconds(us: int) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RateLimitStats", "EVENTS"]
+__all__ = ["EVENTS", "RateLimitStats"]
 
 EVENTS = ("allowed", "limited", "unavailable_allowed", "unavailable_rejected")
 

@@ -24,7 +24,7 @@ UNAVAILABLE_LOG_INTERVAL = 10.0
 
 
 class _Policy:
-    __slots__ = ("subject", "limits", "names", "legacy", "algorithm", "bursts", "name")
+    __slots__ = ("algorithm", "bursts", "legacy", "limits", "name", "names", "subject")
 
     def __init__(self, name: str, subject: Any, limits: list[Limit], algorithm: str, burst: int | None) -> None:
         self.name = name
