@@ -7,6 +7,7 @@ only the byte plumbing differs.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -149,7 +150,10 @@ class H2Server:
         from hypercorn.trio import serve as hyper_serve
 
         hc = HyperConfig()
-        hc.bind = [f"fd://{self.sock.fileno()}"]
+        # hypercorn adopts the fd it is given (and closes it): hand it a duplicate, so the
+        # listening socket bound here (or inherited from the supervisor) keeps its own
+        fd = os.dup(self.sock.fileno())
+        hc.bind = [f"fd://{fd}"]
         if self.listener.tls_cert:
             hc.certfile = self.listener.tls_cert
             hc.keyfile = self.listener.tls_key
@@ -165,6 +169,7 @@ class H2Server:
             with trio.CancelScope() as self._scope:
                 await hyper_serve(app, hc, shutdown_trigger=self._stop.wait, task_status=task_status)  # type: ignore[arg-type]
         finally:
+            self.sock.close()
             self._done.set()
 
     def stop_accepting(self) -> None:
