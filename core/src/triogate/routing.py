@@ -17,7 +17,7 @@ _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 _PCT_RE = re.compile(r"%([0-9A-Fa-f]{2})")
 _BAD_PCT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # RFC 3986 pchar plus "/" and "%" (validated separately); anything else is rejected.
-_PATH_OK = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*")
+_PATH_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/%")
 
 
 class BadPath(ValueError):
@@ -41,7 +41,7 @@ def normalize_path(path: str) -> str:
     """
     if not path.startswith("/"):
         raise BadPath("path must start with /")
-    if _PATH_OK.fullmatch(path) is None:
+    if not _PATH_CHARS.issuperset(path):
         raise BadPath("invalid character in path")
     if "%" in path:
         if _BAD_PCT.search(path):
