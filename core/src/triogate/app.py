@@ -150,6 +150,8 @@ class Gateway:
         self.version = 1
         self.extras: dict[str, Any] = {}
         self._gen = _Generation(Pipeline(config, self.registry, self.http, version=1, worker=worker, extras=self.extras))
+        for msg in self._gen.pipeline.skipped:
+            log.error("%s", msg)
         self.access_log = AccessLog(config.gateway.access_log)
         self.started_at = time.time()
         self.reloads = {"ok": 0, "failed": 0}
@@ -277,6 +279,8 @@ class Gateway:
                 self.reloads["failed"] += 1
                 log.exception("reload rejected, the running config keeps serving")
                 return [f"reload failed: {type(exc).__name__}: {exc}"]
+            for msg in pipeline.skipped:
+                log.error("%s", msg)
             gen = _Generation(pipeline)
             assert self._nursery is not None, "Gateway.start() was not called"
             try:
@@ -365,27 +369,36 @@ async def serve(
     from .listeners import open_listeners, serve_listeners
 
     cfg = gateway.config
+    listeners = await open_listeners(cfg.gateway.listen, sockets=sockets)
+    failure: StartupError | None = None
     async with trio.open_nursery() as nursery:
-        listeners = await open_listeners(cfg.gateway.listen, sockets=sockets)
         try:
             await gateway.start(nursery)
-        except BaseException:
+        except BaseException as exc:
             for lst in listeners:
                 lst.sock.close()
-            raise
-        servers = await serve_listeners(nursery, gateway, listeners)
-        gateway.admin = await start_admin(nursery, gateway, servers, supervised=sockets is not None)
-        task_status.started([lst.bound for lst in listeners])
-        if shutdown_trigger is None:
-            await trio.sleep(math.inf)
-        else:
-            await shutdown_trigger()
-        for server in servers:
-            server.stop_accepting()
-        with trio.move_on_after(gateway.config.gateway.timeouts.drain):
+            if not isinstance(exc, StartupError):
+                raise
+            failure = exc  # raised below, outside the nursery, so callers see it unwrapped
+            nursery.cancel_scope.cancel()
+        if failure is None:
+            servers = await serve_listeners(nursery, gateway, listeners)
+            gateway.admin = await start_admin(nursery, gateway, servers, supervised=sockets is not None)
+            task_status.started([lst.bound for lst in listeners])
+            if shutdown_trigger is None:
+                await trio.sleep(math.inf)
+            else:
+                await shutdown_trigger()
             for server in servers:
-                await server.drain()
-        for server in servers:
-            server.close_all()
-        await gateway.aclose()
-        nursery.cancel_scope.cancel()
+                server.stop_accepting()
+            with trio.move_on_after(gateway.config.gateway.timeouts.drain):
+                for server in servers:
+                    await server.drain()
+            for server in servers:
+                server.close_all()
+            await gateway.aclose()
+            nursery.cancel_scope.cancel()
+    if failure is not None:
+        with trio.CancelScope(shield=True):
+            await gateway.aclose()  # the generation already ended: closes the HTTP client and access log
+        raise failure

@@ -209,12 +209,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .config import ConfigError
 
     try:
-        cfg, registry, pipeline = load_checked(args.config)
+        cfg, registry, _ = load_checked(args.config)
     except ConfigError as exc:
         _print_errors(exc)
         return EXIT_CONFIG
-    _setup_logging(cfg.gateway.log_level)
-    _warn_skipped(pipeline)
+    _setup_logging(cfg.gateway.log_level)  # the Gateway logs skipped plugins
     pid_file = Path(args.pid_file) if args.pid_file else default_pid_file(args.config)
     workers = args.workers or cfg.gateway.workers
     if workers > 1:

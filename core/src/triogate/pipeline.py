@@ -160,8 +160,7 @@ class Pipeline:
         except ConfigError:
             return None  # already reported by check_plugin_tables
         except SkipPlugin as exc:
-            log.error("%s", exc)
-            self.skipped.append(str(exc))
+            self.skipped.append(str(exc))  # the Gateway logs these when it loads this config
             return None
         info = registry.get(name)
         assert info is not None and info.cls is not None

@@ -36,19 +36,64 @@ HOOK_ORDER = ("startup", *PHASES, "shutdown", "admin_routes")
 log = logging.getLogger("triogate.plugins")
 
 
-@attrs.define
 class PluginInfo:
-    name: str
-    cls: type[Plugin] | None
-    distribution: str | None = None
-    version: str | None = None
-    error: str | None = None
+    """One plugin name: its class, distribution, version, and why it cannot be used (``error``).
+
+    An installed plugin's module is imported on first use of ``cls``/``error``/``hooks``,
+    so a gateway imports only the plugins its config uses (``triogate plugins`` and
+    ``triogate schema`` import them all).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        cls: type[Plugin] | None,
+        distribution: str | None = None,
+        version: str | None = None,
+        error: str | None = None,
+        entry_point: md.EntryPoint | None = None,
+    ) -> None:
+        self.name = name
+        self.distribution = distribution
+        self.version = version
+        self._cls = cls
+        self._error = error
+        self._entry_point = entry_point
+
+    def _load(self) -> None:
+        ep, self._entry_point = self._entry_point, None
+        if ep is None or self._error is not None:
+            return
+        try:
+            cls = ep.load()
+        except Exception as exc:  # noqa: BLE001 - reported by name, never a bare traceback
+            self._error = f"failed to import {ep.value}: {type(exc).__name__}: {exc}"
+            return
+        if not (isinstance(cls, type) and issubclass(cls, Plugin)):
+            self._error = f"entry point {ep.value} is not a triogate.Plugin subclass"
+            return
+        self._cls = cls
+
+    @property
+    def cls(self) -> type[Plugin] | None:
+        if self._entry_point is not None:
+            self._load()
+        return self._cls
+
+    @property
+    def error(self) -> str | None:
+        if self._entry_point is not None:
+            self._load()
+        return self._error
 
     @property
     def hooks(self) -> list[str]:
         if self.cls is None:
             return []
         return [n for n in HOOK_ORDER if hasattr(getattr(self.cls, n, None), "triogate_impl")]
+
+    def __repr__(self) -> str:
+        return f"<PluginInfo {self.name} {self.distribution or '?'} {self.version or ''}>"
 
 
 def make_plugin_manager() -> pluggy.PluginManager:
@@ -94,22 +139,13 @@ class PluginRegistry:
             self.load_entry_points()
 
     def load_entry_points(self) -> None:
+        """Read the ``triogate.plugins`` entry points; their modules are imported when first used."""
         for ep in md.entry_points(group=ENTRY_POINT_GROUP):
             dist = getattr(ep, "dist", None)
-            info = PluginInfo(ep.name, None, dist.metadata["Name"] if dist else None, dist.version if dist else None)
-            if dist is not None:
-                info.error = _check_requirement(dist)
-            if info.error is None:
-                try:
-                    cls = ep.load()
-                except Exception as exc:  # noqa: BLE001 - reported by name, never a bare traceback
-                    info.error = f"failed to import {ep.value}: {type(exc).__name__}: {exc}"
-                else:
-                    if not (isinstance(cls, type) and issubclass(cls, Plugin)):
-                        info.error = f"entry point {ep.value} is not a triogate.Plugin subclass"
-                    else:
-                        info.cls = cls
-            self.infos[ep.name] = info
+            error = _check_requirement(dist) if dist is not None else None
+            self.infos[ep.name] = PluginInfo(
+                ep.name, None, dist.metadata["Name"] if dist else None, dist.version if dist else None,
+                error=error, entry_point=ep)
 
     def register(self, name: str, cls: type[Plugin]) -> None:
         """Make a plugin class available under ``name`` (tests, embedding)."""
@@ -121,7 +157,13 @@ class PluginRegistry:
         return self.infos.get(name)
 
     @property
+    def names(self) -> list[str]:
+        """Every plugin name, usable or not (imports nothing)."""
+        return sorted(self.infos)
+
+    @property
     def available(self) -> list[str]:
+        """The names of plugins that load (imports every plugin)."""
         return sorted(n for n, i in self.infos.items() if i.cls is not None)
 
     @property
@@ -164,7 +206,7 @@ def plugin_config(registry: PluginRegistry, name: str, raw: Any, path: str, on_e
 
     info = registry.get(name)
     if info is None:
-        raise ConfigError([f"{path}: unknown plugin {name!r} (installed: {', '.join(registry.available) or 'none'})"])
+        raise ConfigError([f"{path}: unknown plugin {name!r} (installed: {', '.join(registry.names) or 'none'})"])
     if info.cls is None:
         if on_error == "skip":
             raise SkipPlugin(f"plugin {name!r} skipped ({path}): {info.error}")
@@ -206,7 +248,7 @@ def check_plugin_tables(cfg: Any, registry: PluginRegistry, raw: dict[str, Any] 
         for pname in consumer.credentials:
             if registry.get(pname) is None:
                 errors.append(f"consumers.{cname}.credentials.{pname}: unknown plugin {pname!r}"
-                              f" (installed: {', '.join(registry.available) or 'none'})")
+                              f" (installed: {', '.join(registry.names) or 'none'})")
     for rname, route in cfg.routes.items():
         for pname in route.priorities:
             if pname not in route.plugins and pname not in cfg.plugins:
