@@ -1,7 +1,6 @@
 import pytest
 import triogate
 from triogate.testing import UpstreamServer
-
 from triogate_cors import CorsPlugin
 
 APP = "https://app.example.com"

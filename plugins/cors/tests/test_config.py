@@ -3,7 +3,6 @@
 import pytest
 import triogate
 from triogate.testing import plugin_config
-
 from triogate_cors import CorsPlugin
 
 P = "plugins.cors"

@@ -3,7 +3,6 @@
 import pytest
 import triogate
 from triogate.testing import plugin_config
-
 from triogate_ip_restriction import IpRestrictionPlugin
 
 P = "plugins.ip-restriction"

@@ -2,7 +2,6 @@
 
 import pytest
 from triogate.testing import UpstreamServer
-
 from triogate_ip_restriction import IpRestrictionPlugin
 
 

@@ -3,7 +3,6 @@
 import pytest
 import triogate
 from triogate.testing import plugin_config
-
 from triogate_request_size_limit import RequestSizeLimitPlugin
 
 P = "routes.upload.plugins.request-size-limit"

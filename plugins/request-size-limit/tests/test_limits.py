@@ -5,7 +5,6 @@ import json
 import trio
 import triogate
 from triogate.testing import UpstreamServer, raw_request
-
 from triogate_request_size_limit import RequestSizeLimitPlugin
 
 LIMIT = 1000
@@ -58,7 +57,7 @@ async def test_expect_100_continue_is_refused_without_reading_the_body(upstream:
     gw = await start(gateway_factory, cfg(upstream))
     raw = await raw_request(gw.port, b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n"
                                      b"Expect: 100-continue\r\n\r\n", timeout=5)
-    status, headers, body = parse(raw)
+    status, _, body = parse(raw)
     assert status == 413, raw
     assert b"100 Continue" not in raw
     assert json.loads(body)["status"] == 413

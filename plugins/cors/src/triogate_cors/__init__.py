@@ -4,4 +4,4 @@ from .config import CorsConfig
 from .plugin import CorsPlugin
 
 __version__ = "0.1.0"
-__all__ = ["CorsPlugin", "CorsConfig"]
+__all__ = ["CorsConfig", "CorsPlugin"]

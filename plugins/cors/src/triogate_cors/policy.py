@@ -10,8 +10,19 @@ from .config import CorsConfig
 class Policy:
     """Fast answers for one config: is an origin allowed, what to send back."""
 
-    __slots__ = ("any_origin", "exact", "regexes", "methods", "methods_value", "headers", "headers_value",
-                 "reflect_headers", "exposed_value", "credentials", "max_age_value")
+    __slots__ = (
+        "any_origin",
+        "credentials",
+        "exact",
+        "exposed_value",
+        "headers",
+        "headers_value",
+        "max_age_value",
+        "methods",
+        "methods_value",
+        "reflect_headers",
+        "regexes",
+    )
 
     def __init__(self, cfg: CorsConfig) -> None:
         self.any_origin = "*" in cfg.origins

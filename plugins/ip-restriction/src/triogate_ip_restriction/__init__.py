@@ -4,4 +4,4 @@ from .config import IpRestrictionConfig
 from .plugin import IpRestrictionPlugin
 
 __version__ = "0.1.0"
-__all__ = ["IpRestrictionPlugin", "IpRestrictionConfig"]
+__all__ = ["IpRestrictionConfig", "IpRestrictionPlugin"]

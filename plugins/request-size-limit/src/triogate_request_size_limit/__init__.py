@@ -4,4 +4,4 @@ from .config import RequestSizeLimitConfig
 from .plugin import RequestSizeLimitPlugin
 
 __version__ = "0.1.0"
-__all__ = ["RequestSizeLimitPlugin", "RequestSizeLimitConfig"]
+__all__ = ["RequestSizeLimitConfig", "RequestSizeLimitPlugin"]
