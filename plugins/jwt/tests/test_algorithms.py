@@ -154,3 +154,30 @@ async def test_no_token_gets_a_plain_challenge(start, upstream: UpstreamServer) 
     r = await gw.client.get("/api/x", headers={"authorization": "Basic YTpi"})
     assert r.headers.get_all("www-authenticate") == ['Bearer realm="triogate"']
     assert upstream.requests == []
+
+
+async def test_access_log_gets_the_reason_never_the_token(gateway_factory, upstream: UpstreamServer,
+                                                          identity_provider: IdentityProvider) -> None:
+    import triogate
+
+    from triogate_jwt import JwtPlugin
+
+    from conftest import config
+
+    extras: list[dict] = []
+
+    class Spy(triogate.Plugin):
+        @triogate.hookimpl
+        async def log(self, ctx: triogate.Context) -> None:
+            extras.append(dict(ctx.log_extra))
+
+    idp = identity_provider
+    kid = idp.add_key("RS256")
+    cfg = config(upstream, jwks_uri=idp.jwks_uri)
+    cfg["routes"]["api"]["plugins"]["spy"] = {}
+    gw = await gateway_factory(cfg, plugins={"jwt": JwtPlugin, "spy": Spy})
+    token = idp.mint(kid, exp=1000)
+    await gw.client.get("/api/x", headers=bearer(token))
+    await gw.client.get("/api/x", headers=bearer(token[:-3] + "AAA"))
+    assert [e["authn"] for e in extras] == ["jwt:expired", "jwt:bad_signature"]
+    assert token not in repr(extras)

@@ -21,6 +21,12 @@ AUTH_FAILED = "triogate.auth_failed"  # shared convention of the first-party aut
 CONSUMER_HEADERS = ("x-consumer-username", "x-consumer-custom-id", "x-anonymous-consumer")
 
 
+def note(ctx: triogate.Context, outcome: str) -> None:
+    """Why authentication failed, for the access log (``authn``; never the credential itself)."""
+    prev = ctx.log_extra.get("authn")
+    ctx.log_extra["authn"] = f"{prev}, {outcome}" if prev else outcome
+
+
 def parse_basic(value: str) -> tuple[str, str] | None:
     """``(user, password)`` from a Basic credential (RFC 7617), None when malformed."""
     scheme, _, token = value.strip().partition(" ")
@@ -68,7 +74,7 @@ class BasicAuthPlugin(triogate.Plugin):
         return entry[0], entry[1]
 
     def _fail(self, ctx: triogate.Context) -> None:
-        ctx.log_extra["basic-auth"] = "invalid_credentials"
+        note(ctx, "basic-auth:invalid_credentials")
         ctx.state[AUTH_FAILED] = True
         ctx.challenge(self.challenge)
         if ctx.principal is not None and ctx.principal.anonymous:

@@ -30,6 +30,12 @@ AUTH_FAILED = "triogate.auth_failed"
 _EXTRAS = "jwt"
 
 
+def note(ctx: triogate.Context, outcome: str) -> None:
+    """Why authentication failed, for the access log (``authn``; never the credential itself)."""
+    prev = ctx.log_extra.get("authn")
+    ctx.log_extra["authn"] = f"{prev}, {outcome}" if prev else outcome
+
+
 class TokenRejected(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -184,7 +190,7 @@ class JwtPlugin(triogate.Plugin):
     # ------------------------------------------------------------------ the auth phase
 
     def _fail(self, ctx: triogate.Context, reason: str) -> None:
-        ctx.log_extra["jwt"] = reason
+        note(ctx, f"jwt:{reason}")
         ctx.state[AUTH_FAILED] = True
         ctx.challenge(self.invalid)
         if ctx.principal is not None and ctx.principal.anonymous:
@@ -194,7 +200,7 @@ class JwtPlugin(triogate.Plugin):
         challenge = f'Bearer realm="{self.config.realm}", error="insufficient_scope"'
         if scope:
             challenge += f', scope="{scope}"'
-        ctx.log_extra["jwt"] = "insufficient_scope"
+        note(ctx, "jwt:insufficient_scope")
         return ctx.problem(403, detail, headers=[("www-authenticate", challenge)])
 
     @triogate.hookimpl

@@ -15,6 +15,12 @@ AUTH_FAILED = "triogate.auth_failed"  # shared convention of the first-party aut
 CONSUMER_HEADERS = ("x-consumer-username", "x-consumer-custom-id", "x-anonymous-consumer")
 
 
+def note(ctx: triogate.Context, outcome: str) -> None:
+    """Why authentication failed, for the access log (``authn``; never the credential itself)."""
+    prev = ctx.log_extra.get("authn")
+    ctx.log_extra["authn"] = f"{prev}, {outcome}" if prev else outcome
+
+
 def set_consumer_headers(ctx: triogate.Context) -> None:
     """Tell the upstream who the (final) consumer is; runs after every auth plugin had its turn."""
     p = ctx.principal
@@ -81,7 +87,7 @@ class KeyAuthPlugin(triogate.Plugin):
             return
         match = self.keys.find(key) if key else None
         if match is None:
-            ctx.log_extra["key-auth"] = "invalid_key"
+            note(ctx, "key-auth:invalid_key")
             ctx.state[AUTH_FAILED] = True
             ctx.challenge(self.challenge)
             if ctx.principal is not None and ctx.principal.anonymous:

@@ -28,6 +28,12 @@ AUTH_FAILED = "triogate.auth_failed"  # shared convention of the first-party aut
 log = logging.getLogger("triogate.oauth2-introspection")
 
 
+def note(ctx: triogate.Context, outcome: str) -> None:
+    """Why authentication failed, for the access log (``authn``; never the credential itself)."""
+    prev = ctx.log_extra.get("authn")
+    ctx.log_extra["authn"] = f"{prev}, {outcome}" if prev else outcome
+
+
 def _words(value: Any) -> frozenset[str]:
     if isinstance(value, str):
         return frozenset(value.split())
@@ -152,7 +158,7 @@ class IntrospectionPlugin(triogate.Plugin):
     # ------------------------------------------------------------------ the auth phase
 
     def _fail(self, ctx: triogate.Context, reason: str) -> None:
-        ctx.log_extra["introspection"] = reason
+        note(ctx, f"oauth2-introspection:{reason}")
         ctx.state[AUTH_FAILED] = True
         ctx.challenge(self.invalid)
         if ctx.principal is not None and ctx.principal.anonymous:
@@ -182,7 +188,7 @@ class IntrospectionPlugin(triogate.Plugin):
         try:
             data = await self.lookup(token)
         except Unavailable:
-            ctx.log_extra["introspection"] = "unavailable"
+            note(ctx, "oauth2-introspection:unavailable")
             return ctx.problem(503, "token introspection is unavailable", headers=[("retry-after", "1")])
         if data.get("active") is not True:
             self._fail(ctx, "inactive")
@@ -193,7 +199,7 @@ class IntrospectionPlugin(triogate.Plugin):
             return None
         scopes = _words(data.get("scope"))
         if self.required_scopes and not self.required_scopes <= scopes:
-            ctx.log_extra["introspection"] = "insufficient_scope"
+            note(ctx, "oauth2-introspection:insufficient_scope")
             scope = " ".join(sorted(self.required_scopes))
             return ctx.problem(403, "the token lacks a required scope", headers=[(
                 "www-authenticate", f'Bearer realm="{c.realm}", error="insufficient_scope", scope="{scope}"')])
