@@ -175,6 +175,9 @@ class AccessLog:
         if self._fh is None:
             return
         self._fh.write(self.format(ctx) + "\n")
+        if self._fh is sys.stdout:
+            # one write per line: workers sharing stdout never interleave inside a line
+            self._fh.flush()
 
     def close(self) -> None:
         if self._fh is not None and self._fh is not sys.stdout:
