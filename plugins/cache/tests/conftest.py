@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 import triogate
 from triogate.testing import UpstreamServer
-
 from triogate_cache import Cache
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import triogate
 from triogate.testing import plugin_config
-
 from triogate_cache import Cache
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from triogate import Headers
-
 from triogate_cache import policy
 from triogate_cache.directives import (
-    delta_seconds, format_http_date, http_date, parse_cache_control, request_directives,
+    delta_seconds,
+    format_http_date,
+    http_date,
+    parse_cache_control,
+    request_directives,
 )
 from triogate_cache.entry import Entry, VaryIndex, decode, encode
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 from triogate import Response
-
 from triogate_cache import Cache
 
 

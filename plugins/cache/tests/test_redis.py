@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import trio
 from triogate import Response
-
 from triogate_cache import Cache
 
 

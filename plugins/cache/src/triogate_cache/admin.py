@@ -45,11 +45,11 @@ def cache_admin_routes(gateway: Any) -> list[AdminRoute]:
             return problem(400, "expected a JSON object")
         keys = set(body)
         if keys == {"key"} and isinstance(body["key"], str):
-            op = lambda c: c.purge(body["key"])  # noqa: E731
+            op = lambda c: c.purge(body["key"])
         elif keys == {"prefix"} and isinstance(body["prefix"], str):
-            op = lambda c: c.purge_prefix(body["prefix"])  # noqa: E731
+            op = lambda c: c.purge_prefix(body["prefix"])
         elif keys == {"host", "path"} and all(isinstance(body[k], str) for k in keys) and body["path"][:1] == "/":
-            op = lambda c: c.invalidate(body["host"], body["path"])  # noqa: E731
+            op = lambda c: c.invalidate(body["host"], body["path"])
         else:
             return problem(400, 'expected exactly one of {"key": ...}, {"prefix": ...} or {"host": ..., "path": "/..."}')
         purged = 0

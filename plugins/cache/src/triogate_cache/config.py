@@ -8,7 +8,7 @@ import attrs
 from triogate import setting
 from triogate_redis import RedisConfig
 
-__all__ = ["CacheConfig", "DEFAULT_STATUSES"]
+__all__ = ["DEFAULT_STATUSES", "CacheConfig"]
 
 #: statuses stored by default: final, understood, and not partial (206) or conditional (304)
 DEFAULT_STATUSES = [200, 203, 204, 300, 301, 302, 307, 308, 404, 405, 410, 414, 501]

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
-from datetime import datetime, timezone
 
 from triogate import Headers
 
-__all__ = ["CacheControl", "parse_cache_control", "request_directives", "http_date", "format_http_date",
-           "delta_seconds"]
+__all__ = [
+    "CacheControl",
+    "delta_seconds",
+    "format_http_date",
+    "http_date",
+    "parse_cache_control",
+    "request_directives",
+]
 
 CacheControl = dict[str, str | None]
 
@@ -100,9 +106,9 @@ def http_date(value: str | None) -> float | None:
     if dt is None:
         return None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
 
 
 def format_http_date(ts: float) -> str:
-    return format_datetime(datetime.fromtimestamp(int(ts), tz=timezone.utc), usegmt=True)
+    return format_datetime(datetime.fromtimestamp(int(ts), tz=UTC), usegmt=True)

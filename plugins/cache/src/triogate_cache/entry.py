@@ -11,7 +11,7 @@ import attrs
 
 from .directives import CacheControl, field_names, parse_cache_control
 
-__all__ = ["Entry", "VaryIndex", "Record", "encode", "decode"]
+__all__ = ["Entry", "Record", "VaryIndex", "decode", "encode"]
 
 
 @attrs.define(eq=False)

@@ -63,8 +63,23 @@ class Shared:
 class _State:
     """What the lookup decided for one request (``ctx.state["cache"]``)."""
 
-    __slots__ = ("owner", "group", "key", "variant", "req_cc", "entry", "status", "validating", "client_cond",
-                 "flight", "finalizer", "request_time", "authorized", "store_down", "__weakref__")
+    __slots__ = (
+        "__weakref__",
+        "authorized",
+        "client_cond",
+        "entry",
+        "finalizer",
+        "flight",
+        "group",
+        "key",
+        "owner",
+        "req_cc",
+        "request_time",
+        "status",
+        "store_down",
+        "validating",
+        "variant",
+    )
 
     def __init__(self, owner: Cache) -> None:
         self.owner = owner

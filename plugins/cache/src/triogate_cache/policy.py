@@ -6,8 +6,18 @@ from triogate import Headers
 
 from .directives import CacheControl, delta_seconds, field_names, http_date
 
-__all__ = ["HEURISTIC_STATUSES", "ERROR_STATUSES", "freshness_lifetime", "initial_age", "why_not_storable",
-           "selecting_values", "vary_names", "etag_matches", "not_modified_since", "strip_fields"]
+__all__ = [
+    "ERROR_STATUSES",
+    "HEURISTIC_STATUSES",
+    "etag_matches",
+    "freshness_lifetime",
+    "initial_age",
+    "not_modified_since",
+    "selecting_values",
+    "strip_fields",
+    "vary_names",
+    "why_not_storable",
+]
 
 #: statuses that are heuristically cacheable (RFC 9110 §15.1); 206 is left out (no range support)
 HEURISTIC_STATUSES = frozenset({200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501})
@@ -101,7 +111,7 @@ def selecting_values(request_headers: Headers, names: tuple[str, ...]) -> dict[s
 
 def _opaque(tag: str) -> str:
     tag = tag.strip()
-    return tag[2:] if tag.startswith("W/") else tag
+    return tag.removeprefix("W/")
 
 
 def etag_matches(if_none_match: list[str], etag: str | None) -> bool:

@@ -12,8 +12,19 @@ __all__ = ["CacheStatus"]
 class CacheStatus:
     """This cache's member of ``Cache-Status`` for one response."""
 
-    __slots__ = ("name", "hit", "fwd", "fwd_status", "stored", "ttl", "collapsed", "key", "detail", "refreshed",
-                 "served_stale")
+    __slots__ = (
+        "collapsed",
+        "detail",
+        "fwd",
+        "fwd_status",
+        "hit",
+        "key",
+        "name",
+        "refreshed",
+        "served_stale",
+        "stored",
+        "ttl",
+    )
 
     def __init__(self, name: str) -> None:
         self.name = name
