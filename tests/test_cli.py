@@ -1,0 +1,110 @@
+"""The `triogate` command: init → check, routes, plugins, schema, reload without a gateway."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from triogate.cli import STARTER, main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def no_autoload(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIOGATE_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+
+def test_init_writes_a_starter_that_check_accepts(tmp_path: Path) -> None:
+    env = {**os.environ, "TRIOGATE_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    run = lambda *a: subprocess.run([sys.executable, "-m", "triogate", *a], cwd=tmp_path, env=env,  # noqa: E731
+                                    capture_output=True, text=True, timeout=60)
+    done = run("init")
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "gateway.toml").read_text()
+    assert text.startswith("# triogate configuration.")
+    assert tomllib.loads(text) == STARTER
+    done = run("check")
+    assert (done.returncode, done.stdout) == (0, "gateway.toml: ok (1 routes, 1 upstreams, 0 plugin instances)\n")
+    assert run("init").returncode == 1  # never overwrites without --force
+    assert run("init", "--force", "-o", "other.toml").returncode == 0
+    assert (tmp_path / "other.toml").read_text() == text
+
+
+def test_routes_in_match_order(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text(textwrap.dedent("""
+        [upstreams.u]
+        targets = [{ url = "http://127.0.0.1:9" }]
+        [routes.catchall]
+        paths = []
+        upstream = "u"
+        [routes.users]
+        paths = ["/api/users", "/api/users/{id}"]
+        methods = ["GET"]
+        upstream = "u"
+        [routes.exact]
+        paths = ["/api/users/me"]
+        path_match = "exact"
+        hosts = ["api.example.com"]
+    """))
+    assert main(["routes", "-c", str(cfg), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["route"], r["path"]) for r in rows] == [
+        ("exact", "/api/users/me"), ("users", "/api/users/{id}"), ("users", "/api/users"), ("catchall", "/")]
+    assert main(["routes", "-c", str(cfg)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["ROUTE", "MATCH", "PATH", "METHODS", "HOSTS", "UPSTREAM", "PLUGINS", "(run", "order)"]
+    assert out[1].split() == ["exact", "exact", "/api/users/me", "*", "api.example.com", "-", "-"]
+    assert out[4].split() == ["catchall", "prefix", "/", "*", "*", "u", "-"]
+
+
+def test_routes_and_check_exit_2_on_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text("[routes.r]\nupstream = 'nope'\n")
+    for command in ("routes", "check"):
+        assert main([command, "-c", str(cfg)]) == 2
+        err = capsys.readouterr().err
+        assert err == (f"triogate: invalid configuration (1 error):\n"
+                       f"  {cfg}: routes.r.upstream: unknown upstream 'nope' (known: none defined)\n")
+
+
+def test_plugins_without_autoload_and_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins"]) == 0
+    assert capsys.readouterr().out == "no plugins installed\n"
+    assert main(["plugins", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["title"] == "triogate gateway.toml"
+    assert set(schema["properties"]) == {"gateway", "admin", "upstreams", "routes", "plugins", "consumers"}
+
+
+def test_reload_without_a_running_gateway(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text("")
+    assert main(["reload", "-c", str(cfg)]) == 1
+    assert capsys.readouterr().err == f"triogate: no running gateway found (no pid in {tmp_path / '.gw.toml.pid'})\n"
+    (tmp_path / ".gw.toml.pid").write_text("999999999\n")
+    assert main(["reload", "-c", str(cfg)]) == 1
+    assert "process 999999999" in capsys.readouterr().err
+
+
+def test_config_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "custom.toml").write_text("")
+    monkeypatch.setenv("TRIOGATE_CONFIG", str(tmp_path / "custom.toml"))
+    assert main(["check"]) == 0
+    assert capsys.readouterr().out.startswith(f"{tmp_path / 'custom.toml'}: ok")
+
+
+def test_repo_gateway_toml_checks(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRIOGATE_DISABLE_PLUGIN_AUTOLOAD")  # it uses the installed first-party plugins
+    assert main(["check", "-c", str(ROOT / "gateway.toml")]) == 0, capsys.readouterr().err
