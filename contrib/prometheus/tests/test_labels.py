@@ -36,3 +36,38 @@ def test_bounded_label():
 def test_method_and_status_class():
     assert method_label("GET") == "GET" and method_label("PROPFIND") == "OTHER"
     assert [status_class(s) for s in (101, 200, 304, 429, 502, 0)] == ["1xx", "2xx", "3xx", "4xx", "5xx", "none"]
+
+
+class _Ctx:
+    def __init__(self, extra, status=401, short_circuit=("jwt", "auth")):
+        self.log_extra = extra
+        self.status = status
+        self.short_circuit = short_circuit
+        self.route = None
+
+
+@pytest.mark.parametrize("extra, plugin, reason", [
+    ({"reason": "expired_token"}, "jwt", "expired_token"),
+    ({"reason": "has spaces in it"}, "jwt", None),
+    ({"authn": "jwt:expired"}, "jwt", "expired"),
+    ({"authn": "key-auth:invalid_key, jwt:bad_signature"}, "jwt", "bad_signature"),
+    ({"authn": "key-auth:invalid_key, jwt:bad_signature"}, "jwt+key-auth", "key-auth:invalid_key,jwt:bad_signature"),
+    ({"acl": "denied"}, "acl", "denied"),
+    ({"ip_restriction": "refused"}, "ip-restriction", "refused"),
+    ({"trace_id": "abc"}, "jwt", None),
+    ({}, "jwt", None),
+])
+def test_reason_of(extra, plugin, reason):
+    from triogate_prometheus.labels import reason_of
+
+    assert reason_of(_Ctx(extra), plugin) == reason
+
+
+def test_auth_failure_defaults():
+    from triogate_prometheus.labels import auth_failure
+
+    assert auth_failure(_Ctx({}, 401)) == ("jwt", "unauthenticated")
+    assert auth_failure(_Ctx({"acl": "denied"}, 403, ("acl", "auth"))) == ("acl", "denied")
+    assert auth_failure(_Ctx({}, 403, ("acl", "auth"))) == ("acl", "forbidden")
+    assert auth_failure(_Ctx({}, 200, None)) is None
+    assert auth_failure(_Ctx({}, 429, ("rate-limit", "transform"))) is None

@@ -9,7 +9,7 @@ __all__ = ["BoundedLabel", "method_label", "status_class", "cache_result", "auth
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
 _STATUS_CLASS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
-_REASON_OK = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_REASON_OK = re.compile(r"[A-Za-z0-9_.:,+-]{1,64}")
 OTHER = "other"
 
 
@@ -66,11 +66,30 @@ def cache_result(value: str | None) -> str | None:
     return "miss"
 
 
-def reason_of(ctx: Any) -> str | None:
-    """The machine-readable reason a plugin recorded in ``ctx.log_extra["reason"]``, if well-formed."""
-    reason = ctx.log_extra.get("reason") if ctx.log_extra else None
+def reason_of(ctx: Any, plugin: str) -> str | None:
+    """A short machine-readable reason for a refusal, from what the plugins put in ``ctx.log_extra``.
+
+    In order: ``reason``; the first-party auth plugins' ``authn`` notes (``"jwt:expired"``, several
+    joined with ``", "``) -- those of ``plugin`` without their prefix when one plugin refused, all of
+    them when the core refused for every auth plugin; a value logged under the plugin's own name
+    (``acl = "denied"``). Values that are not short tokens are ignored.
+    """
+    extra = ctx.log_extra
+    if not extra:
+        return None
+    reason = extra.get("reason")
     if isinstance(reason, str) and _REASON_OK.fullmatch(reason):
         return reason
+    authn = extra.get("authn")
+    if isinstance(authn, str) and authn:
+        notes = [n.strip() for n in authn.split(",") if n.strip()]
+        mine = [n.split(":", 1)[1] for n in notes if n.startswith(plugin + ":")]
+        reason = ",".join(mine or notes)
+        if _REASON_OK.fullmatch(reason):
+            return reason
+    own = extra.get(plugin, extra.get(plugin.replace("-", "_")))
+    if isinstance(own, str) and _REASON_OK.fullmatch(own):
+        return own
     return None
 
 
@@ -89,7 +108,7 @@ def auth_failure(ctx: Any) -> tuple[str, str] | None:
         names = [n for n, _ in route.chain.auth] if route is not None and route.chain is not None else []
         plugin = "+".join(names) or "core"
     default = "unauthenticated" if status == 401 else "forbidden"
-    return plugin, reason_of(ctx) or default
+    return plugin, reason_of(ctx, plugin) or default
 
 
 def rate_limited(ctx: Any) -> str | None:
