@@ -135,3 +135,28 @@ async def test_instances_share_one_jwks_cache(gateway_factory, upstream, identit
     for i in range(3):
         assert (await gw.client.get(f"/r{i}", headers=bearer(idp.mint(kid)))).status == 200
     assert idp.calls["jwks"] == 1
+
+
+async def test_verified_tokens_are_forgotten_when_keys_change(start, identity_provider: IdentityProvider) -> None:
+    idp = identity_provider
+    old = idp.add_key("RS256")
+    gw = await start(jwks_uri=idp.jwks_uri, jwks_refresh_min_interval=0.05)
+    token = idp.mint(old)
+    assert (await gw.client.get("/api/x", headers=bearer(token))).status == 200  # now in the verified cache
+    idp.rotate("RS256")
+    await trio.sleep(0.06)
+    assert (await gw.client.get("/api/x", headers=bearer(idp.mint()))).status == 200  # unknown kid → refetch
+    assert_invalid_token(await gw.client.get("/api/x", headers=bearer(token)))  # old key gone: cache no help
+
+
+async def test_verified_cache_respects_exp(start, identity_provider: IdentityProvider) -> None:
+    import time
+
+    idp = identity_provider
+    idp.add_key("ES256")
+    gw = await start(jwks_uri=idp.jwks_uri)
+    exp = int(time.time()) + 2
+    token = idp.mint(exp=exp)
+    assert (await gw.client.get("/api/x", headers=bearer(token))).status == 200
+    await trio.sleep(exp - time.time() + 0.05)
+    assert_invalid_token(await gw.client.get("/api/x", headers=bearer(token)))

@@ -59,6 +59,8 @@ class JwtConfig:
     roles: list[str] = triogate.setting(
         factory=list, description="roles of which the token must have at least one; 403 otherwise")
     roles_claim: str = triogate.setting("roles", description="claim holding roles (dotted path, e.g. realm_access.roles)")
+    verified_cache_size: int = triogate.setting(
+        10000, description="verified tokens remembered (by SHA-256) until exp, at most 5 minutes, dropped when keys change; 0 disables")
     # ---- where the token is
     header_names: list[str] = triogate.setting(
         factory=lambda: ["authorization"], description='headers searched first ("authorization" expects "Bearer <token>")')
@@ -96,6 +98,8 @@ class JwtConfig:
         for name in ("jwks_refresh_min_interval", "leeway", "max_lifetime"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: expected 0 or more seconds")
+        if self.verified_cache_size < 0:
+            raise ValueError("verified_cache_size: expected 0 or more")
         if self.max_token_bytes < 64:
             raise ValueError("max_token_bytes: expected at least 64")
         if not (self.header_names or self.cookie_names or self.query_params):

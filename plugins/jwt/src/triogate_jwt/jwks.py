@@ -43,6 +43,8 @@ class JWKSSource:
         self.fetches = 0
         self.failures = 0
         self.started = False  # a background refresher runs
+        self.generation = 0  # bumped whenever the key set changes
+        self._doc_keys: Any = None
         self._inflight: trio.Event | None = None
         self._last_ok = False
 
@@ -89,6 +91,9 @@ class JWKSSource:
         skipped = len(doc["keys"]) - len(keys)
         if skipped:
             log.warning("jwks %s: %d key(s) skipped (not usable for signature verification)", self.jwks_uri, skipped)
+        if doc["keys"] != self._doc_keys:
+            self._doc_keys = doc["keys"]
+            self.generation += 1  # verified-token caches drop what older keys vouched for
         self.ring = KeyRing(keys)
         self.loaded_at = trio.current_time()
 
