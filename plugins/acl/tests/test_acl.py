@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from triogate.testing import UpstreamServer
 
-from conftest import who
+from acl_support import who
 
 
 def assert_denied(r) -> None:

@@ -8,7 +8,7 @@ from triogate.testing import UpstreamServer
 
 from triogate_basic_auth import BasicAuthPlugin
 
-from conftest import basic, config
+from basic_auth_support import basic, config
 
 
 def assert_challenged(r) -> None:

@@ -6,7 +6,7 @@ from triogate.testing import plugin_config
 
 from triogate_basic_auth import BasicAuthPlugin
 
-from conftest import BCRYPT_HASH, CONSUMERS, config
+from basic_auth_support import BCRYPT_HASH, CONSUMERS, config
 
 
 def test_defaults() -> None:

@@ -10,7 +10,7 @@ import json
 import jwt
 import pytest
 import trio
-from conftest import SECRET, assert_invalid_token, bearer
+from jwt_support import SECRET, assert_invalid_token, bearer
 from triogate.testing import IdentityProvider, UpstreamServer
 
 FAMILIES = ["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
@@ -163,7 +163,7 @@ async def test_access_log_gets_the_reason_never_the_token(gateway_factory, upstr
 
     from triogate_jwt import JwtPlugin
 
-    from conftest import config
+    from jwt_support import config
 
     extras: list[dict] = []
 

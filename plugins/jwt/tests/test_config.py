@@ -2,7 +2,7 @@
 
 import pytest
 import triogate
-from conftest import SECRET
+from jwt_support import SECRET
 from triogate.testing import IdentityProvider, plugin_config
 from triogate_jwt import JwtPlugin
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import triogate
-from conftest import bearer, config
+from jwt_support import bearer, config
 from triogate.testing import IdentityProvider, UpstreamServer
 from triogate_jwt import JwtPlugin
 

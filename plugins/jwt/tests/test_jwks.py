@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import trio
-from conftest import assert_invalid_token, bearer
+from jwt_support import assert_invalid_token, bearer
 from triogate.testing import IdentityProvider
 
 

@@ -6,7 +6,7 @@ from triogate.testing import plugin_config
 
 from triogate_key_auth import KeyAuthPlugin
 
-from conftest import CONSUMERS, config
+from key_auth_support import CONSUMERS, config
 
 
 def test_defaults() -> None:

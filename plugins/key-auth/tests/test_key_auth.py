@@ -7,7 +7,7 @@ from triogate.testing import UpstreamServer
 
 from triogate_key_auth import KeyAuthPlugin
 
-from conftest import ALICE_KEY, config
+from key_auth_support import ALICE_KEY, config
 
 
 def assert_challenged(r) -> None:

@@ -9,7 +9,7 @@ from triogate.testing import IdentityProvider
 
 from triogate_oauth2_introspection import IntrospectionPlugin
 
-from conftest import assert_invalid_token, bearer
+from introspection_support import assert_invalid_token, bearer
 
 
 def plugin_of(gw) -> IntrospectionPlugin:

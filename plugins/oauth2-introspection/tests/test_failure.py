@@ -6,7 +6,7 @@ import pytest
 import trio
 from triogate.testing import IdentityProvider, UpstreamServer, free_port
 
-from conftest import bearer
+from introspection_support import bearer
 
 
 @pytest.mark.parametrize("outage", ["error", "reset", "hang"])
@@ -48,7 +48,7 @@ async def test_concurrent_callers_all_fail_closed(start, identity_provider: Iden
 async def test_connection_refused_is_503(gateway_factory, upstream: UpstreamServer) -> None:
     from triogate_oauth2_introspection import IntrospectionPlugin
 
-    from conftest import config
+    from introspection_support import config
 
     class Nowhere:
         introspection_url = f"http://127.0.0.1:{free_port()}/introspect"

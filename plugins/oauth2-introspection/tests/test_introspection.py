@@ -6,7 +6,7 @@ import pytest
 import triogate
 from triogate.testing import IdentityProvider, UpstreamServer
 
-from conftest import assert_invalid_token, bearer
+from introspection_support import assert_invalid_token, bearer
 
 
 @pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
@@ -72,7 +72,7 @@ async def test_forward_headers_and_spoofing(start, identity_provider: IdentityPr
 async def test_principal(gateway_factory, upstream: UpstreamServer, identity_provider: IdentityProvider) -> None:
     from triogate_oauth2_introspection import IntrospectionPlugin
 
-    from conftest import config
+    from introspection_support import config
 
     seen = []
 
