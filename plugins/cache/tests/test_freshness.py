@@ -181,3 +181,10 @@ async def test_uncacheable_status_and_method_bypass(upstream_factory, cached, st
     r2 = await gw.client.request("OPTIONS", "/err")
     assert status_of(r2) == "triogate; fwd=bypass; detail=method"
     assert r2.headers["x-cache-status"] == "Bypass"
+
+
+async def test_cache_status_is_appended_to_upstream_caches(upstream_factory, cached, status_of) -> None:
+    up = await upstream_factory(origin({"cache-control": "max-age=60", "cache-status": "origin-cdn; hit"}))
+    gw = await cached(up)
+    r = await gw.client.get("/cs")
+    assert status_of(r) == "origin-cdn; hit, triogate; fwd=uri-miss; fwd-status=200; stored; ttl=60"

@@ -73,6 +73,7 @@ class CacheStatus:
         return "Miss"
 
     def apply(self, headers: Headers, x_cache_status: bool) -> None:
-        headers.add("cache-status", str(self))
+        prior = headers.get_all("cache-status")  # caches nearer the origin come first (RFC 9211 §2)
+        headers.set("cache-status", ", ".join([*prior, str(self)]) if prior else str(self))
         if x_cache_status:
             headers.set("x-cache-status", self.short)
