@@ -1,7 +1,8 @@
 """triogate: an API gateway for Python people.
 
-The public API for plugin authors is what this module exports (plus
-``triogate.testing`` for tests); everything else is internal.
+The public API for plugin authors is what this module exports, plus
+``triogate.template`` (config value templates: ``/users/{id}``, ``{principal.sub}``,
+safe encodings) and ``triogate.testing`` for tests; everything else is internal.
 """
 
 from .admin import AdminRoute
