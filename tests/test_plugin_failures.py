@@ -213,3 +213,33 @@ async def test_a_crashing_background_task_is_logged_and_the_gateway_keeps_servin
     assert record.getMessage().endswith("of plugin early crashed")
     assert "background refresh failed" in str(record.exc_info[1])
     assert (await gw.client.get("/")).status == 200
+
+
+async def test_a_hook_returning_something_else_than_a_response_is_that_plugins_failure(
+    upstream: UpstreamServer, gateway_factory, caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Sloppy(triogate.Plugin):
+        @triogate.hookimpl
+        async def auth(self, ctx: triogate.Context) -> dict:
+            return {"status": 403}
+
+    class SloppyPost(triogate.Plugin):
+        @triogate.hookimpl
+        async def post_response(self, ctx: triogate.Context, response: triogate.Response) -> int:
+            return 204
+
+    gw = await gateway_factory({
+        "upstreams": {"u": {"targets": [{"url": upstream.url}]}},
+        "routes": {"a": {"paths": ["/a"], "upstream": "u", "plugins": {"sloppy": {}}},
+                   "b": {"paths": ["/b"], "upstream": "u", "plugins": {"sloppy-post": {}}}},
+    }, plugins={"sloppy": Sloppy, "sloppy-post": SloppyPost})
+    with caplog.at_level(logging.ERROR, logger="triogate"):
+        a = await gw.client.get("/a")
+        b = await gw.client.get("/b")
+    assert (a.status, a.json()["plugin"]) == (500, "sloppy")
+    assert (b.status, b.json()["plugin"]) == (500, "sloppy-post")
+    messages = [rec.getMessage() for rec in caplog.records]
+    assert any("plugin sloppy failed in auth" in m and "auth returned dict, expected a triogate.Response or None" in m
+               for m in messages)
+    assert any("post_response returned int" in m for m in messages)
+    assert upstream.requests[0].path == "/b"

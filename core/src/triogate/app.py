@@ -123,7 +123,8 @@ def _call(impl: Any, **kwargs: Any) -> Any:
 
 
 # settings that the listeners read once: a reload cannot change them
-_RESTART_ONLY = ("listen", "workers", "limits", "timeouts")
+_RESTART_ONLY = ("listen", "workers", "limits")
+_LISTENER_TIMEOUTS = ("header", "idle", "body", "send")
 
 
 class Gateway:
@@ -301,6 +302,9 @@ class Gateway:
         for key in _RESTART_ONLY:
             if getattr(old.gateway, key) != getattr(new.gateway, key):
                 log.warning("gateway.%s changed: it takes effect after a restart, not a reload", key)
+        for key in _LISTENER_TIMEOUTS:
+            if getattr(old.gateway.timeouts, key) != getattr(new.gateway.timeouts, key):
+                log.warning("gateway.timeouts.%s changed: it takes effect after a restart, not a reload", key)
         # reopen the access log: picks up a new destination, and a rotated file (logrotate + SIGHUP)
         self.access_log.close()
         self.access_log = AccessLog(new.gateway.access_log)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tomllib
 import typing
@@ -17,7 +18,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["config_table", "update_readme", "main"]
+__all__ = ["config_table", "update_readme", "update_doc", "main"]
 
 START = "<!-- config-table:start -->"
 END = "<!-- config-table:end -->"
@@ -55,7 +56,18 @@ def _default(f: attrs.Attribute) -> str:
         return "`{}`"
     if d is None:
         return "unset"
-    return "`" + json.dumps(d) + "`"
+    if isinstance(d, list) and len(d) > 8 and all(type(x) is int for x in d) and d == list(range(d[0], d[-1] + 1)):
+        return f"`{d[0]}`..`{d[-1]}`"
+    return "`" + json.dumps(d, default=_json_default) + "`"
+
+
+def _json_default(o: Any) -> Any:
+    if attrs.has(type(o)):
+        address = getattr(o, "address", None)  # a listener: shown the way it is usually written
+        if isinstance(address, str) and all(v in (None, "http1") for k, v in attrs.asdict(o).items() if k != "address"):
+            return address
+        return attrs.asdict(o)
+    return str(o)
 
 
 def config_table(cls: type, prefix: str = "") -> str:
@@ -108,14 +120,41 @@ def update_readme(plugin_dir: Path, check: bool = False) -> bool:
     return False
 
 
+_DOC_TABLE = re.compile(
+    r"<!-- config-table:(?P<cls>[\w.]+):start -->\n.*?<!-- config-table:(?P=cls):end -->", re.S)
+
+
+def update_doc(path: Path, check: bool = False) -> bool:
+    """Regenerate every ``<!-- config-table:module.Class:start/end -->`` table of a Markdown file
+    (docs/configuration.md); with ``check``, only compare. True when it was current."""
+    import importlib
+
+    text = path.read_text()
+
+    def render(m: re.Match[str]) -> str:
+        module, _, name = m.group("cls").rpartition(".")
+        cls = getattr(importlib.import_module(module), name)
+        return f"<!-- config-table:{m.group('cls')}:start -->\n{config_table(cls)}\n<!-- config-table:{m.group('cls')}:end -->"
+
+    new = _DOC_TABLE.sub(render, text)
+    if new == text:
+        return True
+    if not check:
+        path.write_text(new)
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m triogate.docgen")
-    p.add_argument("dirs", nargs="+", type=Path)
-    p.add_argument("--check", action="store_true")
+    p.add_argument("dirs", nargs="*", type=Path, help="plugin directories whose README table to update")
+    p.add_argument("--doc", action="append", type=Path, default=[],
+                   help="a Markdown file with <!-- config-table:module.Class:start/end --> tables (docs/configuration.md)")
+    p.add_argument("--check", action="store_true", help="only check; exit 1 when something is out of date")
     args = p.parse_args(argv)
-    stale = [d for d in args.dirs if not update_readme(d, args.check)]
-    for d in stale:
-        print(f"{d / 'README.md'}: config table {'out of date' if args.check else 'updated'}")
+    stale = [d / "README.md" for d in args.dirs if not update_readme(d, args.check)]
+    stale += [doc for doc in args.doc if not update_doc(doc, args.check)]
+    for f in stale:
+        print(f"{f}: config table {'out of date' if args.check else 'updated'}")
     return 1 if (stale and args.check) else 0
 
 

@@ -228,6 +228,11 @@ class Pipeline:
                 await resp.body.aclose()
                 resp = self._plugin_failed(ctx, name, "post_response", exc)
                 continue
+            if replaced is not None and not isinstance(replaced, Response):
+                await resp.body.aclose()
+                resp = self._plugin_failed(ctx, name, "post_response", TypeError(
+                    f"post_response returned {type(replaced).__name__}, expected a triogate.Response or None"))
+                continue
             if replaced is not None and replaced is not resp:
                 if replaced.body is not resp.body:
                     await resp.body.aclose()
@@ -244,8 +249,7 @@ class Pipeline:
             for name, fn in self.global_chain.pre_route:
                 r = await fn(ctx)
                 if r is not None:
-                    ctx.short_circuit = (name, phase)
-                    return r
+                    return _answered(ctx, name, phase, r)
             req = ctx.request
             name = ""
             route, params, rest = self.router.match(req.method, req.host, req.path, req.headers)
@@ -261,14 +265,12 @@ class Pipeline:
             for name, fn in chain.pre_route:
                 r = await fn(ctx)
                 if r is not None:
-                    ctx.short_circuit = (name, phase)
-                    return r
+                    return _answered(ctx, name, phase, r)
             phase = "auth"
             for name, fn in chain.auth:
                 r = await fn(ctx)
                 if r is not None:
-                    ctx.short_circuit = (name, phase)
-                    return r
+                    return _answered(ctx, name, phase, r)
             name = ""
             if ctx.principal is None and ctx.challenges:
                 ctx.short_circuit = ("core", "auth")
@@ -278,8 +280,7 @@ class Pipeline:
             for name, fn in chain.transform:
                 r = await fn(ctx)
                 if r is not None:
-                    ctx.short_circuit = (name, phase)
-                    return r
+                    return _answered(ctx, name, phase, r)
             name = ""
             phase = "upstream"
             return await self.forward(ctx)
@@ -366,6 +367,14 @@ class Pipeline:
             raw.append((b"via", (prior + b", " if prior else b"") + b"1.1 triogate"))
         resp.headers = Headers.from_raw(raw)
         return resp
+
+
+def _answered(ctx: Context, name: str, phase: str, r: Any) -> Response:
+    """A hook returned something: a Response short-circuits; anything else is that plugin's bug."""
+    if not isinstance(r, Response):
+        raise TypeError(f"{phase} returned {type(r).__name__}, expected a triogate.Response or None")
+    ctx.short_circuit = (name, phase)
+    return r
 
 
 def _key(*steps: str) -> str:
