@@ -35,6 +35,20 @@ REQUESTS: dict[str, tuple[bytes, Any]] = {
                         [("POST", b"/a", None), b"abc", "END"]),
     "pipelined": (b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n",
                   [("GET", b"/a", 0), "END", ("GET", b"/b", 0), "END"]),
+    "chunked then pipelined GET": (
+        b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nX-T: 1\r\n\r\n"
+        b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n",
+        [("POST", b"/a", None), b"hi", "END", ("GET", b"/b", 0), "END"]),
+    "GET, chunked POST, GET": (
+        b"GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n\r\n\r\n"
+        b"POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n\r\n\r\n\r\n0\r\n\r\n"
+        b"GET /c HTTP/1.1\r\nHost: x\r\n\r\n",
+        [("GET", b"/a", 4), b"\r\n\r\n", "END", ("POST", b"/b", None), b"\r\n\r\n", "END", ("GET", b"/c", 0), "END"]),
+    "chunk size 2**63": (b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n8000000000000000\r\nabc", 400),
+    "chunk size overflow": (b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000003\r\nabc", 400),
+    "chunk extension quoted": (b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                               b"3;a=\"b;c\"\r\nabc\r\n0\r\n\r\n", [("POST", b"/a", None), b"abc", "END"]),
+    "bad trailer": (b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nbad trailer\r\n\r\n", 400),
     "HTTP/1.0 without Host": (b"GET /a HTTP/1.0\r\n\r\n", [("GET", b"/a", 0), "END"]),
     "CL and TE": (b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
     "duplicate CL same": (b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400),
@@ -196,3 +210,12 @@ def test_header_injection_is_refused(backend: Any) -> None:
     with pytest.raises(ProtocolError):
         conn.send_response(200, b"OK", [(b"x-evil", b"a\r\nSet-Cookie: owned=1")], no_body=False, length=0,
                            close=False)
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=[b[0] for b in BACKENDS])
+def test_declared_chunk_size_is_known_before_its_data(backend: Any) -> None:
+    conn = backend[1](Limits())
+    conn.receive_data(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n100000\r\nabc")
+    assert type(conn.next_event()) is RequestHead
+    assert conn.next_event() == b"abc"
+    assert conn.declared_body == 0x100000

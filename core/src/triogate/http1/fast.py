@@ -12,6 +12,7 @@ from typing import Any
 
 import httptools
 
+from .chunked import ChunkedDecoder
 from .events import CLOSED, END, NEED_DATA, PAUSED, ProtocolError, RequestHead, ResponseHead
 from .rules import Limits, check_request, valid_header
 
@@ -38,8 +39,20 @@ def _serialize_headers(parts: list[bytes], headers: list[tuple[bytes, bytes]]) -
         parts.append(name + b": " + value + _CRLF)
 
 
+class _Takeover(Exception):
+    """Raised from on_headers_complete: a chunked body is decoded by :class:`ChunkedDecoder`."""
+
+
 class FastServerConnection:
-    """Server side: parse requests (pipelining included), frame responses."""
+    """Server side: parse requests (pipelining included), frame responses.
+
+    llhttp parses heads and Content-Length bodies; chunked bodies go to
+    :class:`ChunkedDecoder` so every declared chunk size is seen. To hand over
+    exactly at the end of a head, the connection tracks how far into the current
+    input every message reaches (``_offset``): a head ends at the first CRLFCRLF
+    after its start (llhttp has refused bare CR/LF), a Content-Length body after
+    its bytes.
+    """
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
@@ -56,6 +69,12 @@ class FastServerConnection:
         self._close_delimited = False
         self._close = False
         self._client_11 = True
+        self._data = b""            # the input being parsed
+        self._offset = 0            # how much of _data the messages so far account for
+        self._head_start = 0        # where the current head starts in _data (may be < 0: earlier input)
+        self._tail = b""            # last bytes of earlier input that belong to the current head
+        self._decoder: ChunkedDecoder | None = None
+        self.declared_body = 0      # body bytes received or announced by chunk sizes so far
         self.trailing_data = b""
         self.waiting_for_100_continue = False
 
@@ -65,6 +84,8 @@ class FastServerConnection:
         self._url = b""
         self._in_head = True
         self._between = False
+        self._head_start = self._offset
+        self._tail = b""
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -75,6 +96,9 @@ class FastServerConnection:
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        tail = self._tail
+        idx = (tail + self._data).find(b"\r\n\r\n", max(self._head_start + len(tail), 0))
+        self._offset = idx + 4 - len(tail)
         size = len(self._url) + 20 + sum(len(n) + len(v) + 4 for n, v in self._headers)
         try:
             if size > self.limits.max_header_bytes:
@@ -85,8 +109,13 @@ class FastServerConnection:
             self._events.append(exc)
             return
         self._events.append(head)
+        self.declared_body = 0
+        if head.chunked:
+            raise _Takeover()
 
     def on_body(self, body: bytes) -> None:
+        self._offset += len(body)
+        self.declared_body += len(body)
         self._events.append(bytes(body))
 
     def on_message_complete(self) -> None:
@@ -100,21 +129,66 @@ class FastServerConnection:
             return
         if self._failed:
             return
+        if self._decoder is not None:
+            data = self._decode_chunked(data)
+            if not data:
+                return
         if self._in_head or self._between:
             self._head_bytes = self._head_bytes + len(data) if self._in_head else len(data)
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            offset = exc.args[0] if exc.args else len(data)
-            self.trailing_data = data[offset:]
-            self._events.append(PAUSED)
-            self._failed = True
-        except httptools.HttpParserError as exc:
-            self._events.append(ProtocolError(f"malformed request: {exc}"))
-            self._failed = True
+        self._feed(data)
         if self._in_head and self._head_bytes > self.limits.max_header_bytes:
             self._events.append(ProtocolError("request head too large", 431))
             self._failed = True
+
+    def _feed(self, data: bytes) -> None:
+        while data:
+            if self._in_head:  # a head continued from earlier input
+                self._tail = (self._tail + self._data[max(self._head_start, 0):])[-3:]
+                self._head_start = -len(self._tail)
+            self._data = data
+            self._offset = 0
+            if self._between:
+                self._head_start = 0
+            try:
+                self._parser.feed_data(data)
+                return
+            except httptools.HttpParserCallbackError as exc:
+                if not isinstance(exc.__context__, _Takeover):
+                    raise
+            except httptools.HttpParserUpgrade as exc:
+                offset = exc.args[0] if exc.args else len(data)
+                self.trailing_data = data[offset:]
+                self._events.append(PAUSED)
+                self._failed = True
+                return
+            except httptools.HttpParserError as exc:
+                self._events.append(ProtocolError(f"malformed request: {exc}"))
+                self._failed = True
+                return
+            # a chunked body starts at _offset: decode it; what follows is the next request
+            self._decoder = ChunkedDecoder()
+            self._parser = httptools.HttpRequestParser(self)
+            data = self._decode_chunked(data[self._offset:])
+
+    def _decode_chunked(self, data: bytes) -> bytes:
+        decoder = self._decoder
+        assert decoder is not None
+        out: list[Any] = []
+        try:
+            rest = decoder.feed(data, out)
+        except ProtocolError as exc:
+            self._events.extend(out)
+            self._events.append(exc)
+            self._failed = True
+            return b""
+        self.declared_body = decoder.declared
+        self._events.extend(out)
+        if decoder.done:
+            self._decoder = None
+            self._between = True
+            self._in_head = False
+            return rest
+        return b""
 
     def next_event(self) -> Any:
         events = self._events

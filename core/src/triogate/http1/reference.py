@@ -10,10 +10,20 @@ from typing import Any
 
 import h11
 
+from .chunked import MAX_CHUNKED_TOTAL
 from .events import CLOSED, END, NEED_DATA, PAUSED, ProtocolError, RequestHead, ResponseHead
 from .rules import Limits, check_raw_head, check_request, valid_header
 
 __all__ = ["H11ServerConnection", "H11ClientConnection"]
+
+
+def _chunk_remaining(conn: h11.Connection) -> int:
+    """Bytes of the current chunk h11 has not delivered yet (from the chunk-size line).
+
+    h11 keeps the declared chunk size in its chunked reader and does not expose it;
+    with another h11 layout this returns 0 and only the running total is checked.
+    """
+    return getattr(getattr(conn, "_reader", None), "_bytes_in_chunk", 0)
 
 
 def _checked(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -57,6 +67,11 @@ class H11ServerConnection:
             raise ProtocolError(f"malformed request: {exc}", status) from None
         t = type(event)
         if t is h11.Data:
+            self._received += len(event.data)
+            # h11 flags chunk_start only when a chunk's header and data arrive together
+            self.declared_body = self._received + _chunk_remaining(self._conn)
+            if self.declared_body > MAX_CHUNKED_TOTAL:
+                raise ProtocolError("chunk size out of range")
             return bytes(event.data)
         if t is h11.EndOfMessage:
             return END
@@ -65,6 +80,7 @@ class H11ServerConnection:
         if event is h11.PAUSED:
             return PAUSED
         if t is h11.Request:
+            self._received = self.declared_body = 0
             self._in_head = False
             head = bytes(self._head)
             end = head.find(b"\r\n\r\n")
@@ -84,6 +100,8 @@ class H11ServerConnection:
         raise ProtocolError(f"unexpected event {t.__name__}")
 
     _pending_end = False
+    _received = 0
+    declared_body = 0  # body bytes received or announced by chunk sizes so far
 
     def send_informational(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
         return self._conn.send(h11.InformationalResponse(status_code=status, headers=_checked(headers),
