@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import trio
-
 import triogate
 from triogate.testing import UpstreamServer, raw_request
 

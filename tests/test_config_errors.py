@@ -10,7 +10,6 @@ from pathlib import Path
 
 import attrs
 import pytest
-
 import triogate
 from triogate.config import ConfigError, load_config, loads_config
 from triogate.pipeline import Pipeline
@@ -84,8 +83,8 @@ def test_every_error_is_reported_at_once_with_key_path_and_expectation(tmp_path:
         "gateway.timeouts.idle: expected a number, got a string \"x\"",
         "gateway.wrokers: unknown key (did you mean 'workers'?)",
         "upstreams.u.targets[1].url: required key missing",
-        'upstreams.u.balancer: expected one of "round-robin", "weighted", "least-connections", '
-        '"consistent-hash", got a string "random"',
+        ('upstreams.u.balancer: expected one of "round-robin", "weighted", "least-connections", '
+         '"consistent-hash", got a string "random"'),
         'routes.broken.methods: expected an array, got a string "GET"',
         "upstreams.ok.targets[0].url: a target is an origin, without path or query: 'http://127.0.0.1:1/path'",
         "routes.r.upstream: unknown upstream 'nope' (known: ok, u)",
@@ -171,8 +170,8 @@ def test_env_interpolation_with_defaults_escapes_and_missing_variables() -> None
     errs = errors_of(text, env={"HDR": "x"})
     assert errs == [
         "admin.token: environment variable TOKEN is not set (set it, or give a default: ${TOKEN:-default})",
-        "upstreams.u.targets[0].url: environment variable HOST is not set"
-        " (set it, or give a default: ${HOST:-default})",
+        ("upstreams.u.targets[0].url: environment variable HOST is not set"
+         " (set it, or give a default: ${HOST:-default})"),
     ]
 
 
@@ -233,20 +232,20 @@ def test_plugin_table_must_be_a_table_and_priorities_must_name_configured_plugin
 
 
 class Exploding(triogate.Plugin):
-    def __init__(self, config, gateway, route=None):  # noqa: ANN001
+    def __init__(self, config, gateway, route=None):
         super().__init__(config, gateway, route)
         raise RuntimeError("cannot reach the key store")
 
 
 class SyncHook(triogate.Plugin):
     @triogate.hookimpl
-    def auth(self, ctx):  # noqa: ANN001 - deliberately not async
+    def auth(self, ctx):
         return None
 
 
 class BadArgs(triogate.Plugin):
     @triogate.hookimpl
-    async def transform(self, ctx, extra):  # noqa: ANN001 - an argument the hookspec does not have
+    async def transform(self, ctx, extra):
         return None
 
 
@@ -303,7 +302,7 @@ def test_unreadable_and_invalid_toml_files(tmp_path: Path) -> None:
 def triogate_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "TRIOGATE_DISABLE_PLUGIN_AUTOLOAD": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "triogate", *args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, check=False)
 
 
 @pytest.mark.parametrize("command", ["check", "run"])

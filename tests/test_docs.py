@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from triogate import hookspecs
 from triogate.docgen import update_doc
 
@@ -32,7 +31,7 @@ def documented() -> dict[str, str]:
     """``{hook name: the signature line under its ### heading}`` from docs/hooks.md."""
     text = HOOKS_MD.read_text()
     out = {}
-    for m in re.finditer(r"^### `(\w+)`\n+```python\n(.+?)\n```", text, re.M | re.S):
+    for m in re.finditer(r"^### `(\w+)`\n+```python\n(.+?)\n```", text, re.MULTILINE | re.DOTALL):
         out[m.group(1)] = m.group(2).strip()
     return out
 
@@ -66,11 +65,10 @@ def test_configuration_tables_are_current() -> None:
 
 def test_configuration_documents_every_section() -> None:
     import attrs
-
     from triogate.config import Config
 
     text = (ROOT / "docs" / "configuration.md").read_text()
     for field in attrs.fields(Config):
         if field.metadata.get("internal"):
             continue
-        assert re.search(rf"^## `\[{field.name}[.\]]", text, re.M), f"no section for [{field.name}]"
+        assert re.search(rf"^## `\[{field.name}[.\]]", text, re.MULTILINE), f"no section for [{field.name}]"

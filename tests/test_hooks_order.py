@@ -10,7 +10,6 @@ from pathlib import Path
 import attrs
 import pytest
 import trio
-
 import triogate
 from triogate.testing import UpstreamServer
 

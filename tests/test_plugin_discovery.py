@@ -12,11 +12,11 @@ import signal
 import sys
 import textwrap
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import pytest
 import trio
-
 import triogate
 from triogate.plugins import PluginRegistry
 from triogate.testing import GatewayClient, UpstreamServer, free_port
@@ -149,7 +149,8 @@ async def test_triogate_plugins_lists_installed_distributions(site: Path) -> Non
 ])
 async def test_unusable_plugin_is_refused_by_name_or_skipped(tmp_path: Path, site: Path, name: str, reason: str) -> None:
     cfg = tmp_path / "gateway.toml"
-    base = '[gateway]\nlisten = ["127.0.0.1:0"]\n{extra}\n[routes.r]\npaths = ["/"]\n[routes.r.plugins.%s]\n' % name
+    base = '[gateway]\nlisten = ["127.0.0.1:0"]\n{extra}\n[routes.r]\npaths = ["/"]\n[routes.r.plugins.NAME]\n'
+    base = base.replace("NAME", name)
     cfg.write_text(base.format(extra=""))
     for command in ("check", "run"):
         done = await cli(site, command, cwd=tmp_path)
@@ -182,9 +183,9 @@ async def test_installed_plugin_serves_requests_through_the_cli(tmp_path: Path, 
         [routes.r.plugins.broken]
     """))
     log = (tmp_path / "stderr.log").open("wb")
-    proc = await nursery.start(lambda task_status: trio.run_process(
-        [sys.executable, "-m", "triogate", "run"], cwd=tmp_path, env=env_with(site), stderr=log, check=False,
-        task_status=task_status))
+    proc = await nursery.start(partial(
+        trio.run_process, [sys.executable, "-m", "triogate", "run"], cwd=tmp_path, env=env_with(site), stderr=log,
+        check=False))
     client = GatewayClient(f"http://127.0.0.1:{port}")
     try:
         with trio.fail_after(20):

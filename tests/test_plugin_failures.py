@@ -4,11 +4,11 @@ and the gateway keeps serving. Startup failures name the plugin; shutdown is bou
 from __future__ import annotations
 
 import logging
+from typing import ClassVar
 
 import attrs
 import pytest
 import trio
-
 import triogate
 from triogate.app import StartupError
 from triogate.testing import UpstreamServer, start_gateway
@@ -52,7 +52,7 @@ class Outer(triogate.Plugin):
     """Runs after every other post_response (highest priority): sees the 500."""
 
     priority = 5000
-    seen: list[int] = []
+    seen: ClassVar[list[int]] = []
 
     @triogate.hookimpl
     async def post_response(self, ctx: triogate.Context, response: triogate.Response) -> None:
@@ -119,7 +119,7 @@ async def test_gateway_error_from_a_plugin_keeps_its_status(upstream: UpstreamSe
 
 
 class Lifecycle(triogate.Plugin):
-    events: list[str] = []
+    events: ClassVar[list[str]] = []
 
     @attrs.define(frozen=True)
     class Config:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import textwrap
+from functools import partial
 from pathlib import Path
+from typing import ClassVar
 
 import attrs
 import trio
-
 import triogate
 from triogate.testing import GatewayClient, UpstreamServer, free_port
 
@@ -21,7 +21,7 @@ class Tag(triogate.Plugin):
     """Marks responses with the config they ran on; records its lifecycle."""
 
     priority = 10
-    events: list[str] = []
+    events: ClassVar[list[str]] = []
 
     @attrs.define(frozen=True)
     class Config:
@@ -222,9 +222,9 @@ async def test_sighup_and_triogate_reload(tmp_path: Path, upstream: UpstreamServ
     (tmp_path / "hooks.py").write_text(HOOKS)
     write_config(cfg, port, upstream, '[routes.a]\npaths = ["/a"]\nupstream = "u"\n')
     log = (tmp_path / "stderr.log").open("wb")
-    proc = await nursery.start(lambda task_status: trio.run_process(
-        [sys.executable, "-m", "triogate", "run", "-c", str(cfg)], cwd=tmp_path, env=cli_env(), stderr=log,
-        check=False, task_status=task_status))
+    proc = await nursery.start(partial(
+        trio.run_process, [sys.executable, "-m", "triogate", "run", "-c", str(cfg)], cwd=tmp_path, env=cli_env(),
+        stderr=log, check=False))
     client = GatewayClient(f"http://127.0.0.1:{port}")
     try:
         await wait_listening(port, proc)

@@ -8,10 +8,10 @@ import signal
 import socket
 import sys
 import textwrap
+from functools import partial
 from pathlib import Path
 
 import trio
-
 import triogate
 from triogate.testing import GatewayClient, UpstreamServer, free_port
 
@@ -69,12 +69,12 @@ async def pids_serving(port: int, path: str, want: int, timeout: float = 10) -> 
         while len(seen) < want:
             results: list[triogate.Fetched] = []
 
-            async def one() -> None:
-                results.append(await fresh_get(port, path))
+            async def one(into: list[triogate.Fetched]) -> None:
+                into.append(await fresh_get(port, path))
 
             async with trio.open_nursery() as n:
                 for _ in range(8):
-                    n.start_soon(one)
+                    n.start_soon(one, results)
             for r in results:
                 if r.status == 200:
                     pid = int(r.headers["x-pid"])
@@ -84,9 +84,9 @@ async def pids_serving(port: int, path: str, want: int, timeout: float = 10) -> 
 
 async def start(tmp_path: Path, nursery: trio.Nursery, port: int) -> trio.Process:
     log = (tmp_path / "stderr.log").open("wb")
-    proc = await nursery.start(lambda task_status: trio.run_process(
-        [sys.executable, "-m", "triogate", "run", "-c", "gateway.toml"], cwd=tmp_path, env=env(), stderr=log,
-        check=False, task_status=task_status))
+    proc = await nursery.start(partial(
+        trio.run_process, [sys.executable, "-m", "triogate", "run", "-c", "gateway.toml"], cwd=tmp_path, env=env(), stderr=log,
+        check=False))
     log.close()
     pid_file = tmp_path / ".gateway.toml.pid"
     with trio.fail_after(30):  # written once every worker listens

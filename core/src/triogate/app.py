@@ -59,7 +59,7 @@ class _GuardedNursery:
         async def guarded(*args: Any, **kwargs: Any) -> None:
             try:
                 await fn(*args, **kwargs)
-            except Exception:  # noqa: BLE001 - one plugin's task must not end the gateway
+            except Exception:
                 log.exception("background task %s of %s crashed", getattr(fn, "__qualname__", fn), label)
 
         return guarded
@@ -90,7 +90,7 @@ class _GuardedNursery:
 
 
 class _Generation:
-    __slots__ = ("pipeline", "inflight", "idle", "retired", "cancel_scope", "done")
+    __slots__ = ("cancel_scope", "done", "idle", "inflight", "pipeline", "retired")
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
@@ -224,7 +224,7 @@ class Gateway:
                     await _call(impl, gateway=services, nursery=guarded)
             except trio.TooSlowError:
                 error = StartupError(label, f"startup hook did not finish within {limit} s (timeouts.startup)")
-            except Exception as exc:  # noqa: BLE001 - reported by plugin name, never a bare traceback
+            except Exception as exc:
                 log.error("plugin %s failed at startup", label, exc_info=exc)
                 error = StartupError(label, f"{type(exc).__name__}: {exc}")
             else:
@@ -246,7 +246,7 @@ class Gateway:
         async def one(label: str, impl: Any) -> None:
             try:
                 await _call(impl, gateway=services)
-            except Exception:  # noqa: BLE001 - one plugin's shutdown must not stop the others
+            except Exception:
                 log.exception("plugin %s failed in shutdown", label)
             pending.discard(label)
 
@@ -276,7 +276,7 @@ class Gateway:
                 self.reloads["failed"] += 1
                 log.error("reload rejected, the running config keeps serving:\n%s", exc)
                 return [f"{exc.source}: {e}" for e in exc.errors]
-            except Exception as exc:  # noqa: BLE001 - never let a reload kill the gateway
+            except Exception as exc:
                 self.reloads["failed"] += 1
                 log.exception("reload rejected, the running config keeps serving")
                 return [f"reload failed: {type(exc).__name__}: {exc}"]
@@ -348,7 +348,7 @@ class Gateway:
             for name, fn in chain.log:
                 try:
                     await fn(ctx)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("plugin %s failed in log [request_id=%s]", name, ctx.request_id)
             if self.access_log.enabled:
                 self.access_log.write(ctx)

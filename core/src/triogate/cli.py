@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "run_single", "load_checked", "EXIT_CONFIG", "EXIT_STARTUP"]
+__all__ = ["EXIT_CONFIG", "EXIT_STARTUP", "load_checked", "main", "run_single"]
 
 EXIT_CONFIG = 2
 EXIT_STARTUP = 1
@@ -299,7 +299,7 @@ def run_single(
         trio.run(main)
     except KeyboardInterrupt:
         pass
-    except BaseException as exc:  # noqa: BLE001 - known start-up failures get one clear line
+    except BaseException as exc:
         found = _leaf(exc, (StartupError, OSError))
         if found is None:
             raise

@@ -21,9 +21,20 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, Iterabl
 from .plugin import setting
 
 __all__ = [
-    "ConfigError", "GatewayConfig", "Config", "ListenerConfig", "UpstreamConfig", "RouteConfig",
-    "TargetConfig", "ConsumerConfig", "AdminConfig", "load_config", "parse_config", "converter",
-    "structure", "format_errors",
+    "AdminConfig",
+    "Config",
+    "ConfigError",
+    "ConsumerConfig",
+    "GatewayConfig",
+    "ListenerConfig",
+    "RouteConfig",
+    "TargetConfig",
+    "UpstreamConfig",
+    "converter",
+    "format_errors",
+    "load_config",
+    "parse_config",
+    "structure",
 ]
 
 
@@ -479,7 +490,7 @@ def _check_references(cfg: Config, raw: dict[str, Any] | None = None) -> list[st
     seen: dict[str, int] = {}
     for i, lst in enumerate(cfg.gateway.listen):
         try:
-            host, port = split_hostport(lst.address)
+            _, port = split_hostport(lst.address)
             if not 0 <= port <= 65535:
                 raise ValueError
         except ValueError:
@@ -531,7 +542,7 @@ def _check_references(cfg: Config, raw: dict[str, Any] | None = None) -> list[st
             elif u.path not in ("", "/") or u.query:
                 errors.append(f"{at}.targets[{i}].url: a target is an origin, without path or query: {t.url!r}")
             try:
-                u.port
+                _ = u.port  # raises on a bad port
             except ValueError:
                 errors.append(f"{at}.targets[{i}].url: bad port in {t.url!r}")
             if t.weight < 0:

@@ -81,10 +81,32 @@ class Context:
     """
 
     __slots__ = (
-        "request", "route", "params", "rest", "principal", "state", "gateway", "request_id",
-        "client_ip", "challenges", "started", "upstream_target", "upstream_seconds", "status",
-        "bytes_in", "bytes_out", "short_circuit", "error", "log_extra", "client_addr", "response",
-        "upstream_name", "generation", "body_in", "upstream_started", "hook_timings",
+        "body_in",
+        "bytes_in",
+        "bytes_out",
+        "challenges",
+        "client_addr",
+        "client_ip",
+        "error",
+        "gateway",
+        "generation",
+        "hook_timings",
+        "log_extra",
+        "params",
+        "principal",
+        "request",
+        "request_id",
+        "response",
+        "rest",
+        "route",
+        "short_circuit",
+        "started",
+        "state",
+        "status",
+        "upstream_name",
+        "upstream_seconds",
+        "upstream_started",
+        "upstream_target",
     )
 
     def __init__(self, request: Request, gateway: GatewayServices, request_id: str, client_ip: str) -> None:

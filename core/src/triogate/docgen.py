@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["config_table", "update_readme", "update_doc", "main"]
+__all__ = ["config_table", "main", "update_doc", "update_readme"]
 
 START = "<!-- config-table:start -->"
 END = "<!-- config-table:end -->"
@@ -97,7 +97,7 @@ def config_table(cls: type, prefix: str = "") -> str:
 def _plugin_class(plugin_dir: Path) -> type:
     meta = tomllib.loads((plugin_dir / "pyproject.toml").read_text())
     eps = meta["project"]["entry-points"]["triogate.plugins"]
-    name, target = next(iter(eps.items()))
+    target = next(iter(eps.values()))
     module, _, attr = target.partition(":")
     mod = __import__(module, fromlist=[attr])
     return getattr(mod, attr)
@@ -121,7 +121,7 @@ def update_readme(plugin_dir: Path, check: bool = False) -> bool:
 
 
 _DOC_TABLE = re.compile(
-    r"<!-- config-table:(?P<cls>[\w.]+):start -->\n.*?<!-- config-table:(?P=cls):end -->", re.S)
+    r"<!-- config-table:(?P<cls>[\w.]+):start -->\n.*?<!-- config-table:(?P=cls):end -->", re.DOTALL)
 
 
 def update_doc(path: Path, check: bool = False) -> bool:

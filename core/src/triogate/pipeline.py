@@ -21,15 +21,21 @@ from .headers import Headers
 from .messages import BodyTooLarge, Request, Response
 from .plugin import Plugin
 from .plugins import (
-    PHASES, PluginRegistry, SkipPlugin, check_hook_functions, check_plugin_tables, load_hook_module,
-    make_plugin_manager, plugin_config,
+    PHASES,
+    PluginRegistry,
+    SkipPlugin,
+    check_hook_functions,
+    check_plugin_tables,
+    load_hook_module,
+    make_plugin_manager,
+    plugin_config,
 )
 from .problem import GatewayError
 from .proxy import TrustedProxies, forward_request_headers, new_request_id, strip_hop_by_hop, valid_request_id
 from .routing import Route, Router
 from .upstream import HTTPClient, Upstream
 
-__all__ = ["Pipeline", "Chain", "ClientError"]
+__all__ = ["Chain", "ClientError", "Pipeline"]
 
 log = logging.getLogger("triogate")
 Hook = tuple[str, Any]
@@ -291,7 +297,7 @@ class Pipeline:
         except BodyTooLarge as exc:
             return ctx.problem(413, f"request body larger than {exc.limit} bytes",
                                headers=[("connection", "close")])
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if not name:
                 log.exception("internal error [request_id=%s]", ctx.request_id)
                 ctx.error = f"internal: {type(exc).__name__}"

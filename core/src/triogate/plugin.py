@@ -10,7 +10,7 @@ import pluggy
 if TYPE_CHECKING:
     from .context import GatewayServices
 
-__all__ = ["Plugin", "hookimpl", "setting", "NoConfig"]
+__all__ = ["NoConfig", "Plugin", "hookimpl", "setting"]
 
 hookimpl = pluggy.HookimplMarker("triogate")
 

@@ -26,8 +26,18 @@ import pluggy
 from . import hookspecs
 from .plugin import Plugin
 
-__all__ = ["PluginInfo", "PluginRegistry", "make_plugin_manager", "load_hook_module", "ENTRY_POINT_GROUP",
-           "PHASES", "plugin_config", "check_plugin_tables", "plugin_tables", "check_hook_functions"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PHASES",
+    "PluginInfo",
+    "PluginRegistry",
+    "check_hook_functions",
+    "check_plugin_tables",
+    "load_hook_module",
+    "make_plugin_manager",
+    "plugin_config",
+    "plugin_tables",
+]
 
 ENTRY_POINT_GROUP = "triogate.plugins"
 PHASES = ("pre_route", "auth", "transform", "post_response", "log")
@@ -118,11 +128,11 @@ def _check_requirement(dist: md.Distribution) -> str | None:
     for req_text in dist.requires or []:
         try:
             req = Requirement(req_text)
-        except Exception:  # noqa: BLE001 - unparsable metadata is not ours to judge
+        except Exception:  # noqa: BLE001, S112 - unparsable metadata is not ours to judge
             continue
-        if req.name.lower() == "triogate" and (req.marker is None or req.marker.evaluate()):
-            if req.specifier and not req.specifier.contains(Version(_core_version()), prereleases=True):
-                return f"requires triogate{req.specifier}, but triogate {_core_version()} is installed"
+        applies = req.name.lower() == "triogate" and (req.marker is None or req.marker.evaluate())
+        if applies and req.specifier and not req.specifier.contains(Version(_core_version()), prereleases=True):
+            return f"requires triogate{req.specifier}, but triogate {_core_version()} is installed"
     return None
 
 
@@ -210,8 +220,8 @@ def plugin_config(registry: PluginRegistry, name: str, raw: Any, path: str, on_e
     if info.cls is None:
         if on_error == "skip":
             raise SkipPlugin(f"plugin {name!r} skipped ({path}): {info.error}")
-        raise ConfigError([f"{path}: plugin {name!r} cannot be used: {info.error}"
-                           ' (set [gateway] plugins_on_error = "skip" to start without it)'])
+        raise ConfigError([(f"{path}: plugin {name!r} cannot be used: {info.error}"
+                            ' (set [gateway] plugins_on_error = "skip" to start without it)')])
     if not isinstance(raw, dict):
         raise ConfigError([f"{path}: expected a table, got {_describe(raw)}"])
     raw = dict(raw)

@@ -55,9 +55,8 @@ def attrs_schema(cls: type) -> dict[str, Any]:
             s["description"] = f.metadata["description"]
         if f.default is attrs.NOTHING:
             required.append(f.name)
-        elif not isinstance(f.default, attrs.Factory):  # type: ignore[arg-type]
-            if f.default is not None:
-                s["default"] = f.default
+        elif not isinstance(f.default, attrs.Factory) and f.default is not None:  # type: ignore[arg-type]
+            s["default"] = f.default
         props[f.name] = s
     out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
     if cls.__doc__:

@@ -38,7 +38,7 @@ _MAX_BACKOFF = 30.0
 
 
 class _Worker:
-    __slots__ = ("index", "pid", "ready_fd", "ready", "started", "failures")
+    __slots__ = ("failures", "index", "pid", "ready", "ready_fd", "started")
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -93,7 +93,7 @@ def supervise(config_path: str, cfg: Any, workers: int, pid_file: Path | None, r
                     signal.signal(sig, signal.SIG_DFL)
                 code = run_single(config_path, current["cfg"], registry=current["registry"], sockets=sockets,
                                   worker=w.index, ready_fd=wfd)
-            except BaseException:  # noqa: BLE001 - a worker must never return into the supervisor's loop
+            except BaseException:
                 logging.getLogger("triogate").exception("worker %d crashed", w.index)
             finally:
                 sys.stdout.flush()
@@ -126,7 +126,7 @@ def supervise(config_path: str, cfg: Any, workers: int, pid_file: Path | None, r
         except ConfigError as exc:
             log.error("reload rejected, every worker keeps its running config:\n%s", exc)
             return
-        except Exception:  # noqa: BLE001 - a broken file must not take the supervisor down
+        except Exception:
             log.exception("reload rejected, every worker keeps its running config")
             return
         current["cfg"], current["registry"] = new_cfg, new_registry
