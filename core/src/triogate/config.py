@@ -117,6 +117,9 @@ class GatewayConfig:
     log_level: str = setting("info", description="level of the gateway's own log")
     plugins_on_error: Literal["fail", "skip"] = setting(
         "fail", description="a plugin that fails to load or has an incompatible triogate: refuse to start, or skip it")
+    http1_parser: Literal["auto", "fast", "h11"] = setting(
+        "auto", description='HTTP/1.1 parser: "fast" (llhttp, the triogate[fast] extra), "h11" (the reference), '
+        '"auto" (fast when installed; $TRIOGATE_HTTP1_PARSER overrides)')
 
 
 @attrs.define(frozen=True)
