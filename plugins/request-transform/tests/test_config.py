@@ -49,6 +49,7 @@ def test_schema_errors(rules: dict, expected: str) -> None:
     ({"remove": {"headers": ["Host"]}}, "managed by the gateway"),
     ({"rename": {"headers": {"x-a": "transfer-encoding"}}}, "managed by the gateway"),
     ({"add": {"headers": {"bad name": "1"}}}, "invalid header name"),
+    ({"add": {"headers": {"x-a": "a\r\nx-admin: 1"}}}, "not a valid header value"),
     ({"add": {"headers": {"x-a": "{nope}"}}}, "{nope} is not a parameter"),
     ({"add": {"headers": {"x-a": "{cookie.a}"}}}, "unknown reference {cookie.a}"),
     ({"add": {"headers": {"x-a": "{principal.sub"}}}, "unclosed {"),

@@ -7,34 +7,19 @@ a JSON body is read up to ``max_body_bytes``, edited and re-framed (new Content-
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any, ClassVar
 
 from triogate import Body, Context, Plugin, Response, hookimpl
+from triogate.template import Missing, Resolver, check_params, parse_path, route_params
+from triogate_transform_rules import compile_fields, compile_headers, dumps, is_json, loads
 
 from .config import RequestTransformConfig
-from .fields import compile_fields
-from .headers import compile_headers
 from .query import compile_query
-from .template import Missing, Resolver, parse_path
 
 __all__ = ["RequestTransform"]
 
-_ROUTE_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # what describes the old body and would be wrong for the new one
 _STALE_BODY_HEADERS = ("content-length", "content-md5", "digest", "content-digest", "repr-digest")
-
-
-def is_json(content_type: str | None) -> bool:
-    if not content_type:
-        return False
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 class RequestTransform(Plugin):
@@ -51,50 +36,19 @@ class RequestTransform(Plugin):
         self.query = compile_query(c.remove.query, c.rename.query, c.replace.query, c.add.query, c.append.query)
         self.fields = compile_fields(c.remove.body, c.rename.body, c.replace.body, c.add.body, "body")
         route_cfg = gateway.config.routes.get(route) if route is not None else None
-        params: set[str] | None = None
-        if route_cfg is not None:
-            sets = [set(_ROUTE_PARAM.findall(p)) for p in route_cfg.paths] or [set()]
-            params = set.intersection(*sets)
-        self.path = parse_path(c.path, "path", params) if c.path is not None else None
+        params = route_params(route_cfg.paths) if route_cfg is not None else None
+        self.path = parse_path(c.path, "path", params=params, rest=True) if c.path is not None else None
         if self.path is not None and route_cfg is not None and (route_cfg.rewrite or route_cfg.strip_prefix):
             raise ValueError(f"path: route {route!r} already sets rewrite/strip_prefix; use one way to rewrite the path")
-        templates = self._templates()
-        self.snapshot_headers = bool(self.headers) and any(r.ns == "header" for t in templates for r in t.refs)
-        if params is not None:
-            for t in templates:
-                for ref in t.refs:
-                    if ref.ns == "param" and ref.path[0] not in params:
-                        raise ValueError(f"{{{ref.text}}} is not a parameter of every path of route {route!r}"
-                                         f" (parameters: {', '.join(sorted(params)) or 'none'})")
-
-    def _templates(self) -> list[Any]:
-        from .template import Template
-
-        out: list[Any] = []
-        for rules in (self.headers, self.query):
-            for group in (rules.replace, rules.add, rules.append):
-                out.extend(t for _, t in group)
-
-        def walk(v: Any) -> None:
-            if isinstance(v, Template):
-                out.append(v)
-            elif isinstance(v, list):
-                for x in v:
-                    walk(x)
-            elif isinstance(v, dict):
-                for x in v.values():
-                    walk(x)
-
-        for _, v in (*self.fields.replace, *self.fields.add):
-            walk(v)
-        if self.path is not None:
-            out.extend(self.path.segments)
-        return out
+        refs = (*self.headers.refs, *self.query.refs, *self.fields.refs, *(self.path.refs if self.path else ()))
+        # header rules run last; a snapshot lets {header.x} see the headers as received
+        self.snapshot_headers = bool(self.headers) and any(r.ns == "header" for r in refs)
+        check_params(refs, params)
 
     @hookimpl
     async def transform(self, ctx: Context) -> Response | None:
         req = ctx.request
-        resolve = Resolver(ctx, self.snapshot_headers)
+        resolve = Resolver(ctx, headers=req.headers.copy() if self.snapshot_headers else None)
         if self.path is not None:
             try:
                 req.path = self.path.render(resolve, ctx.rest)
@@ -124,13 +78,13 @@ class RequestTransform(Plugin):
             return ctx.problem(415, "this route's body rules need an uncompressed JSON body (application/json)")
         raw = await body.read(self.config.max_body_bytes)  # BodyTooLarge: the core answers 413
         try:
-            doc = json.loads(raw, parse_constant=_reject_constant)
+            doc = loads(raw)
         except ValueError as exc:
             return ctx.problem(400, f"request body is not valid JSON: {exc}")
         if not isinstance(doc, (dict, list)):
             return ctx.problem(400, "request body must be a JSON object or array")
         self.fields.apply(doc, resolve)
-        new = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        new = dumps(doc)
         req.headers.remove(*_STALE_BODY_HEADERS)
         req.headers.set("content-length", str(len(new)))
         req.body = Body(new)

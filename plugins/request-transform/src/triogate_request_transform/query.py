@@ -7,17 +7,13 @@ as one value (``&``, ``=``, ``#``, ``+`` included), names as configured.
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import quote, unquote_plus
+from urllib.parse import unquote_plus
 
 import attrs
-
-from .template import Missing, Ref, Template, parse
+from triogate.template import Missing, Ref, Template, parse
+from triogate.template import encode_query_value as _enc
 
 __all__ = ["QueryRules", "compile_query"]
-
-
-def _enc(text: str) -> str:
-    return quote(text, safe="")
 
 
 @attrs.frozen
@@ -27,6 +23,10 @@ class QueryRules:
     replace: tuple[tuple[str, Template], ...]
     add: tuple[tuple[str, Template], ...]
     append: tuple[tuple[str, Template], ...]
+    refs: tuple[Ref, ...] = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "refs", tuple(r for _, t in (*self.replace, *self.add, *self.append) for r in t.refs))
 
     def __bool__(self) -> bool:
         return bool(self.remove or self.rename or self.replace or self.add or self.append)

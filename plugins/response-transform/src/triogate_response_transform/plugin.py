@@ -7,35 +7,20 @@ body rules exist and the response is JSON; otherwise it streams through untouche
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any, ClassVar
 
 from triogate import BodyTooLarge, Context, GatewayError, Plugin, Response, hookimpl
+from triogate.template import Resolver, check_params, route_params
+from triogate_transform_rules import compile_fields, compile_headers, dumps, is_json, loads
 
 from .config import ResponseTransformConfig
-from .fields import compile_fields
-from .headers import compile_headers
-from .template import Resolver
 
 __all__ = ["ResponseTransform"]
 
-_ROUTE_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # what describes the old body and would be wrong for the new one
 _STALE_BODY_HEADERS = ("content-length", "transfer-encoding", "content-md5", "digest", "content-digest",
                        "repr-digest", "etag")
 _NO_BODY = frozenset({101, 204, 304})
-
-
-def is_json(content_type: str | None) -> bool:
-    if not content_type:
-        return False
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 class ResponseTransform(Plugin):
@@ -53,33 +38,7 @@ class ResponseTransform(Plugin):
         self.status = {int(k): v for k, v in c.status.items()}
         route_cfg = gateway.config.routes.get(route) if route is not None else None
         if route_cfg is not None:
-            sets = [set(_ROUTE_PARAM.findall(p)) for p in route_cfg.paths] or [set()]
-            params = set.intersection(*sets)
-            for ref in self._refs():
-                if ref.ns == "param" and ref.path[0] not in params:
-                    raise ValueError(f"{{{ref.text}}} is not a parameter of every path of route {route!r}"
-                                     f" (parameters: {', '.join(sorted(params)) or 'none'})")
-
-    def _refs(self) -> list[Any]:
-        from .template import Template
-
-        out: list[Any] = []
-        for group in (self.headers.replace, self.headers.add, self.headers.append):
-            out.extend(r for _, t in group for r in t.refs)
-
-        def walk(v: Any) -> None:
-            if isinstance(v, Template):
-                out.extend(v.refs)
-            elif isinstance(v, list):
-                for x in v:
-                    walk(x)
-            elif isinstance(v, dict):
-                for x in v.values():
-                    walk(x)
-
-        for _, v in (*self.fields.replace, *self.fields.add):
-            walk(v)
-        return out
+            check_params((*self.headers.refs, *self.fields.refs), route_params(route_cfg.paths))
 
     @hookimpl
     async def transform(self, ctx: Context) -> None:
@@ -117,11 +76,11 @@ class ResponseTransform(Plugin):
         if not raw:
             return None
         try:
-            doc = json.loads(raw, parse_constant=_reject_constant)
+            doc = loads(raw)
         except ValueError as exc:
             return ctx.problem(502, f"the response body is not valid JSON: {exc}")
         self.fields.apply(doc, resolve)
-        new = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        new = dumps(doc)
         out = headers.copy()
         out.remove(*_STALE_BODY_HEADERS)
         out.set("content-length", str(len(new)))
