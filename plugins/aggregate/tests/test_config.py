@@ -74,6 +74,7 @@ def test_valid_config_loads() -> None:
     ({"backends": {"u": {**USER, "method": "TRACE"}}}, "expected one of"),
     ({"backends": {"u": {**USER, "forward_headers": ["host"]}}}, "cannot forward header 'host'"),
     ({"backends": {"u": {**USER, "headers": {"content-length": "1"}}}}, "cannot set header"),
+    ({"backends": {"u": {**USER, "headers": {"x-a": "a\nb"}}}}, "backends.u.headers.x-a: 'a\\nb' is not a valid header value"),
     ({"backends": {"u": {**USER, "group": "a.b"}}}, "without dots"),
     ({"backends": {"u": {**USER, "required": False, "target": "data", "fallback": []}}}, "fallback: target"),
     ({"backends": {"u": {**USER, "bogus": 1}}}, "backends.u.bogus: unknown key"),

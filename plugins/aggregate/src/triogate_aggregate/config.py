@@ -7,14 +7,12 @@ from typing import Any, Literal
 
 import attrs
 from triogate import setting
+from triogate_transform_rules import MANAGED_HEADERS, is_token
 
 __all__ = ["AggregateConfig", "BackendConfig"]
 
 _BACKEND_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 _FIELD_PATH = re.compile(r"[^.\s]+(\.[^.\s]+)*")
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_FORBIDDEN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection", "keep-alive", "te",
-                                "upgrade", "trailer", "proxy-connection", "expect"})
 
 
 @attrs.define(frozen=True)
@@ -93,8 +91,8 @@ class AggregateConfig:
                 if _FIELD_PATH.fullmatch(src) is None or _FIELD_PATH.fullmatch(dst) is None:
                     raise ValueError(f"{where}.mapping: expected (dotted) field names, got {src!r} = {dst!r}")
             for i, h in enumerate(b.forward_headers):
-                if _HEADER_NAME.fullmatch(h) is None or h.lower() in _FORBIDDEN_HEADERS:
+                if not is_token(h) or h.lower() in MANAGED_HEADERS:
                     raise ValueError(f"{where}.forward_headers[{i}]: cannot forward header {h!r}")
             for h in b.headers:
-                if _HEADER_NAME.fullmatch(h) is None or h.lower() in _FORBIDDEN_HEADERS:
+                if not is_token(h) or h.lower() in MANAGED_HEADERS:
                     raise ValueError(f"{where}.headers: cannot set header {h!r}")

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
 import attrs
+from triogate.template import (
+    Namespace,
+    PathTemplate,
+    Ref,
+    Template,
+    check_params,
+    parse_header,
+    parse_path,
+    route_params,
+)
 
 from .config import AggregateConfig
 from .shape import Shape, ShapeError
-from .template import PathTemplate, Ref, Template, parse, parse_path
 
-__all__ = ["BackendPlan", "compile_plans"]
+__all__ = ["RESP", "BackendPlan", "compile_plans"]
 
-_ROUTE_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: {resp.<backend>.<field>}: a field of an earlier backend's JSON response (numbers index arrays)
+RESP = Namespace("resp", min_parts=2, usage="{resp.<backend>.<field>}")
 
 
 @attrs.frozen
@@ -34,29 +43,18 @@ class BackendPlan:
     request_refs: tuple[Ref, ...]
 
 
-def _route_params(paths: Iterable[str]) -> set[str] | None:
-    """Parameters every path of the route provides (None when the route is unknown)."""
-    sets = [set(_ROUTE_PARAM.findall(p)) for p in paths]
-    if not sets:
-        return set()
-    common = sets[0]
-    for s in sets[1:]:
-        common &= s
-    return common
-
-
 def compile_plans(cfg: AggregateConfig, upstreams: Iterable[str], route_paths: list[str] | None) -> list[BackendPlan]:
     """Validate cross-references (upstreams, params, dependencies) and build the plans."""
     known_upstreams = set(upstreams)
-    params = _route_params(route_paths) if route_paths is not None else None
+    params = route_params(route_paths) if route_paths is not None else None
     plans: list[BackendPlan] = []
     for name, b in cfg.backends.items():
         where = f"backends.{name}"
         if b.upstream not in known_upstreams:
             known = ", ".join(sorted(known_upstreams)) or "none defined"
             raise ValueError(f"{where}.upstream: unknown upstream {b.upstream!r} (known: {known})")
-        target = parse_path(b.path, f"{where}.path")
-        headers = tuple((h.lower(), parse(v, f"{where}.headers.{h}")) for h, v in b.headers.items())
+        target = parse_path(b.path, f"{where}.path", query=True, extra=[RESP])
+        headers = tuple((h.lower(), parse_header(v, f"{where}.headers.{h}", [RESP])) for h, v in b.headers.items())
         refs = list(target.refs)
         for _, t in headers:
             refs.extend(t.refs)
@@ -70,10 +68,7 @@ def compile_plans(cfg: AggregateConfig, upstreams: Iterable[str], route_paths: l
                     raise ValueError(f"{where}: {{{ref.text}}} refers to an unknown backend {dep!r}")
                 if dep not in deps:
                     deps.append(dep)
-            elif ref.ns == "param" and params is not None and ref.path[0] not in params:
-                have = ", ".join(sorted(params)) or "none"
-                raise ValueError(f"{where}: {{{ref.text}}} is not a parameter of every path of the route"
-                                 f" (parameters: {have})")
+        check_params(refs, params, where)
         shape = Shape.from_config(name, b)
         fallback = None
         if b.fallback is not None:

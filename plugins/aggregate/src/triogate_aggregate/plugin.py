@@ -8,18 +8,17 @@ nursery under the route's ``deadline``; a backend whose path or headers refer to
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
-from urllib.parse import unquote
 
 import attrs
 import trio
 from triogate import BodyTooLarge, Context, GatewayError, Plugin, Response, hookimpl
+from triogate.template import Missing, Ref, Resolver, lookup
+from triogate_transform_rules import is_json, loads
 
 from .config import AggregateConfig
 from .plan import BackendPlan, compile_plans
 from .shape import ShapeError, merge
-from .template import Missing, Ref, header_value, lookup, scalar
 
 __all__ = ["Aggregate"]
 
@@ -44,17 +43,6 @@ class Outcome:
         return d
 
 
-def _is_json(content_type: str | None) -> bool:
-    if not content_type:
-        return False
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 class _Run:
     """One request's aggregation: outcomes, completion events and the fail-fast switch."""
 
@@ -65,50 +53,20 @@ class _Run:
         self.done = {p.name: trio.Event() for p in plugin.plans}
         self.fatal: tuple[BackendPlan, Outcome] | None = None
         self.nursery: trio.Nursery | None = None
-        self._query: dict[str, list[str]] | None = None
+        self.resolve = Resolver(ctx, extra={"resp": self._resp})
         self.prepared: dict[str, tuple[str, list[tuple[bytes, bytes]]]] = {}
 
     # ------------------------------------------------------------ values
 
-    def resolve(self, ref: Ref) -> str:
-        ctx = self.ctx
-        ns = ref.ns
-        value: Any = None
-        if ns == "param":
-            raw = ctx.params.get(ref.path[0])
-            value = unquote(raw) if raw is not None else None
-        elif ns == "query":
-            if self._query is None:
-                self._query = ctx.request.query_params()
-            values = self._query.get(ref.path[0])
-            value = values[0] if values else None
-        elif ns == "header":
-            value = ctx.request.headers.get(ref.path[0])
-        elif ns == "principal":
-            p = ctx.principal
-            if p is None or p.anonymous:
-                raise Missing(ref, "no authenticated principal")
-            if ref.path == ("consumer",):
-                value = p.consumer
-            elif ref.path == ("id",):
-                value = p.id
-            else:
-                try:
-                    value = lookup(p.claims, ref.path)
-                except KeyError:
-                    value = None
-        else:  # resp
-            outcome = self.outcomes.get(ref.path[0])
-            if outcome is None or outcome.data is None:
-                raise Missing(ref, f"backend {ref.path[0]} has no data")
-            try:
-                value = lookup(outcome.data, ref.path[1:])
-            except KeyError:
-                raise Missing(ref, f"no such field in the response of {ref.path[0]}") from None
-        text = scalar(value)
-        if text is None:
-            raise Missing(ref, "no value" if value is None else "not a string, number or boolean")
-        return text
+    def _resp(self, ref: Ref) -> Any:
+        """{resp.<backend>.<field>}: a field of a backend's parsed JSON."""
+        outcome = self.outcomes.get(ref.path[0])
+        if outcome is None or outcome.data is None:
+            raise Missing(ref, f"backend {ref.path[0]} has no data")
+        try:
+            return lookup(outcome.data, ref.path[1:])
+        except KeyError:
+            raise Missing(ref, f"no such field in the response of {ref.path[0]}") from None
 
     # ------------------------------------------------------------ calls
 
@@ -154,12 +112,7 @@ class _Run:
             for value in req_headers.get_all(name):
                 out.append((name.encode(), value.encode("latin-1")))
         for name, tmpl in plan.headers:
-            try:
-                value = header_value(tmpl.render(self.resolve, header_value))
-            except (ValueError, UnicodeEncodeError):
-                raise Missing(tmpl.refs[0] if tmpl.refs else Ref("header", (name,), name),
-                              "not a valid header value") from None
-            out.append((name.encode(), value.encode("latin-1")))
+            out.append((name.encode(), tmpl.render_header(self.resolve)))
         return out
 
     async def exchange(self, plan: BackendPlan, target: str, headers: list[tuple[bytes, bytes]]) -> Outcome:
@@ -173,7 +126,7 @@ class _Run:
             try:
                 if not 200 <= resp.status <= 299:
                     return Outcome(error="status", detail=f"answered {resp.status}", status=resp.status)
-                if not _is_json(resp.headers.get("content-type")):
+                if not is_json(resp.headers.get("content-type")):
                     return Outcome(error="not_json", status=resp.status,
                                    detail=f"content type {resp.headers.get('content-type') or 'missing'}, not JSON")
                 try:
@@ -187,7 +140,7 @@ class _Run:
                 with trio.CancelScope(shield=True):
                     await resp.body.aclose()
             try:
-                data = json.loads(content, parse_constant=_reject_constant)
+                data = loads(content)
             except ValueError as exc:
                 return Outcome(error="invalid_json", status=resp.status, detail=f"invalid JSON: {exc}")
             try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+from triogate_transform_rules import NOTHING, get_field, pop_field, set_field
 
 __all__ = ["Shape", "ShapeError", "merge"]
 
@@ -22,36 +23,6 @@ class ShapeError(Exception):
 
 def _split(path: str) -> tuple[str, ...]:
     return tuple(path.split("."))
-
-
-def _get(obj: dict[str, Any], path: tuple[str, ...]) -> tuple[bool, Any]:
-    cur: Any = obj
-    for step in path:
-        if not isinstance(cur, dict) or step not in cur:
-            return False, None
-        cur = cur[step]
-    return True, cur
-
-
-def _set(obj: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    cur = obj
-    for step in path[:-1]:
-        nxt = cur.get(step)
-        if not isinstance(nxt, dict):
-            nxt = cur[step] = {}
-        cur = nxt
-    cur[path[-1]] = value
-
-
-def _pop(obj: dict[str, Any], path: tuple[str, ...]) -> tuple[bool, Any]:
-    cur: Any = obj
-    for step in path[:-1]:
-        if not isinstance(cur, dict) or step not in cur:
-            return False, None
-        cur = cur[step]
-    if not isinstance(cur, dict) or path[-1] not in cur:
-        return False, None
-    return True, cur.pop(path[-1])
 
 
 @attrs.frozen
@@ -86,16 +57,16 @@ class Shape:
         if self.allow:
             kept: dict[str, Any] = {}
             for path in self.allow:
-                found, value = _get(obj, path)
-                if found:
-                    _set(kept, path, value)
+                value = get_field(obj, path)
+                if value is not NOTHING:
+                    set_field(kept, path, value)
             obj = kept
         for path in self.deny:
-            _pop(obj, path)
+            pop_field(obj, path)
         for src, dst in self.mapping:
-            found, value = _pop(obj, src)
-            if found:
-                _set(obj, dst, value)
+            value = pop_field(obj, src)
+            if value is not NOTHING:
+                set_field(obj, dst, value)
         return obj
 
     def apply(self, data: Any) -> dict[str, Any]:
@@ -103,8 +74,8 @@ class Shape:
         if self.target is not None:
             if not isinstance(data, dict):
                 raise ShapeError(f"target {'.'.join(self.target)!r}: the response is not an object")
-            found, data = _get(data, self.target)
-            if not found:
+            data = get_field(data, self.target)
+            if data is NOTHING:
                 raise ShapeError(f"target {'.'.join(self.target)!r}: no such field in the response")
         if self.has_field_rules:
             if isinstance(data, dict):
