@@ -46,9 +46,9 @@ if TYPE_CHECKING:
     from .headers import Headers
 
 __all__ = [
-    "BUILTIN_NAMESPACES", "Missing", "Namespace", "PathTemplate", "Ref", "Resolver", "Template", "check_params", "encode_query_value",
-    "encode_segment", "header_value", "lookup", "parse", "parse_header", "parse_path", "raw", "route_params",
-    "scalar",
+    "BUILTIN_NAMESPACES", "Missing", "Namespace", "PathTemplate", "Ref", "Resolver", "Template", "check_params",
+    "encode_query_value", "encode_segment", "header_value", "lookup", "parse", "parse_header", "parse_path", "raw",
+    "route_params", "scalar",
 ]
 
 #: the namespaces every template knows; ``param`` is the one written without a prefix
@@ -253,7 +253,8 @@ def parse_header(text: str, where: str, extra: Iterable[Namespace] = ()) -> Temp
             try:
                 header_value(p)
             except ValueError:
-                raise ValueError(f"{where}: {text!r} is not a valid header value (CR, LF, NUL or non-Latin-1)") from None
+                raise ValueError(f"{where}: {text!r} is not a valid header value"
+                                 " (CR, LF, NUL or non-Latin-1)") from None
     return t
 
 
