@@ -9,11 +9,10 @@ import json
 from pathlib import Path
 
 import trio
+import triogate
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
-
-import triogate
 from triogate.upstream import HTTPClient
 
 TOKEN = "observability-admin-token"

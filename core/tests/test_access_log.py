@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import trio
-
 import triogate
 from triogate.accesslog import REDACTED, redact_header, redact_query
 

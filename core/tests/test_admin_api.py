@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import trio
-
 import triogate
 from triogate.admin import check_admin
 from triogate.config import AdminConfig, ConfigError, loads_config
@@ -37,7 +37,7 @@ async def admin_get(gw, path: str, token: str | None = TOKEN, method: str = "GET
 
 class Purger(triogate.Plugin):
     priority = 100
-    purged: list[str] = []
+    purged: ClassVar[list[str]] = []
 
     @triogate.hookimpl
     def admin_routes(self, gateway):

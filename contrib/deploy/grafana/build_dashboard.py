@@ -37,11 +37,11 @@ def build() -> dict:
         row(1, "Overview", 0),
         panel(2, "Requests / s", [(f"sum(rate(triogate_requests_total{{{R}}}[$__rate_interval]))", "req/s")],
               0, 1, 4, 4, "stat", "reqps"),
-        panel(3, "5xx ratio", [(f'sum(rate(triogate_requests_total{{{R},status_class="5xx"}}[$__rate_interval]))'
-                                f" / sum(rate(triogate_requests_total{{{R}}}[$__rate_interval]))", "5xx")],
+        panel(3, "5xx ratio", [((f'sum(rate(triogate_requests_total{{{R},status_class="5xx"}}[$__rate_interval]))'
+                                 f" / sum(rate(triogate_requests_total{{{R}}}[$__rate_interval]))"), "5xx")],
               4, 1, 4, 4, "stat", "percentunit"),
-        panel(4, "p99 latency", [("histogram_quantile(0.99, sum by (le) (rate("
-                                  f"triogate_request_duration_seconds_bucket{{{R}}}[$__rate_interval])))", "p99")],
+        panel(4, "p99 latency", [(("histogram_quantile(0.99, sum by (le) (rate("
+                                   f"triogate_request_duration_seconds_bucket{{{R}}}[$__rate_interval])))"), "p99")],
               8, 1, 4, 4, "stat", "s"),
         panel(5, "Open connections", [("sum(triogate_open_connections)", "connections")], 12, 1, 4, 4, "stat"),
         panel(6, "In flight", [("sum(triogate_requests_in_flight)", "in flight")], 16, 1, 4, 4, "stat"),
@@ -55,8 +55,8 @@ def build() -> dict:
         panel(10, "Responses by status class",
               [(f"sum by (status_class) (rate(triogate_requests_total{{{R}}}[$__rate_interval]))", "{{status_class}}")],
               12, 6, unit="reqps"),
-        panel(11, "Top consumers", [(f"topk(10, sum by (consumer) (rate(triogate_requests_total{{{R},consumer!=\"\"}}"
-                                     "[$__rate_interval])))", "{{consumer}}")], 0, 14, unit="reqps",
+        panel(11, "Top consumers", [((f"topk(10, sum by (consumer) (rate(triogate_requests_total{{{R},consumer!=\"\"}}"
+                                      "[$__rate_interval])))"), "{{consumer}}")], 0, 14, unit="reqps",
               description="Needs consumer_label = true in [plugins.prometheus]."),
         panel(12, "Bytes in / out", [(f"sum(rate(triogate_request_bytes_total{{{R}}}[$__rate_interval]))", "in"),
                                      (f"sum(rate(triogate_response_bytes_total{{{R}}}[$__rate_interval]))", "out")],
@@ -75,9 +75,9 @@ def build() -> dict:
         row(19, "Cache", 40),
         panel(20, "Cache results", [(f"sum by (result) (rate(triogate_cache_requests_total{{{R}}}[$__rate_interval]))",
                                      "{{result}}")], 0, 41, unit="reqps"),
-        panel(21, "Cache hit ratio", [(f'sum(rate(triogate_cache_requests_total{{{R},result=~"hit|stale"}}'
-                                       "[$__rate_interval])) / sum(rate(triogate_cache_requests_total"
-                                       f"{{{R}}}[$__rate_interval]))", "hit ratio")], 12, 41, unit="percentunit"),
+        panel(21, "Cache hit ratio", [((f'sum(rate(triogate_cache_requests_total{{{R},result=~"hit|stale"}}'
+                                        "[$__rate_interval])) / sum(rate(triogate_cache_requests_total"
+                                        f"{{{R}}}[$__rate_interval]))"), "hit ratio")], 12, 41, unit="percentunit"),
         row(22, "Upstreams", 49),
         panel(23, "Unhealthy targets", [("min by (upstream, target) (triogate_upstream_target_healthy) == 0",
                                          "{{upstream}} {{target}}")], 0, 50, 8, unit="short",

@@ -6,9 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-
-from triogate.config import loads_config
-from triogate.config import split_hostport
+from triogate.config import loads_config, split_hostport
 from triogate.pipeline import Pipeline
 from triogate.plugins import PluginRegistry
 from triogate.upstream import HTTPClient

@@ -59,7 +59,7 @@ def test_systemd_analyze_verify(tmp_path):
     unit.write_text(text)
     env = {**os.environ, "SYSTEMD_LOG_LEVEL": "warning"}
     r = subprocess.run([analyze, "verify", "--man=no", str(unit)], capture_output=True, text=True, env=env,
-                       timeout=60)
+                       timeout=60, check=False)
     # only lines about our unit count: the host's own units may have unrelated warnings
     ours = [line for line in (r.stdout + r.stderr).splitlines() if "triogate.service" in line]
     assert r.returncode == 0 and not ours, r.stdout + r.stderr

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import trio
+import triogate
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-import triogate
 from triogate_opentelemetry import OpenTelemetryPlugin
 
 LOG_EXTRA: list[dict] = []

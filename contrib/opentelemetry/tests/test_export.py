@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
 import triogate
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from triogate_opentelemetry import OpenTelemetryPlugin
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
-
 from triogate.testing import free_port
 
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

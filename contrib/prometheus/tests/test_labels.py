@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from triogate_prometheus import cache_result
 from triogate_prometheus.labels import BoundedLabel, method_label, status_class
 

@@ -168,7 +168,7 @@ async def test_consumer_label_is_bounded_and_optional(gateway_factory, upstream,
         assert r.status == 200
     s = await metrics.scrape(gw)
     req = "triogate_requests_total"
-    labels = dict(route="private", method="GET", status_class="2xx")
+    labels = {"route": "private", "method": "GET", "status_class": "2xx"}
     assert metrics.value(s, req, consumer="alice", **labels) == 2
     assert metrics.value(s, req, consumer="bob", **labels) == 1
     assert metrics.value(s, req, consumer="other", **labels) == 2

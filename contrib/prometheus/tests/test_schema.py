@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from triogate.config import ConfigError, loads_config
 from triogate.pipeline import Pipeline
 from triogate.plugins import PluginRegistry

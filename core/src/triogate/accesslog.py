@@ -20,7 +20,7 @@ from urllib.parse import unquote_plus
 
 from .context import Context
 
-__all__ = ["AccessLog", "redact_query", "redact_header", "redact_extra", "REDACTED"]
+__all__ = ["REDACTED", "AccessLog", "redact_extra", "redact_header", "redact_query"]
 
 REDACTED = "REDACTED"
 # names of query parameters, headers and log_extra keys whose values are secrets

@@ -22,7 +22,6 @@ Plugins add endpoints with the ``admin_routes`` hook by returning
 from __future__ import annotations
 
 import hmac
-import inspect
 import ipaddress
 import json
 import logging
@@ -44,7 +43,7 @@ from .proxy import new_request_id
 if TYPE_CHECKING:
     from .app import Gateway
 
-__all__ = ["AdminRoute", "AdminAPI", "Runtime", "check_admin", "start_admin", "MIN_TOKEN_LENGTH"]
+__all__ = ["MIN_TOKEN_LENGTH", "AdminAPI", "AdminRoute", "Runtime", "check_admin", "start_admin"]
 
 log = logging.getLogger("triogate.admin")
 MIN_TOKEN_LENGTH = 16
@@ -76,7 +75,7 @@ class AdminRoute:
 
 
 class _CompiledRoute:
-    __slots__ = ("route", "regex", "owner")
+    __slots__ = ("owner", "regex", "route")
 
     def __init__(self, route: AdminRoute, owner: str) -> None:
         self.route = route
@@ -156,7 +155,7 @@ class Runtime:
 class _AdminCtx:
     """What the HTTP/1.1 server records about one admin request."""
 
-    __slots__ = ("request", "status", "error", "bytes_in", "bytes_out", "started", "request_id")
+    __slots__ = ("bytes_in", "bytes_out", "error", "request", "request_id", "started", "status")
 
     def __init__(self, request: Request) -> None:
         self.request = request
@@ -209,7 +208,7 @@ class AdminAPI:
         ctx = _AdminCtx(request)
         try:
             response = await self._dispatch(ctx, request)
-        except Exception as exc:  # noqa: BLE001 - an admin handler failing is a 500, never a dead listener
+        except Exception as exc:  # an admin handler failing is a 500, never a dead listener
             log.exception("admin %s %s failed [request_id=%s]", request.method, request.path, ctx.request_id)
             ctx.error = f"{type(exc).__name__}: {exc}"
             response = problem(500, "admin handler failed", request_id=ctx.request_id)
@@ -294,7 +293,7 @@ class AdminAPI:
             owner = impl.plugin_name
             try:
                 routes = impl.function(**({"gateway": pipeline.services} if "gateway" in impl.argnames else {}))
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("plugin %s failed in admin_routes", owner)
                 continue
             for route in routes or ():

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Literal
 
 import attrs
-
 from triogate import setting
 
 __all__ = ["OpenTelemetryConfig"]

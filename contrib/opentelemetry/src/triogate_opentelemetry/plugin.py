@@ -14,22 +14,21 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import trio
+import triogate
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
-
-import triogate
 
 from .config import OpenTelemetryConfig
 from .propagation import GETTER, PROPAGATOR, SETTER
 from .provider import PresetIdGenerator, make_provider
 
-__all__ = ["OpenTelemetryPlugin", "STATE_KEY"]
+__all__ = ["STATE_KEY", "OpenTelemetryPlugin"]
 
 STATE_KEY = "opentelemetry"
 
 
 class _Trace:
-    __slots__ = ("span", "context", "anchor", "client_span_id", "responded")
+    __slots__ = ("anchor", "client_span_id", "context", "responded", "span")
 
     def __init__(self, span: Any, anchor: int) -> None:
         self.span = span

@@ -7,7 +7,7 @@ from typing import Any
 from opentelemetry.propagators.textmap import Getter, Setter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-__all__ = ["PROPAGATOR", "HeadersGetter", "HeadersSetter", "GETTER", "SETTER"]
+__all__ = ["GETTER", "PROPAGATOR", "SETTER", "HeadersGetter", "HeadersSetter"]
 
 PROPAGATOR = TraceContextTextMapPropagator()
 

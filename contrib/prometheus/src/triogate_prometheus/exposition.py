@@ -11,7 +11,7 @@ from prometheus_client.exposition import choose_encoder
 
 from .metrics import Metrics, multiprocess_dir
 
-__all__ = ["render", "reap_dead_workers"]
+__all__ = ["reap_dead_workers", "render"]
 
 _GAUGE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db$")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["BoundedLabel", "method_label", "status_class", "cache_result", "auth_failure", "rate_limited"]
+__all__ = ["BoundedLabel", "auth_failure", "cache_result", "method_label", "rate_limited", "status_class"]
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
 _STATUS_CLASS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
@@ -102,7 +102,7 @@ def auth_failure(ctx: Any) -> tuple[str, str] | None:
     status = ctx.status
     if status not in (401, 403) or ctx.short_circuit is None:
         return None
-    plugin, phase = ctx.short_circuit
+    plugin = ctx.short_circuit[0]
     if plugin == "core":
         route = ctx.route
         names = [n for n, _ in route.chain.auth] if route is not None and route.chain is not None else []

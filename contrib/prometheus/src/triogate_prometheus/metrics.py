@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from .labels import BoundedLabel
 
-__all__ = ["METRICS", "MetricSpec", "Metrics", "multiprocess_dir", "exported_names"]
+__all__ = ["METRICS", "MetricSpec", "Metrics", "exported_names", "multiprocess_dir"]
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 

@@ -3,10 +3,7 @@ went out) and serves ``/metrics`` on the admin listener."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import trio
-
 import triogate
 
 from .config import PrometheusConfig
