@@ -115,6 +115,7 @@ class Metrics:
         self.config_version = made["triogate_config_version"]
         self.consumer = BoundedLabel(consumer_limit)
         self.reason = BoundedLabel(reason_limit)
+        self._children: dict[tuple[Any, ...], Any] = {}
         self._reloads_seen = {"ok": 0, "failed": 0}
         self._targets_seen: set[tuple[str, str]] = set()
         if not self.multiprocess:
@@ -122,6 +123,14 @@ class Metrics:
 
             ProcessCollector(registry=self.registry)
             PlatformCollector(registry=self.registry)
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, memoized: label lookup is most of a counter's cost."""
+        key = (id(metric), *labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def sample(self, services: Any) -> None:
         """Set the gauges from the gateway's current state (at scrape time, and periodically with workers)."""

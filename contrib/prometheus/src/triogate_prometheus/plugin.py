@@ -63,32 +63,33 @@ class PrometheusPlugin(triogate.Plugin):
         if self.config.consumer_label and ctx.principal is not None:
             p = ctx.principal
             consumer = "anonymous" if p.anonymous else m.consumer(p.consumer or "")
-        m.requests.labels(route, method, sclass, consumer).inc()
-        m.duration.labels(route, method, sclass).observe(ctx.elapsed)
+        c = m.child
+        c(m.requests, route, method, sclass, consumer).inc()
+        c(m.duration, route, method, sclass).observe(ctx.elapsed)
         if ctx.bytes_in:
-            m.bytes_in.labels(route).inc(ctx.bytes_in)
+            c(m.bytes_in, route).inc(ctx.bytes_in)
         if ctx.bytes_out:
-            m.bytes_out.labels(route).inc(ctx.bytes_out)
+            c(m.bytes_out, route).inc(ctx.bytes_out)
         if ctx.upstream_name is not None:
             if ctx.upstream_seconds is not None:
-                m.upstream_duration.labels(route, ctx.upstream_name).observe(ctx.upstream_seconds)
+                c(m.upstream_duration, route, ctx.upstream_name).observe(ctx.upstream_seconds)
             elif ctx.upstream_target is None:
-                m.upstream_errors.labels(route, ctx.upstream_name).inc()
+                c(m.upstream_errors, route, ctx.upstream_name).inc()
         if ctx.short_circuit is not None:
             failed = auth_failure(ctx)
             if failed is not None:
-                m.auth_failures.labels(route, failed[0], m.reason(failed[1])).inc()
+                c(m.auth_failures, route, failed[0], m.reason(failed[1])).inc()
             else:
                 limiter = rate_limited(ctx)
                 if limiter is not None:
-                    m.rate_limited.labels(route, limiter).inc()
+                    c(m.rate_limited, route, limiter).inc()
         resp = ctx.response
         if resp is not None:
             cs = resp.headers.get("cache-status")
             if cs is not None:
                 result = cache_result(cs)
                 if result is not None:
-                    m.cache.labels(route, result).inc()
+                    c(m.cache, route, result).inc()
 
     @triogate.hookimpl
     def admin_routes(self, gateway: triogate.GatewayServices) -> list[triogate.AdminRoute]:
