@@ -9,6 +9,9 @@ import trio
 
 from triogate import Response
 from triogate.testing import raw_request
+import pytest
+
+pytestmark = pytest.mark.usefixtures("both_parsers")  # every test: fast (llhttp) and h11 backends
 
 
 def config(url: str, **route: object) -> dict:

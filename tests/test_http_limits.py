@@ -12,6 +12,9 @@ import trio
 
 from triogate import Response
 from triogate.testing import UpstreamServer, raw_request
+import pytest
+
+pytestmark = pytest.mark.usefixtures("both_parsers")  # every test: fast (llhttp) and h11 backends
 
 
 def config(upstream: UpstreamServer, **gateway: object) -> dict:

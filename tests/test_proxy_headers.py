@@ -9,6 +9,9 @@ from typing import Any
 import trio
 
 from triogate.testing import raw_request
+import pytest
+
+pytestmark = pytest.mark.usefixtures("both_parsers")  # every test: fast (llhttp) and h11 backends
 
 
 def config(url: str, gateway: dict | None = None, **route: Any) -> dict:

@@ -6,6 +6,9 @@ from typing import Any
 
 from triogate import Response
 from triogate.testing import ResetConnection, free_port
+import pytest
+
+pytestmark = pytest.mark.usefixtures("both_parsers")  # every test: fast (llhttp) and h11 backends
 
 
 def config(urls: list[str], **upstream: Any) -> dict:

@@ -12,6 +12,8 @@ import trio
 
 from triogate.testing import UpstreamServer, raw_request
 
+pytestmark = pytest.mark.usefixtures("both_parsers")  # every test: fast (llhttp) and h11 backends
+
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nhost: x\r\n\r\n"
 
 CASES = {

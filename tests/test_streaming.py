@@ -19,6 +19,8 @@ import trio
 from triogate import Body, Response
 from triogate.testing import free_port
 
+pytestmark = pytest.mark.usefixtures("both_parsers")  # every test: fast (llhttp) and h11 backends
+
 GIB = 1 << 30
 CHUNK = b"\x5a" * (1 << 20)
 RSS_BUDGET = 64 << 20

@@ -10,6 +10,9 @@ from pathlib import Path
 import trio
 
 from triogate.testing import raw_request
+import pytest
+
+pytestmark = pytest.mark.usefixtures("both_parsers")  # every test: fast (llhttp) and h11 backends
 
 
 def self_signed(tmp: Path) -> tuple[str, str]:

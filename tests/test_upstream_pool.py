@@ -10,6 +10,9 @@ from typing import Any
 import trio
 
 from triogate.testing import ResetConnection, free_port
+import pytest
+
+pytestmark = pytest.mark.usefixtures("both_parsers")  # every test: fast (llhttp) and h11 backends
 
 
 def config(*urls: str, **upstream: Any) -> dict:

@@ -49,6 +49,7 @@ REQUESTS: dict[str, tuple[bytes, Any]] = {
     "chunk extension quoted": (b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                                b"3;a=\"b;c\"\r\nabc\r\n0\r\n\r\n", [("POST", b"/a", None), b"abc", "END"]),
     "bad trailer": (b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nbad trailer\r\n\r\n", 400),
+    "double space in request line": (b"GET  /a HTTP/1.1\r\nHost: x\r\n\r\n", 400),
     "HTTP/1.0 without Host": (b"GET /a HTTP/1.0\r\n\r\n", [("GET", b"/a", 0), "END"]),
     "CL and TE": (b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
     "duplicate CL same": (b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400),

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import trio
 
-__all__ = ["Expirable", "DeadlineWatcher"]
+__all__ = ["Expirable", "DeadlineWatcher", "shared_watcher"]
 
 
 class Expirable(Protocol):
@@ -49,3 +49,17 @@ class DeadlineWatcher:
         while True:
             await trio.sleep(self.interval)
             self.check(trio.current_time())
+
+
+_WATCHER: trio.lowlevel.RunVar[DeadlineWatcher] = trio.lowlevel.RunVar("triogate_deadline_watcher")
+
+
+def shared_watcher() -> DeadlineWatcher:
+    """The watcher of the current trio run (upstream connections use it); started on first use."""
+    try:
+        return _WATCHER.get()
+    except LookupError:
+        watcher = DeadlineWatcher(0.05)
+        _WATCHER.set(watcher)
+        trio.lowlevel.spawn_system_task(watcher.run, name="triogate deadline watcher")
+        return watcher

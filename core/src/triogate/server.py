@@ -1,8 +1,11 @@
-"""The native HTTP/1.1 listener: trio + h11, written for the gateway.
+"""The native HTTP/1.1 listener: trio plus an HTTP/1.1 protocol backend, written for the gateway.
 
-One task per connection, no per-request task or timer restarts; strict limits
-and timeouts so slow or malformed clients cannot hold the gateway; requests that
+One task per connection, no per-request task or timer restarts: timeouts are
+deadlines on the connection that one watcher task enforces (see deadlines.py),
+so the hot path pays a float assignment instead of a cancel scope per read.
+Strict limits so slow or malformed clients cannot hold the gateway; requests that
 are malformed or ambiguous (smuggling vectors) get 400 and are never forwarded.
+The parser is llhttp (fast) or h11 (reference), chosen by ``gateway.http1_parser``.
 """
 
 from __future__ import annotations
@@ -10,15 +13,17 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import math
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
-import h11
 import trio
 
 from .config import ListenerConfig
+from .deadlines import DeadlineWatcher
 from .headers import Headers
+from .http1 import CLOSED, END, NEED_DATA, PAUSED, Limits, ProtocolError, RequestHead, server_connection_factory
 from .messages import Body, BodyTooLarge, Request, Response
 from .pipeline import ClientError
 from .proxy import new_request_id
@@ -32,22 +37,9 @@ _NO_BODY_STATUS = frozenset({204, 304})
 _RESPONSE_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection", b"keep-alive"})
 _REASONS = {s.value: s.phrase.encode() for s in __import__("http").HTTPStatus}
 _ACCEPT_RETRY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
-_HTTP_VERSIONS = frozenset({b"1.1", b"1.0"})
+_INF = math.inf
 # RFC 3986 reg-name / IPv4 characters, and what an IP-literal or port adds
 _HOST_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=%:[]")
-
-
-_MAX_CHUNKED_TOTAL = (1 << 63) - 1  # beyond it, parsers that truncate to 64 bits disagree on framing
-
-
-def _chunk_remaining(conn: h11.Connection) -> int:
-    """Bytes of the current chunk h11 has not delivered yet (from the chunk-size line).
-
-    h11 does not expose the declared chunk size; it keeps it in its chunked reader.
-    Without that reader (another h11 version) this returns 0 and only the running
-    total is checked.
-    """
-    return getattr(getattr(conn, "_reader", None), "_bytes_in_chunk", 0)
 
 
 def _valid_host(value: bytes) -> bool:
@@ -91,15 +83,28 @@ def raw_problem(status: int, detail: str, request_id_header: bytes = b"x-request
 
 
 class _Conn:
-    __slots__ = ("stream", "h11", "peer", "idle_scope", "busy", "body_done")
+    """One client connection; ``deadline`` is enforced by the server's DeadlineWatcher."""
 
-    def __init__(self, stream: trio.abc.Stream, max_head: int, peer: tuple[str, int] | None) -> None:
+    __slots__ = ("stream", "proto", "peer", "busy", "body_done", "deadline", "scope", "timed_out", "phase",
+                 "responded", "keep_alive")
+
+    def __init__(self, stream: trio.abc.Stream, proto: Any, peer: tuple[str, int] | None) -> None:
         self.stream = stream
-        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head)
+        self.proto = proto
         self.peer = peer
-        self.idle_scope: trio.CancelScope | None = None
         self.busy = False
         self.body_done = True
+        self.deadline = _INF
+        self.scope: trio.CancelScope | None = None
+        self.timed_out = False
+        self.phase = "idle"     # idle | head | busy | body | send
+        self.responded = False
+        self.keep_alive = True
+
+    def expire(self) -> None:
+        self.timed_out = True
+        if self.scope is not None:
+            self.scope.cancel()
 
 
 def _peer_of(stream: trio.abc.Stream) -> tuple[str, int] | None:
@@ -126,10 +131,14 @@ class HTTP1Server:
         self.scheme = "https" if ssl_context is not None else "http"
         gcfg = gateway.config.gateway
         self.limits = gcfg.limits
-        self.timeouts = gcfg.timeouts
+        self.timeouts = t = gcfg.timeouts
+        self.proto_limits = Limits(self.limits.max_request_line, self.limits.max_header_bytes, self.limits.max_headers)
+        self.new_proto = server_connection_factory(getattr(gcfg, "http1_parser", "auto"))
         self.request_id_header = gcfg.request_id_header.lower().encode("latin-1")
         self.connections: set[_Conn] = set()
         self.draining = False
+        # timeouts are enforced to within a quarter of the shortest one (at most 250 ms late)
+        self.watcher = DeadlineWatcher(min(0.25, max(0.01, min(t.header, t.idle, t.body, t.send) / 4)))
         self._accept_scope: trio.CancelScope | None = None
         self._conns_scope: trio.CancelScope | None = None
         self._no_connections = trio.Event()
@@ -140,6 +149,7 @@ class HTTP1Server:
     async def run(self, listener: trio.SocketListener, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as conns:
             self._conns_scope = conns.cancel_scope
+            conns.start_soon(self.watcher.run)
             with trio.CancelScope() as self._accept_scope:
                 task_status.started()
                 async with listener:
@@ -154,6 +164,7 @@ class HTTP1Server:
                             raise
                         conns.start_soon(self._connection, stream)
             await self._no_connections.wait()
+            conns.cancel_scope.cancel()  # the watcher
 
     def stop_accepting(self) -> None:
         """Stop taking connections; close idle keep-alive ones; busy ones close after their response."""
@@ -161,8 +172,8 @@ class HTTP1Server:
         if self._accept_scope is not None:
             self._accept_scope.cancel()
         for c in list(self.connections):
-            if not c.busy and c.idle_scope is not None:
-                c.idle_scope.cancel()
+            if c.phase == "idle" and c.scope is not None:
+                c.scope.cancel()
 
     async def drain(self) -> None:
         await self._no_connections.wait()
@@ -193,108 +204,65 @@ class HTTP1Server:
             if cs.cancelled_caught:
                 await trio.aclose_forcefully(stream)
                 return
-        c = _Conn(stream, self.limits.max_header_bytes, peer)
+        c = _Conn(stream, self.new_proto(self.proto_limits), peer)
         self.connections.add(c)
-        self._no_connections = trio.Event() if self._no_connections.is_set() else self._no_connections
+        self.watcher.add(c)
+        if self._no_connections.is_set():
+            self._no_connections = trio.Event()
         try:
-            first = True
-            while not self.draining or first:
-                first = False
-                if not await self._one_request(c):
-                    break
-                if c.h11.our_state is not h11.DONE or c.h11.their_state is not h11.DONE:
-                    break
-                c.h11.start_next_cycle()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, h11.LocalProtocolError, ssl.SSLError):
+            with trio.CancelScope() as c.scope:
+                if self.draining:
+                    return
+                while await self._one_request(c):
+                    if c.proto.must_close or self.draining:
+                        break
+                    c.proto.start_next_cycle()
+            if c.timed_out and not c.responded and c.phase in ("head", "body"):
+                with trio.move_on_after(1.0):
+                    detail = "request head not received in time" if c.phase == "head" else \
+                        "request body not received in time"
+                    await stream.send_all(raw_problem(408, detail, self.request_id_header))
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, ssl.SSLError):
             pass
+        except Exception:  # noqa: BLE001 - a bug in one connection must not take the gateway down
+            log.exception("connection handler failed (peer %s)", peer)
         finally:
+            self.watcher.discard(c)
             self.connections.discard(c)
             if not self.connections:
                 self._no_connections.set()
             await trio.aclose_forcefully(stream)
 
-    async def _read_head(self, c: _Conn) -> tuple[h11.Request, bytes] | None:
+    async def _read_head(self, c: _Conn) -> RequestHead | None:
         """Read a request head within the idle/header deadlines; None closes quietly."""
-        head = bytearray(c.h11.trailing_data[0])
-        waiting_idle = not head
-        deadline = trio.current_time() + (self.timeouts.idle if waiting_idle else self.timeouts.header)
+        proto = c.proto
         while True:
-            try:
-                event = c.h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                status = exc.error_status_hint if exc.error_status_hint != 400 or "too long" not in str(exc) else 431
-                raise _Reject(status, f"malformed request: {exc}") from None
-            if event is h11.NEED_DATA:
-                with trio.move_on_at(deadline) as cs:
-                    if waiting_idle:
-                        c.idle_scope = cs
-                        if self.draining:
-                            cs.cancel()
-                    data = await c.stream.receive_some(READ_SIZE)
-                c.idle_scope = None
-                if cs.cancelled_caught:
-                    if waiting_idle:
-                        return None
-                    raise _Reject(408, "request head not received in time")
-                if not data:
-                    return None
-                if waiting_idle:
-                    waiting_idle = False
-                    deadline = trio.current_time() + self.timeouts.header
-                if len(head) <= self.limits.max_header_bytes:
-                    head += data
-                c.h11.receive_data(data)
+            event = proto.next_event()
+            if event is NEED_DATA:
+                if c.phase == "idle":
+                    c.deadline = trio.current_time() + self.timeouts.idle
+                data = await c.stream.receive_some(READ_SIZE)
+                if c.phase == "idle" and data:
+                    c.phase = "head"
+                    c.deadline = trio.current_time() + self.timeouts.header
+                proto.receive_data(data)
                 continue
-            if type(event) is h11.Request:
-                return event, bytes(head)
-            return None  # ConnectionClosed
+            if type(event) is RequestHead:
+                return event
+            if event is CLOSED:
+                return None
+            raise ProtocolError(f"unexpected {event!r} before a request")
 
-    def _validate(self, event: h11.Request, head: bytes) -> None:
-        """Reject what h11 tolerates but a proxy must not forward (RFC 9112 §6.3, §5.2)."""
-        end = head.find(b"\r\n\r\n")
-        if (end if end >= 0 else len(head)) > self.limits.max_header_bytes:
-            raise _Reject(431, "request head too large")
-        block = head[: end if end >= 0 else len(head)]
-        if block.count(b"\n") != block.count(b"\r\n") or block.count(b"\r") != block.count(b"\r\n"):
-            raise _Reject(400, "bare CR or LF in request head")
-        if b"\n " in block or b"\n\t" in block:
-            raise _Reject(400, "obsolete line folding in request head")
-        if len(event.target) > self.limits.max_request_line:
-            raise _Reject(414, "request target too long")
-        if len(event.headers) > self.limits.max_headers:
-            raise _Reject(431, "too many header fields")
-        if event.http_version not in _HTTP_VERSIONS:
-            raise _Reject(505, "this listener serves HTTP versions 1.0 and 1.1")
-        has_cl = has_te = False
-        host: bytes | None = None
-        for name, value in event.headers:
-            if name == b"content-length":
-                has_cl = True
-            elif name == b"transfer-encoding":
-                has_te = True
-            elif name == b"host":
-                if host is not None:
-                    raise _Reject(400, "more than one Host header")
-                host = value
-        if has_cl:
-            if has_te:
-                raise _Reject(400, "both Content-Length and Transfer-Encoding")
-            # h11 merges repeated or list-valued Content-Length fields; a proxy must not
-            lowered = block.lower()
-            if lowered.count(b"\ncontent-length:") > 1:
-                raise _Reject(400, "duplicate Content-Length")
-            if b"," in lowered.split(b"\ncontent-length:", 1)[1].split(b"\r\n", 1)[0]:
-                raise _Reject(400, "list-valued Content-Length")
-        if host is not None and not _valid_host(host):
-            raise _Reject(400, "invalid Host header")
-
-    def _build_request(self, c: _Conn, event: h11.Request) -> Request:
-        target = event.target
+    def _build_request(self, c: _Conn, head: RequestHead) -> Request:
+        target = head.target
         try:
             text = target.decode("ascii")
         except UnicodeDecodeError:
             raise _Reject(400, "non-ASCII request target") from None
-        headers = Headers.from_raw(list(event.headers))
+        headers = Headers.from_raw(head.headers)
+        for name, value in head.headers:
+            if name == b"host" and not _valid_host(value):
+                raise _Reject(400, "invalid Host header")
         if text.startswith("/"):
             path, _, query = text.partition("?")
         elif text.startswith(("http://", "https://")):
@@ -313,88 +281,81 @@ class HTTP1Server:
             npath = normalize_path(path)
         except BadPath as exc:
             raise _Reject(400, f"bad path: {exc}") from None
-        length: int | None = 0
-        for name, value in event.headers:
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"transfer-encoding":
-                length = None
+        length = head.length
         limit = self.limits.max_body_bytes
         if limit and length is not None and length > limit:
             raise _Reject(413, f"request body larger than {limit} bytes")
         if length == 0:
-            c.h11.next_event()  # the EndOfMessage of a bodiless request, already parsed
+            if c.proto.next_event() is not END:  # a bodiless request's end is already parsed
+                raise _Reject(400, "malformed request")
             body = Body(b"")
             c.body_done = True
         else:
             body = Body(self._body(c), length)
             c.body_done = False
         return Request(
-            event.method.decode("ascii"), npath, query, headers, body,
-            http_version=event.http_version.decode("ascii"), scheme=self.scheme, client=c.peer, raw_path=path,
+            head.method, npath, query, headers, body,
+            http_version=head.http_version, scheme=self.scheme, client=c.peer, raw_path=path,
         )
 
     async def _body(self, c: _Conn) -> AsyncIterator[bytes]:
-        conn = c.h11
-        if conn.client_is_waiting_for_100_continue:
-            await self._send(c, h11.InformationalResponse(status_code=100, headers=[]))
+        proto = c.proto
+        if proto.waiting_for_100_continue:
+            await self._send(c, proto.send_informational(100, b"Continue", []))
         limit = self.limits.max_body_bytes
         received = 0
         timeout = self.timeouts.body
         try:
             while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    with trio.move_on_after(timeout) as cs:
-                        data = await c.stream.receive_some(READ_SIZE)
-                    if cs.cancelled_caught:
-                        raise ClientError("request body not received in time", status=408)
-                    conn.receive_data(data)
+                event = proto.next_event()
+                if event is NEED_DATA:
+                    prior, c.phase = c.phase, "body"
+                    c.deadline = trio.current_time() + timeout
+                    data = await c.stream.receive_some(READ_SIZE)
+                    c.deadline = _INF
+                    c.phase = prior
+                    proto.receive_data(data)
                     continue
-                t = type(event)
-                if t is h11.Data:
-                    received += len(event.data)
-                    if event.chunk_start:
-                        declared = received + _chunk_remaining(conn)
-                        if declared > _MAX_CHUNKED_TOTAL:
-                            raise ClientError("chunk size out of range")
-                        if limit and declared > limit:
-                            raise BodyTooLarge(limit)  # declared by the chunk header: refuse before reading it
-                    elif limit and received > limit:
-                        raise BodyTooLarge(limit)
-                    yield event.data
-                elif t is h11.EndOfMessage:
+                if type(event) is bytes:
+                    received += len(event)
+                    if limit and (received > limit or proto.declared_body > limit):
+                        raise BodyTooLarge(limit)  # a chunk header announcing too much is refused before its data
+                    yield event
+                elif event is END:
                     c.body_done = True
                     return
                 else:
                     raise ClientError("client closed the connection mid-body")
-        except h11.RemoteProtocolError as exc:
-            raise ClientError(f"malformed request body: {exc}") from None
+        except ProtocolError as exc:
+            raise ClientError(f"malformed request body: {exc.detail}") from None
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             raise ClientError("client connection broke mid-body") from None
 
-    async def _send(self, c: _Conn, event: Any) -> int:
-        data = c.h11.send(event)
+    async def _send(self, c: _Conn, data: bytes) -> int:
         if data:
-            with trio.move_on_after(self.timeouts.send) as cs:
-                await c.stream.send_all(data)
-            if cs.cancelled_caught:
-                raise trio.BrokenResourceError("client write timed out")
-            return len(data)
-        return 0
+            c.deadline = trio.current_time() + self.timeouts.send
+            await c.stream.send_all(data)
+            c.deadline = _INF
+        return len(data)
 
     async def _one_request(self, c: _Conn) -> bool:
         """Serve one request on ``c``; False when the connection must close."""
+        c.phase = "idle"
+        c.responded = False
         try:
-            got = await self._read_head(c)
-            if got is None:
+            head = await self._read_head(c)
+            if head is None:
                 return False
-            event, head = got
-            self._validate(event, head)
-            request = self._build_request(c, event)
-        except _Reject as rej:
-            with trio.move_on_after(self.timeouts.send):
-                await c.stream.send_all(raw_problem(rej.status, rej.detail, self.request_id_header))
+            c.deadline = _INF
+            c.phase = "busy"
+            c.keep_alive = head.keep_alive
+            request = self._build_request(c, head)
+        except (_Reject, ProtocolError) as rej:
+            if isinstance(rej, ProtocolError):
+                rej = _Reject(rej.status, rej.detail)
+            c.phase = "send"
+            c.responded = True
+            await self._send(c, raw_problem(rej.status, rej.detail, self.request_id_header))
             return False
 
         c.busy = True
@@ -402,51 +363,81 @@ class HTTP1Server:
         ctx, response = await gateway.handle(request)
         try:
             keep_alive = await self._send_response(c, ctx, request, response)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, h11.LocalProtocolError):
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             ctx.error = ctx.error or "client connection closed"
-            return False
+            keep_alive = False
+        except ProtocolError as exc:  # e.g. a plugin set a header value with CR/LF
+            ctx.error = ctx.error or f"response refused: {exc.detail}"
+            keep_alive = False
+        except trio.Cancelled:
+            ctx.error = ctx.error or ("client too slow" if c.timed_out else "connection closed by shutdown")
+            raise
         except Exception as exc:  # noqa: BLE001 - e.g. upstream died mid-body: abort this connection only
             ctx.error = ctx.error or f"response aborted: {type(exc).__name__}: {exc}"
-            return False
+            keep_alive = False
         finally:
             c.busy = False
-            await response.body.aclose()
-            await gateway.finish(ctx)
+            if trio.current_effective_deadline() == -_INF:  # cancelled: clean up all the same
+                with trio.CancelScope(shield=True):
+                    await response.body.aclose()
+                    await gateway.finish(ctx)
+            else:
+                await response.body.aclose()
+                await gateway.finish(ctx)
         return keep_alive
 
     async def _send_response(self, c: _Conn, ctx: Any, request: Request, response: Response) -> bool:
         if response.status == 101 and response.upgrade is not None:
             await self._tunnel(c, ctx, response)
             return False
+        proto = c.proto
         status = response.status
         body = response.body
-        no_body = request.method == "HEAD" or status in _NO_BODY_STATUS or status < 200
+        method = request.method
+        no_body = method == "HEAD" or status in _NO_BODY_STATUS or status < 200
         raw = response.headers.raw
-        hdrs = [(n, v) for n, v in raw if n not in _RESPONSE_FRAMING]
-        if no_body:
-            if request.method == "HEAD":
-                hdrs.extend((n, v) for n, v in raw if n == b"content-length")
-        elif body.is_buffered:
-            hdrs.append((b"content-length", str(len(body.data or b"")).encode()))
-        elif body.length is not None:
-            hdrs.append((b"content-length", str(body.length).encode()))
-        if not c.body_done or self.draining or any(n == b"connection" and b"close" in v.lower() for n, v in raw):
-            hdrs.append((b"connection", b"close"))
+        close = not c.body_done or self.draining
+        hdrs = []
+        for n, v in raw:
+            if n in _RESPONSE_FRAMING:
+                if n == b"connection" and b"close" in v.lower():
+                    close = True
+                elif n == b"content-length" and method == "HEAD":
+                    hdrs.append((n, v))
+                continue
+            hdrs.append((n, v))
         reason = response.reason or _REASONS.get(status, b"")
-        ctx.bytes_out += await self._send(c, h11.Response(status_code=status, headers=hdrs, reason=reason))
-        if not no_body:
+        c.phase = "send"
+        c.responded = True
+        data = body.data if body.is_buffered else None
+        length = len(data) if data is not None else body.length
+        out = proto.send_response(status, reason, hdrs, no_body=no_body, length=length,
+                                  close=close or not c.keep_alive)
+        if no_body:
+            ctx.bytes_out += await self._send(c, out + proto.send_end())
+        elif data is not None:  # one write for head, body and end
+            ctx.bytes_out += await self._send(c, out + proto.send_data(data) + proto.send_end() if data else
+                                              out + proto.send_end())
+        else:
+            ctx.bytes_out += await self._send(c, out)
             async for chunk in body:
-                ctx.bytes_out += await self._send(c, h11.Data(data=chunk))
-        await self._send(c, h11.EndOfMessage())
-        ctx.bytes_in = request.body.length or 0
-        return True
+                ctx.bytes_out += await self._send(c, proto.send_data(chunk))
+            ctx.bytes_out += await self._send(c, proto.send_end())
+        ctx.bytes_in = request.body.received
+        return not proto.must_close
 
     async def _tunnel(self, c: _Conn, ctx: Any, response: Response) -> None:
         """After the upstream switched protocols: copy bytes both ways until one side closes."""
         upstream, up_pending = response.upgrade  # type: ignore[misc]
-        hdrs = [(n, v) for n, v in response.headers.raw]
-        await self._send(c, h11.InformationalResponse(status_code=101, headers=hdrs, reason=response.reason))
-        client_pending, _ = c.h11.trailing_data
+        proto = c.proto
+        c.phase = "send"
+        c.responded = True
+        c.deadline = _INF  # a tunnel has no deadline; it ends when either side closes
+        await c.stream.send_all(proto.send_informational(101, response.reason or b"Switching Protocols",
+                                                         list(response.headers.raw)))
+        while proto.next_event() not in (PAUSED, NEED_DATA):
+            pass
+        client_pending = proto.trailing_data
         try:
             if up_pending:
                 await c.stream.send_all(up_pending)
@@ -469,3 +460,4 @@ class HTTP1Server:
                 n.start_soon(pump, upstream, c.stream, n.cancel_scope)
         finally:
             await trio.aclose_forcefully(upstream)
+

@@ -7,6 +7,7 @@ smuggling tests. Choose with ``[gateway] http1_parser = "auto" | "h11" | "fast"`
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from .events import CLOSED, END, NEED_DATA, PAUSED, ProtocolError, RequestHead, ResponseHead
@@ -27,6 +28,8 @@ except ImportError:  # httptools not installed: the h11 reference serves
 
 
 def resolve_backend(name: str = "auto") -> str:
+    if name == "auto":
+        name = os.environ.get("TRIOGATE_HTTP1_PARSER", "auto")
     if name == "auto":
         return "fast" if fast_available else "h11"
     if name == "fast" and not fast_available:

@@ -72,7 +72,7 @@ class FastServerConnection:
         self._data = b""            # the input being parsed
         self._offset = 0            # how much of _data the messages so far account for
         self._head_start = 0        # where the current head starts in _data (may be < 0: earlier input)
-        self._tail = b""            # last bytes of earlier input that belong to the current head
+        self._head_acc = b""        # earlier input that belongs to the current head
         self._decoder: ChunkedDecoder | None = None
         self.declared_body = 0      # body bytes received or announced by chunk sizes so far
         self.trailing_data = b""
@@ -85,7 +85,7 @@ class FastServerConnection:
         self._in_head = True
         self._between = False
         self._head_start = self._offset
-        self._tail = b""
+        self._head_acc = b""
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -96,21 +96,30 @@ class FastServerConnection:
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        tail = self._tail
-        idx = (tail + self._data).find(b"\r\n\r\n", max(self._head_start + len(tail), 0))
-        self._offset = idx + 4 - len(tail)
-        size = len(self._url) + 20 + sum(len(n) + len(v) + 4 for n, v in self._headers)
+        acc = self._head_acc
+        if acc:  # the head spans several inputs
+            whole = acc + self._data
+            end = whole.find(b"\r\n\r\n", max(len(acc) - 3, 0))
+            self._offset = end + 4 - len(acc)
+            head = whole[:end]
+        else:
+            end = self._data.find(b"\r\n\r\n", self._head_start)
+            self._offset = end + 4
+            head = self._data[self._head_start:end]
         try:
-            if size > self.limits.max_header_bytes:
+            if len(head) > self.limits.max_header_bytes:
                 raise ProtocolError("request head too large", 431)
-            head = check_request(self._parser.get_method().decode("ascii"), self._url, self._headers,
-                                 self._parser.get_http_version(), self.limits)
+            line_end = head.find(b"\r\n")
+            if (head[:line_end] if line_end >= 0 else head).count(b" ") != 2:
+                raise ProtocolError("malformed request line")
+            req = check_request(self._parser.get_method().decode("ascii"), self._url, self._headers,
+                                self._parser.get_http_version(), self.limits)
         except ProtocolError as exc:
             self._events.append(exc)
             return
-        self._events.append(head)
+        self._events.append(req)
         self.declared_body = 0
-        if head.chunked:
+        if req.chunked:
             raise _Takeover()
 
     def on_body(self, body: bytes) -> None:
@@ -143,8 +152,8 @@ class FastServerConnection:
     def _feed(self, data: bytes) -> None:
         while data:
             if self._in_head:  # a head continued from earlier input
-                self._tail = (self._tail + self._data[max(self._head_start, 0):])[-3:]
-                self._head_start = -len(self._tail)
+                self._head_acc += self._data[self._head_start:]
+                self._head_start = 0
             self._data = data
             self._offset = 0
             if self._between:
@@ -162,7 +171,9 @@ class FastServerConnection:
                 self._failed = True
                 return
             except httptools.HttpParserError as exc:
-                self._events.append(ProtocolError(f"malformed request: {exc}"))
+                # a transfer coding we do not implement is 501, as the h11 backend answers
+                status = 501 if "Invalid `Transfer-Encoding`" in str(exc) else 400
+                self._events.append(ProtocolError(f"malformed request: {exc}", status))
                 self._failed = True
                 return
             # a chunked body starts at _offset: decode it; what follows is the next request
@@ -404,6 +415,7 @@ class FastClientConnection:
 
     def start_next_cycle(self) -> None:
         self._head_bytes = 0
+        self.received_any = False
 
 
 class _HeadDone(Exception):

@@ -11,7 +11,7 @@ from typing import Any
 import h11
 
 from .chunked import MAX_CHUNKED_TOTAL
-from .events import CLOSED, END, NEED_DATA, PAUSED, ProtocolError, RequestHead, ResponseHead
+from .events import CLOSED, END, NEED_DATA, PAUSED, ProtocolError, ResponseHead
 from .rules import Limits, check_raw_head, check_request, valid_header
 
 __all__ = ["H11ServerConnection", "H11ClientConnection"]
@@ -207,3 +207,4 @@ class H11ClientConnection:
 
     def start_next_cycle(self) -> None:
         self._conn.start_next_cycle()
+        self.received_any = False

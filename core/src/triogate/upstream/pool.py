@@ -1,21 +1,26 @@
-"""trio + h11 connection pool for one upstream origin.
+"""Connection pool for one upstream origin (trio plus an HTTP/1.1 protocol backend).
 
 LIFO idle reuse (the warmest connection first), a cap on open connections,
 stale-connection detection on checkout and one safe retry when a reused
-connection turns out dead before the upstream said anything.
+connection turns out dead before the upstream said anything. Read and write
+timeouts are deadlines enforced by a shared watcher (deadlines.py), which
+closes a late connection's socket instead of wrapping every I/O call in a
+cancel scope.
 """
 
 from __future__ import annotations
 
+import math
 import select
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
-import h11
 import trio
 
+from ..deadlines import shared_watcher
 from ..headers import Headers
+from ..http1 import CLOSED, END, NEED_DATA, ProtocolError, ResponseHead, client_connection_factory
 from ..messages import Body, BodyTooLarge, Response
 from ..problem import BadGateway, GatewayError, GatewayTimeout, ServiceUnavailable
 
@@ -56,22 +61,37 @@ class _StaleConnection(Exception):
     """A reused connection died before any response byte: safe to retry once."""
 
 
+_INF = math.inf
+
+
 class Connection:
-    __slots__ = ("stream", "h11", "idle_since", "pool", "received_any")
+    __slots__ = ("stream", "proto", "idle_since", "pool", "deadline", "timed_out")
 
     def __init__(self, stream: trio.abc.Stream, pool: ConnectionPool) -> None:
         self.stream = stream
-        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=pool.max_head_bytes)
+        self.proto = pool.new_proto(pool.max_head_bytes)
         self.pool = pool
         self.idle_since = 0.0
-        self.received_any = False
+        self.deadline = _INF
+        self.timed_out = False
+
+    def _socket(self) -> Any:
+        s = self.stream
+        sock = getattr(s, "socket", None)
+        if sock is None:
+            sock = getattr(getattr(s, "transport_stream", None), "socket", None)
+        return sock
+
+    def expire(self) -> None:
+        """The deadline passed: close the socket now, so the task waiting on it wakes with an error."""
+        self.timed_out = True
+        sock = self._socket()
+        if sock is not None:
+            sock.close()
 
     def looks_dead(self) -> bool:
         """An idle keep-alive connection that is readable has been closed (or sent junk)."""
-        sock = getattr(self.stream, "socket", None)
-        if sock is None:
-            transport = getattr(self.stream, "transport_stream", None)
-            sock = getattr(transport, "socket", None)
+        sock = self._socket()
         if sock is None:
             return False
         try:
@@ -80,28 +100,8 @@ class Connection:
             return True
         return bool(r)
 
-    async def send(self, event: Any, timeout: float) -> None:
-        data = self.h11.send(event)
-        if data:
-            with trio.move_on_after(timeout) as cs:
-                await self.stream.send_all(data)
-            if cs.cancelled_caught:
-                raise UpstreamTimeout("upstream write timed out")
-
-    async def next_event(self, timeout: float) -> Any:
-        while True:
-            event = self.h11.next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            with trio.move_on_after(timeout) as cs:
-                data = await self.stream.receive_some(READ_SIZE)
-            if cs.cancelled_caught:
-                raise UpstreamTimeout("upstream read timed out")
-            if data:
-                self.received_any = True
-            self.h11.receive_data(data)
-
     async def aclose(self) -> None:
+        shared_watcher().discard(self)
         with trio.CancelScope(shield=True):
             try:
                 await trio.aclose_forcefully(self.stream)
@@ -126,6 +126,7 @@ class ConnectionPool:
         read_timeout: float = 60.0,
         write_timeout: float = 60.0,
         max_head_bytes: int = 65536,
+        http1_parser: str = "auto",
     ) -> None:
         self.host = host
         self.port = port
@@ -139,6 +140,7 @@ class ConnectionPool:
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
         self.max_head_bytes = max_head_bytes
+        self.new_proto = client_connection_factory(http1_parser)
         self._idle: list[Connection] = []
         self._slots = trio.Semaphore(max_connections)
         self.open_connections = 0
@@ -175,7 +177,9 @@ class ConnectionPool:
             except OSError:
                 pass
         self.open_connections += 1
-        return Connection(stream, self)
+        conn = Connection(stream, self)
+        shared_watcher().add(conn)
+        return conn
 
     async def _checkout(self) -> tuple[Connection, bool]:
         try:
@@ -204,9 +208,9 @@ class ConnectionPool:
 
     async def _release(self, conn: Connection, reusable: bool) -> None:
         self._slots.release()
-        if reusable and not self.closed and conn.h11.our_state is h11.IDLE and len(self._idle) < self.max_idle:
+        if reusable and not self.closed and len(self._idle) < self.max_idle:
             conn.idle_since = trio.current_time()
-            conn.received_any = False
+            conn.deadline = _INF
             self._idle.append(conn)
         else:
             await self._discard(conn)
@@ -259,127 +263,155 @@ class ConnectionPool:
                 self._slots.release()
             raise
 
+    async def _write(self, conn: Connection, data: bytes) -> None:
+        conn.deadline = trio.current_time() + self.write_timeout
+        await conn.stream.send_all(data)
+        conn.deadline = _INF
+
     async def _exchange(
         self, conn: Connection, method: str, target: str | bytes, headers: list[tuple[bytes, bytes]],
         body: Body | None, reused: bool,
     ) -> Response:
+        proto = conn.proto
         hdrs = list(headers)
         if not any(n == b"host" for n, _ in hdrs):
             hdrs.insert(0, (b"host", self.authority_b))
-        if body is not None and (body.length is None or body.length > 0 or method not in ("GET", "HEAD")):
-            if body.length is not None:
-                hdrs.append((b"content-length", str(body.length).encode()))
-            else:
-                hdrs.append((b"transfer-encoding", b"chunked"))
+        framed = body is not None and (body.length is None or body.length > 0 or method not in ("GET", "HEAD"))
         tgt = target if isinstance(target, bytes) else target.encode()
         sent_body = False
         try:
-            await conn.send(h11.Request(method=method, target=tgt, headers=hdrs), self.write_timeout)
-            if body is not None:
+            head = proto.send_request(method, tgt, hdrs, length=body.length if framed else 0,  # type: ignore[union-attr]
+                                      framed=framed)
+            if body is None:
+                await self._write(conn, head + proto.send_end())
+            elif body.is_buffered:  # one write for head, body and end
+                data = body.data or b""
+                await self._write(conn, head + (proto.send_data(data) if data else b"") + proto.send_end())
+            else:
+                await self._write(conn, head)
                 async for chunk in body:
                     sent_body = True
-                    await conn.send(h11.Data(data=chunk), self.write_timeout)
-            await conn.send(h11.EndOfMessage(), self.write_timeout)
+                    await self._write(conn, proto.send_data(chunk))
+                await self._write(conn, proto.send_end())
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            if reused and not sent_body and not conn.received_any:
+            if conn.timed_out:
+                raise UpstreamTimeout("upstream write timed out") from None
+            if reused and not sent_body and not proto.received_any:
                 raise _StaleConnection() from exc
             # The upstream may have answered early (e.g. 413) and closed: try to read it.
             try:
-                return await self._read_response(conn, method, sent=True)
+                return await self._read_response(conn, method)
             except GatewayError:
                 raise UpstreamError("upstream connection broke while sending the request") from None
-        except h11.LocalProtocolError as exc:
-            raise UpstreamError(f"cannot send request upstream: {exc}") from None
+        except ProtocolError as exc:
+            raise UpstreamError(f"cannot send request upstream: {exc.detail}") from None
         except BodyTooLarge:
             raise
-        return await self._read_response(conn, method, sent=True, reused=reused)
+        return await self._read_response(conn, method, reused=reused)
 
-    async def _read_response(self, conn: Connection, method: str, *, sent: bool, reused: bool = False) -> Response:
+    async def _read_response(self, conn: Connection, method: str, *, reused: bool = False) -> Response:
+        proto = conn.proto
+        timeout = self.read_timeout
+        conn.deadline = trio.current_time() + timeout
         try:
             while True:
-                event = await conn.next_event(self.read_timeout)
-                if isinstance(event, h11.InformationalResponse):
-                    if event.status_code == 101:
-                        return self._switched(conn, event)
+                event = proto.next_event()
+                if event is NEED_DATA:
+                    data = await conn.stream.receive_some(READ_SIZE)
+                    conn.deadline = trio.current_time() + timeout
+                    proto.receive_data(data)
                     continue
-                if isinstance(event, h11.Response):
-                    break
-                if isinstance(event, h11.ConnectionClosed):
-                    if reused and not conn.received_any:
+                if type(event) is ResponseHead:
+                    if event.status == 101:
+                        return self._switched(conn, event)
+                    if event.status >= 200:
+                        break
+                    continue
+                if event is CLOSED:
+                    if reused and not proto.received_any:
                         raise _StaleConnection()
                     raise UpstreamError("upstream closed the connection without a response")
-                raise UpstreamError(f"unexpected event from upstream: {type(event).__name__}")
-        except h11.RemoteProtocolError as exc:
-            if reused and not conn.received_any:
+                raise UpstreamError(f"unexpected {event!r} from upstream")
+        except ProtocolError as exc:
+            if reused and not proto.received_any:
                 raise _StaleConnection() from exc
-            raise UpstreamError(f"invalid response from upstream: {exc}") from None
+            raise UpstreamError(exc.detail) from None
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            if reused and not conn.received_any:
+            if conn.timed_out:
+                raise UpstreamTimeout("upstream read timed out") from None
+            if reused and not proto.received_any:
                 raise _StaleConnection() from exc
             raise UpstreamError("upstream connection reset") from None
-        headers = Headers.from_raw(list(event.headers))
-        length = None
-        if method == "HEAD" or event.status_code in (204, 304):
-            length = 0
-        else:
-            cl = headers.get("content-length")
-            if cl is not None and not headers.get("transfer-encoding"):
-                length = int(cl)
-        if length == 0:
-            body = Body(b"")
-            if conn.h11.their_state is h11.SEND_BODY:
-                try:  # h11 knows there is no body: its EndOfMessage is ready without more bytes
-                    conn.h11.next_event()
-                except h11.RemoteProtocolError:
-                    pass  # not DONE: _finish closes the connection instead of reusing it
+        headers = Headers.from_raw(event.headers)
+        # whatever of the body already arrived with the head: often all of it
+        first: list[bytes] = []
+        while True:
+            nxt = proto.next_event()
+            if type(nxt) is bytes:
+                first.append(nxt)
+                continue
+            break
+        if nxt is END:
+            conn.deadline = _INF
             await self._finish(conn)
+            body = Body(b"".join(first) if len(first) != 1 else first[0])
         else:
             closer = _Closer(self, conn)
-            body = Body(self._stream_body(conn, closer), length, on_close=closer)
-        return Response(event.status_code, headers, body, reason=event.reason)
+            body = Body(self._stream_body(conn, closer, first, nxt), event.length, on_close=closer)
+        return Response(event.status, headers, body, reason=event.reason)
 
-    def _switched(self, conn: Connection, event: h11.InformationalResponse) -> Response:
+    def _switched(self, conn: Connection, event: ResponseHead) -> Response:
         """101: hand the raw stream to the caller (WebSocket tunnel); the connection leaves the pool."""
+        shared_watcher().discard(conn)
         self.active_requests -= 1
         self.open_connections -= 1
         self._slots.release()
-        headers = Headers.from_raw(list(event.headers))
-        resp = Response(101, headers, Body(b""), reason=event.reason)
-        resp.upgrade = (conn.stream, conn.h11.trailing_data[0])
+        resp = Response(101, Headers.from_raw(event.headers), Body(b""), reason=event.reason)
+        resp.upgrade = (conn.stream, conn.proto.trailing_data)
         return resp
 
     async def _finish(self, conn: Connection) -> None:
         self.active_requests -= 1
-        reusable = conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE
+        reusable = conn.proto.reusable
         if reusable:
-            try:
-                conn.h11.start_next_cycle()
-            except h11.LocalProtocolError:
-                reusable = False
+            conn.proto.start_next_cycle()
         await self._release(conn, reusable)
 
-    async def _stream_body(self, conn: Connection, closer: _Closer) -> AsyncIterator[bytes]:
+    async def _stream_body(self, conn: Connection, closer: _Closer, first: list[bytes], pending: Any,
+                           ) -> AsyncIterator[bytes]:
+        proto = conn.proto
+        timeout = self.read_timeout
+        for chunk in first:
+            yield chunk
+        event = pending
         try:
             while True:
-                event = await conn.next_event(self.read_timeout)
-                if type(event) is h11.Data:
-                    yield event.data
-                elif type(event) is h11.EndOfMessage:
+                if event is NEED_DATA:
+                    conn.deadline = trio.current_time() + timeout
+                    data = await conn.stream.receive_some(READ_SIZE)
+                    conn.deadline = _INF
+                    proto.receive_data(data)
+                elif type(event) is bytes:
+                    yield event
+                elif event is END:
                     await closer()  # back to the pool now, not when the caller gets round to closing
-                    break
-                elif isinstance(event, h11.ConnectionClosed):
+                    return
+                else:
                     raise UpstreamError("upstream closed the connection mid-body")
-        except h11.RemoteProtocolError as exc:
-            raise UpstreamError(f"invalid response body from upstream: {exc}") from None
+                event = proto.next_event()
+        except ProtocolError as exc:
+            raise UpstreamError(f"invalid response body from upstream: {exc.detail}") from None
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            if conn.timed_out:
+                raise UpstreamTimeout("upstream read timed out mid-body") from None
             raise UpstreamError("upstream connection reset mid-body") from None
 
 
 class _Closer:
     """Releases the connection of a streamed response body once: at its end, or when it is
-    closed early (then the connection is reused only if the message had finished)."""
+    closed early (then the connection is not reused)."""
 
-    __slots__ = ("pool", "conn")
+    __slots__ = ("pool", "conn", "done")
 
     def __init__(self, pool: ConnectionPool, conn: Connection) -> None:
         self.pool = pool
@@ -389,7 +421,8 @@ class _Closer:
         conn, self.conn = self.conn, None
         if conn is None:
             return
-        if conn.h11.their_state is h11.DONE:
+        conn.deadline = _INF
+        if conn.proto.reusable:
             await self.pool._finish(conn)  # noqa: SLF001
         else:
             self.pool.active_requests -= 1
