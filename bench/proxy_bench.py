@@ -8,6 +8,8 @@ process, and each figure's ratio to triogate. Absolute numbers drift on shared
 machines; the ratios are what to compare.
 
     make bench                      # everything (about 2 minutes)
+    ("triogate, hook answers" is the same gateway answering from a local hook: the
+    difference in CPU per request to "triogate" is the upstream client's share.)
     python bench/proxy_bench.py --duration 5 --only triogate,aiohttp
 
 Needs: wrk and nginx (apt), aiohttp (bench/requirements.txt).
@@ -118,11 +120,24 @@ app.on_cleanup.append(on_cleanup)
 web.run_app(app, host="127.0.0.1", port={AIOHTTP_PORT}, access_log=None, print=None)
 """
 
+HOOK_MODULE = f"""
+import triogate
+
+PAYLOAD = {PAYLOAD.encode()!r}
+
+
+@triogate.hookimpl
+async def transform(ctx):
+    if ctx.request.path.startswith("/local"):
+        return triogate.Response(200, [("content-type", "application/json")], PAYLOAD)
+"""
+
 TRIOGATE_TOML = f"""
 [gateway]
 listen = ["127.0.0.1:{TRIOGATE_PORT}"]
 access_log = "off"
 log_level = "warning"
+hooks = ["./local_hook.py"]
 
 [upstreams.bench]
 targets = [{{ url = "http://127.0.0.1:{UPSTREAM_PORT}" }}]
@@ -138,9 +153,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_wrk(port: int, conns: int, duration: int) -> dict[str, float]:
+def run_wrk(port: int, conns: int, duration: int, path: str = "/users/42") -> dict[str, float]:
     cmd = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency",
-           f"http://127.0.0.1:{port}/users/42"]
+           f"http://127.0.0.1:{port}{path}"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
 
     def ms(label: str) -> float:
@@ -157,12 +172,12 @@ def run_wrk(port: int, conns: int, duration: int) -> dict[str, float]:
             "errors": int(errors.group(1)) if errors else 0}
 
 
-def measure(name: str, port: int, pid: int | None, duration: int) -> dict[str, float]:
-    run_wrk(port, 50, 2)  # warm up pools and caches
+def measure(name: str, port: int, pid: int | None, duration: int, path: str = "/users/42") -> dict[str, float]:
+    run_wrk(port, 50, 2, path)  # warm up pools and caches
     before = cpu_seconds(pid) if pid else 0.0
-    hot = run_wrk(port, 50, duration)
+    hot = run_wrk(port, 50, duration, path)
     cpu = (cpu_seconds(pid) - before) if pid else 0.0
-    one = run_wrk(port, 1, max(3, duration // 2))
+    one = run_wrk(port, 1, max(3, duration // 2), path)
     return {"name": name, **hot, "p50_c1": one["p50"],
             "cpu_us": (cpu / hot["requests"] * 1e6) if pid and hot["requests"] else float("nan")}
 
@@ -204,12 +219,15 @@ def main() -> int:
             if "triogate" in wanted:
                 cfg = work / "gateway.toml"
                 cfg.write_text(TRIOGATE_TOML)
+                (work / "local_hook.py").write_text(HOOK_MODULE)
                 env = {**os.environ, "TRIOGATE_DISABLE_PLUGIN_AUTOLOAD": "1"}
                 p = subprocess.Popen(["taskset", "-c", PROXY_CPU, sys.executable, "-m", "triogate", "run", "-c",
                                       str(cfg)], env=env)
                 procs.append(p)
                 wait_port(TRIOGATE_PORT)
                 results.append(measure("triogate", TRIOGATE_PORT, p.pid, args.duration))
+                # the same process answering from a hook: listener + pipeline without the upstream client
+                results.append(measure("triogate, hook answers", TRIOGATE_PORT, p.pid, args.duration, "/local"))
         finally:
             for p in procs:
                 p.send_signal(signal.SIGTERM if "triogate" not in str(p.args) else signal.SIGINT)
@@ -229,6 +247,10 @@ def main() -> int:
     direct = next((r for r in results if r["name"] == "direct to upstream"), None)
     if base and direct:
         print(f"\ntriogate added p50 latency at c=1: {base['p50_c1'] - direct['p50_c1']:.3f} ms (target ≤ 0.3 ms)")
+    local = next((r for r in results if r["name"] == "triogate, hook answers"), None)
+    if base and local:
+        print(f"triogate CPU per request: listener + pipeline {local['cpu_us']:.0f} µs, "
+              f"upstream client and proxying {base['cpu_us'] - local['cpu_us']:.0f} µs")
     aio = next((r for r in results if r["name"] == "aiohttp proxy"), None)
     if base and aio:
         print(f"triogate ÷ aiohttp throughput: {base['rps'] / aio['rps']:.2f} (target ≥ 1.0)")
