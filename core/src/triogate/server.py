@@ -28,6 +28,7 @@ from .messages import Body, BodyTooLarge, Request, Response
 from .pipeline import ClientError
 from .proxy import new_request_id
 from .routing import BadPath, normalize_path
+from .sockio import raw_socket, receive_some, send_all
 
 __all__ = ["HTTP1Server"]
 
@@ -85,11 +86,12 @@ def raw_problem(status: int, detail: str, request_id_header: bytes = b"x-request
 class _Conn:
     """One client connection; ``deadline`` is enforced by the server's DeadlineWatcher."""
 
-    __slots__ = ("stream", "proto", "peer", "busy", "body_done", "deadline", "scope", "timed_out", "phase",
+    __slots__ = ("stream", "sock", "proto", "peer", "busy", "body_done", "deadline", "scope", "timed_out", "phase",
                  "responded", "keep_alive")
 
     def __init__(self, stream: trio.abc.Stream, proto: Any, peer: tuple[str, int] | None) -> None:
         self.stream = stream
+        self.sock = raw_socket(stream)  # plain TCP: direct non-blocking I/O (sockio.py)
         self.proto = proto
         self.peer = peer
         self.busy = False
@@ -241,7 +243,7 @@ class HTTP1Server:
             if event is NEED_DATA:
                 if c.phase == "idle":
                     c.deadline = trio.current_time() + self.timeouts.idle
-                data = await c.stream.receive_some(READ_SIZE)
+                data = await receive_some(c.sock, c.stream, READ_SIZE)
                 if c.phase == "idle" and data:
                     c.phase = "head"
                     c.deadline = trio.current_time() + self.timeouts.header
@@ -311,7 +313,7 @@ class HTTP1Server:
                 if event is NEED_DATA:
                     prior, c.phase = c.phase, "body"
                     c.deadline = trio.current_time() + timeout
-                    data = await c.stream.receive_some(READ_SIZE)
+                    data = await receive_some(c.sock, c.stream, READ_SIZE)
                     c.deadline = _INF
                     c.phase = prior
                     proto.receive_data(data)
@@ -334,7 +336,7 @@ class HTTP1Server:
     async def _send(self, c: _Conn, data: bytes) -> int:
         if data:
             c.deadline = trio.current_time() + self.timeouts.send
-            await c.stream.send_all(data)
+            await send_all(c.sock, c.stream, data)
             c.deadline = _INF
         return len(data)
 
@@ -361,6 +363,7 @@ class HTTP1Server:
         c.busy = True
         gateway = self.gateway
         ctx, response = await gateway.handle(request)
+        cancelled = False
         try:
             keep_alive = await self._send_response(c, ctx, request, response)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
@@ -370,6 +373,7 @@ class HTTP1Server:
             ctx.error = ctx.error or f"response refused: {exc.detail}"
             keep_alive = False
         except trio.Cancelled:
+            cancelled = True
             ctx.error = ctx.error or ("client too slow" if c.timed_out else "connection closed by shutdown")
             raise
         except Exception as exc:  # noqa: BLE001 - e.g. upstream died mid-body: abort this connection only
@@ -377,7 +381,7 @@ class HTTP1Server:
             keep_alive = False
         finally:
             c.busy = False
-            if trio.current_effective_deadline() == -_INF:  # cancelled: clean up all the same
+            if cancelled:  # clean up all the same
                 with trio.CancelScope(shield=True):
                     await response.body.aclose()
                     await gateway.finish(ctx)

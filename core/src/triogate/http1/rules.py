@@ -10,7 +10,7 @@ import re
 
 from .events import ProtocolError, RequestHead
 
-__all__ = ["Limits", "check_request", "check_raw_head", "valid_header", "HTTP_VERSIONS"]
+__all__ = ["Limits", "check_request", "check_raw_head", "valid_header", "valid_name", "HTTP_VERSIONS"]
 
 HTTP_VERSIONS = frozenset({"1.0", "1.1"})
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -28,14 +28,20 @@ class Limits:
         self.max_headers = max_headers
 
 
+def valid_name(name: bytes) -> bool:
+    """Is this field name a token? (Names seen before are remembered.)"""
+    if name in _known_good_names:
+        return True
+    if _TOKEN.fullmatch(name) is None:
+        return False
+    if len(_known_good_names) < 4096:
+        _known_good_names.add(name)
+    return True
+
+
 def valid_header(name: bytes, value: bytes) -> bool:
     """Is this field safe to serialize (no response splitting, a token name)?"""
-    if name not in _known_good_names:
-        if _TOKEN.fullmatch(name) is None:
-            return False
-        if len(_known_good_names) < 4096:
-            _known_good_names.add(name)
-    return _BAD_VALUE.search(value) is None
+    return valid_name(name) and _BAD_VALUE.search(value) is None
 
 
 def check_raw_head(block: bytes) -> None:
