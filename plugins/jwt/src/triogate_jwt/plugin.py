@@ -16,25 +16,27 @@ from typing import Any
 import jwt
 import trio
 import triogate
+from triogate.auth import (
+    check_anonymous,
+    claim,
+    claim_header_value,
+    consumer_principal,
+    find_token,
+    is_authenticated,
+    missing_credential,
+    note_outcome,
+    reject_credential,
+    strip_token,
+)
 
-from .claims import claim, header_value, roles_of, scopes_of
+from .claims import roles_of, scopes_of
 from .config import JwtConfig
 from .jwks import JWKSSource
 from .keys import SUPPORTED_ALGORITHMS, KeyRing, VerifyKey, pem_key, secret_key
-from .location import find_token, strip_token
 
-__all__ = ["AUTH_FAILED", "JwtPlugin"]
+__all__ = ["JwtPlugin"]
 
-# shared convention of the first-party auth plugins: set when a presented credential was
-# invalid, so no later plugin grants its anonymous consumer to that request
-AUTH_FAILED = "triogate.auth_failed"
 _EXTRAS = "jwt"
-
-
-def note(ctx: triogate.Context, outcome: str) -> None:
-    """Why authentication failed, for the access log (``authn``; never the credential itself)."""
-    prev = ctx.log_extra.get("authn")
-    ctx.log_extra["authn"] = f"{prev}, {outcome}" if prev else outcome
 
 
 class TokenRejected(Exception):
@@ -89,7 +91,7 @@ class JwtPlugin(triogate.Plugin):
         self.claim_headers = [(name, h.lower()) for name, h in c.claims_to_headers.items()]
         self.drop_headers = tuple(h for _, h in self.claim_headers)
         self.subjects = self._consumer_subjects()
-        self.anonymous = self._anonymous_consumer()
+        self.anonymous = check_anonymous(gateway, c.anonymous)
         self.challenge = f'Bearer realm="{c.realm}"'
         # sha256(token) -> (valid until (wall clock), key generation, claims)
         self.verified: OrderedDict[bytes, tuple[float, int, dict[str, Any]]] = OrderedDict()
@@ -125,12 +127,6 @@ class JwtPlugin(triogate.Plugin):
                 if out.setdefault(s, consumer) != consumer:
                     raise ValueError(f"{where}.subject: {s!r} already belongs to consumer {out[s]!r}")
         return out
-
-    def _anonymous_consumer(self) -> str | None:
-        name = self.config.anonymous
-        if name is not None and name not in self.gateway.consumers:
-            raise ValueError(f"anonymous: no consumer named {name!r} in [consumers]")
-        return name
 
     @triogate.hookimpl
     async def startup(self, gateway: triogate.GatewayServices, nursery: trio.Nursery) -> None:
@@ -218,18 +214,11 @@ class JwtPlugin(triogate.Plugin):
 
     # ------------------------------------------------------------------ the auth phase
 
-    def _fail(self, ctx: triogate.Context, reason: str) -> None:
-        note(ctx, f"jwt:{reason}")
-        ctx.state[AUTH_FAILED] = True
-        ctx.challenge(self.invalid)
-        if ctx.principal is not None and ctx.principal.anonymous:
-            ctx.principal = None
-
     def _forbidden(self, ctx: triogate.Context, detail: str, scope: str | None) -> triogate.Response:
         challenge = f'Bearer realm="{self.config.realm}", error="insufficient_scope"'
         if scope:
             challenge += f', scope="{scope}"'
-        note(ctx, "jwt:insufficient_scope")
+        note_outcome(ctx, "jwt:insufficient_scope")
         return ctx.problem(403, detail, headers=[("www-authenticate", challenge)])
 
     @triogate.hookimpl
@@ -240,21 +229,17 @@ class JwtPlugin(triogate.Plugin):
             req.headers.remove(*self.drop_headers)  # a client never sets what the gateway vouches for
         found = find_token(req, c.header_names, c.cookie_names, c.query_params)
         if found is not None and c.strip_credential:
-            strip_token(req, found[1], found[2])
-        if ctx.principal is not None and not ctx.principal.anonymous:
+            strip_token(req, found)
+        if is_authenticated(ctx):
             return None  # an earlier auth plugin authenticated this request
         if found is None:
-            ctx.challenge(self.challenge)
-            if self.anonymous is not None and ctx.principal is None and not ctx.state.get(AUTH_FAILED):
-                consumer = self.gateway.consumers[self.anonymous]
-                ctx.principal = triogate.Principal(consumer=self.anonymous, groups=consumer.groups, anonymous=True,
-                                                   method="jwt")
+            missing_credential(ctx, self.challenge, anonymous=self.anonymous, method="jwt")
             return None
-        token = found[0]
+        token = found.token
         try:
             claims = await self.verify(token)
         except TokenRejected as exc:
-            self._fail(ctx, exc.reason)
+            reject_credential(ctx, self.invalid, f"jwt:{exc.reason}")
             return None
         scopes = scopes_of(claims)
         if self.required_scopes and not self.required_scopes <= scopes:
@@ -262,18 +247,15 @@ class JwtPlugin(triogate.Plugin):
         if self.required_roles and not self.required_roles & roles_of(claims, c.roles_claim):
             return self._forbidden(ctx, "the token lacks a required role", None)
         consumer_name = None
-        groups: frozenset[str] | list[str] = frozenset()
         if c.consumer_claim:
             value = claim(claims, c.consumer_claim)
             consumer_name = self.subjects.get(value) if isinstance(value, str) else None
-            if consumer_name is not None:
-                groups = self.gateway.consumers[consumer_name].groups
         sub = claims.get("sub")
         credential = sub if isinstance(sub, str) and sub else "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:16]
-        ctx.principal = triogate.Principal(consumer=consumer_name, credential=credential, claims=claims, scopes=scopes,
-                                           groups=groups, method="jwt")
+        ctx.principal = consumer_principal(self.gateway, consumer_name, method="jwt", credential=credential,
+                                           claims=claims, scopes=scopes)
         for name, header in self.claim_headers:
-            value = header_value(claim(claims, name))
+            value = claim_header_value(claim(claims, name))
             if value is not None:
                 req.headers.add(header, value)
         return None
