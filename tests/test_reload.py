@@ -275,3 +275,19 @@ async def test_sighup_and_triogate_reload(tmp_path: Path, upstream: UpstreamServ
         if proc.returncode is None:
             proc.kill()
         log.close()
+
+
+async def test_reload_applies_new_limits_to_new_connections(upstream, gateway_factory):
+    """Limits are read per connection: after a reload, a new connection gets the new ones."""
+    from triogate.testing import raw_request
+
+    def cfg(limit: int) -> dict:
+        return {"gateway": {"limits": {"max_body_bytes": limit}},
+                "upstreams": {"u": {"targets": [{"url": upstream.url}]}},
+                "routes": {"r": {"paths": ["/"], "upstream": "u"}}}
+
+    gw = await gateway_factory(cfg(1000))
+    request = b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 50\r\nconnection: close\r\n\r\n" + b"a" * 50
+    assert (await raw_request(gw.port, request)).startswith(b"HTTP/1.1 200")
+    assert await gw.reload(cfg(10)) == []
+    assert (await raw_request(gw.port, request)).startswith(b"HTTP/1.1 413")

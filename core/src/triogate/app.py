@@ -122,9 +122,9 @@ def _call(impl: Any, **kwargs: Any) -> Any:
     return impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
 
 
-# settings that the listeners read once: a reload cannot change them
-_RESTART_ONLY = ("listen", "workers", "limits")
-_LISTENER_TIMEOUTS = ("header", "idle", "body", "send")
+# settings that the listeners read once: a reload cannot change them (limits and client
+# timeouts can: each connection uses the ones in force when it was accepted)
+_RESTART_ONLY = ("listen", "workers", "http1_parser")
 
 
 class Gateway:
@@ -302,9 +302,6 @@ class Gateway:
         for key in _RESTART_ONLY:
             if getattr(old.gateway, key) != getattr(new.gateway, key):
                 log.warning("gateway.%s changed: it takes effect after a restart, not a reload", key)
-        for key in _LISTENER_TIMEOUTS:
-            if getattr(old.gateway.timeouts, key) != getattr(new.gateway.timeouts, key):
-                log.warning("gateway.timeouts.%s changed: it takes effect after a restart, not a reload", key)
         # reopen the access log: picks up a new destination, and a rotated file (logrotate + SIGHUP)
         self.access_log.close()
         self.access_log = AccessLog(new.gateway.access_log)

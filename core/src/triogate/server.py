@@ -83,14 +83,30 @@ def raw_problem(status: int, detail: str, request_id_header: bytes = b"x-request
     ).encode() + body
 
 
+class _Settings:
+    """Limits and client timeouts of one loaded config; a connection keeps the ones it started with,
+    so a reload applies them to new connections."""
+
+    __slots__ = ("gcfg", "limits", "timeouts", "proto_limits")
+
+    def __init__(self, gcfg: Any) -> None:
+        self.gcfg = gcfg
+        self.limits = lim = gcfg.limits
+        self.timeouts = gcfg.timeouts
+        self.proto_limits = Limits(lim.max_request_line, lim.max_header_bytes, lim.max_headers)
+
+
 class _Conn:
     """One client connection; ``deadline`` is enforced by the server's DeadlineWatcher."""
 
     __slots__ = ("stream", "sock", "proto", "peer", "busy", "body_done", "deadline", "scope", "timed_out", "phase",
-                 "responded", "keep_alive")
+                 "responded", "keep_alive", "limits", "timeouts")
 
-    def __init__(self, stream: trio.abc.Stream, proto: Any, peer: tuple[str, int] | None) -> None:
+    def __init__(self, stream: trio.abc.Stream, proto: Any, peer: tuple[str, int] | None,
+                 settings: _Settings) -> None:
         self.stream = stream
+        self.limits = settings.limits
+        self.timeouts = settings.timeouts
         self.sock = raw_socket(stream)  # plain TCP: direct non-blocking I/O (sockio.py)
         self.proto = proto
         self.peer = peer
@@ -132,10 +148,9 @@ class HTTP1Server:
         self.ssl_context = ssl_context
         self.scheme = "https" if ssl_context is not None else "http"
         gcfg = gateway.config.gateway
-        self.limits = gcfg.limits
-        self.timeouts = t = gcfg.timeouts
-        self.proto_limits = Limits(self.limits.max_request_line, self.limits.max_header_bytes, self.limits.max_headers)
-        self.new_proto = server_connection_factory(getattr(gcfg, "http1_parser", "auto"))
+        t = gcfg.timeouts
+        self._settings: _Settings = _Settings(gcfg)
+        self.new_proto = server_connection_factory(gcfg.http1_parser)
         self.request_id_header = gcfg.request_id_header.lower().encode("latin-1")
         self.connections: set[_Conn] = set()
         self.draining = False
@@ -184,6 +199,12 @@ class HTTP1Server:
         if self._conns_scope is not None:
             self._conns_scope.cancel()
 
+    def _current_settings(self) -> _Settings:
+        gcfg = self.gateway.config.gateway
+        if gcfg is not self._settings.gcfg:
+            self._settings = _Settings(gcfg)
+        return self._settings
+
     # ------------------------------------------------------------------ connections
 
     async def _connection(self, stream: trio.abc.Stream) -> None:
@@ -195,9 +216,10 @@ class HTTP1Server:
             except OSError:
                 pass
         peer = _peer_of(stream)
+        settings = self._current_settings()
         if self.ssl_context is not None:
             stream = trio.SSLStream(stream, self.ssl_context, server_side=True)
-            with trio.move_on_after(self.timeouts.header) as cs:
+            with trio.move_on_after(settings.timeouts.header) as cs:
                 try:
                     await stream.do_handshake()
                 except (trio.BrokenResourceError, ssl.SSLError, OSError):
@@ -206,7 +228,7 @@ class HTTP1Server:
             if cs.cancelled_caught:
                 await trio.aclose_forcefully(stream)
                 return
-        c = _Conn(stream, self.new_proto(self.proto_limits), peer)
+        c = _Conn(stream, self.new_proto(settings.proto_limits), peer, settings)
         self.connections.add(c)
         self.watcher.add(c)
         if self._no_connections.is_set():
@@ -242,11 +264,11 @@ class HTTP1Server:
             event = proto.next_event()
             if event is NEED_DATA:
                 if c.phase == "idle":
-                    c.deadline = trio.current_time() + self.timeouts.idle
+                    c.deadline = trio.current_time() + c.timeouts.idle
                 data = await receive_some(c.sock, c.stream, READ_SIZE)
                 if c.phase == "idle" and data:
                     c.phase = "head"
-                    c.deadline = trio.current_time() + self.timeouts.header
+                    c.deadline = trio.current_time() + c.timeouts.header
                 proto.receive_data(data)
                 continue
             if type(event) is RequestHead:
@@ -284,7 +306,7 @@ class HTTP1Server:
         except BadPath as exc:
             raise _Reject(400, f"bad path: {exc}") from None
         length = head.length
-        limit = self.limits.max_body_bytes
+        limit = c.limits.max_body_bytes
         if limit and length is not None and length > limit:
             raise _Reject(413, f"request body larger than {limit} bytes")
         if length == 0:
@@ -304,9 +326,9 @@ class HTTP1Server:
         proto = c.proto
         if proto.waiting_for_100_continue:
             await self._send(c, proto.send_informational(100, b"Continue", []))
-        limit = self.limits.max_body_bytes
+        limit = c.limits.max_body_bytes
         received = 0
-        timeout = self.timeouts.body
+        timeout = c.timeouts.body
         try:
             while True:
                 event = proto.next_event()
@@ -335,7 +357,7 @@ class HTTP1Server:
 
     async def _send(self, c: _Conn, data: bytes) -> int:
         if data:
-            c.deadline = trio.current_time() + self.timeouts.send
+            c.deadline = trio.current_time() + c.timeouts.send
             await send_all(c.sock, c.stream, data)
             c.deadline = _INF
         return len(data)
