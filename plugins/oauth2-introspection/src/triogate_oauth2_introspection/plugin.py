@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import logging
 import time
 from typing import Any
@@ -17,44 +16,24 @@ from urllib.parse import quote, urlencode
 
 import trio
 import triogate
+from triogate.auth import (
+    check_anonymous,
+    claim_header_value,
+    find_token,
+    is_authenticated,
+    missing_credential,
+    note_outcome,
+    reject_credential,
+    strip_token,
+    word_set,
+)
 
 from .cache import Coalescer, ResultCache, Unavailable
 from .config import IntrospectionConfig
-from .location import find_token, strip_token
 
-__all__ = ["IntrospectionPlugin", "AUTH_FAILED"]
+__all__ = ["IntrospectionPlugin"]
 
-AUTH_FAILED = "triogate.auth_failed"  # shared convention of the first-party auth plugins
 log = logging.getLogger("triogate.oauth2-introspection")
-
-
-def note(ctx: triogate.Context, outcome: str) -> None:
-    """Why authentication failed, for the access log (``authn``; never the credential itself)."""
-    prev = ctx.log_extra.get("authn")
-    ctx.log_extra["authn"] = f"{prev}, {outcome}" if prev else outcome
-
-
-def _words(value: Any) -> frozenset[str]:
-    if isinstance(value, str):
-        return frozenset(value.split())
-    if isinstance(value, list):
-        return frozenset(v for v in value if isinstance(v, str))
-    return frozenset()
-
-
-def _header_value(value: Any) -> bytes | None:
-    if value is None:
-        return None
-    if isinstance(value, list):
-        text = ",".join(str(v) for v in value)
-    elif isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, (str, int, float)):
-        text = str(value)
-    else:
-        text = json.dumps(value, separators=(",", ":"))
-    raw = text.encode("utf-8")
-    return None if any(b < 0x20 and b != 0x09 or b == 0x7F for b in raw) else raw
 
 
 class IntrospectionPlugin(triogate.Plugin):
@@ -82,8 +61,7 @@ class IntrospectionPlugin(triogate.Plugin):
         self.client_ids = frozenset(c.client_ids)
         self.forward = [(field, h.lower()) for field, h in c.forward_headers.items()]
         self.drop_headers = tuple(h for _, h in self.forward)
-        if c.anonymous is not None and c.anonymous not in gateway.consumers:
-            raise ValueError(f"anonymous: no consumer named {c.anonymous!r} in [consumers]")
+        self.anonymous = check_anonymous(gateway, c.anonymous)
         self.challenge = f'Bearer realm="{c.realm}"'
         self.invalid = f'Bearer realm="{c.realm}", error="invalid_token"'
 
@@ -158,11 +136,7 @@ class IntrospectionPlugin(triogate.Plugin):
     # ------------------------------------------------------------------ the auth phase
 
     def _fail(self, ctx: triogate.Context, reason: str) -> None:
-        note(ctx, f"oauth2-introspection:{reason}")
-        ctx.state[AUTH_FAILED] = True
-        ctx.challenge(self.invalid)
-        if ctx.principal is not None and ctx.principal.anonymous:
-            ctx.principal = None
+        reject_credential(ctx, self.invalid, f"oauth2-introspection:{reason}")
 
     @triogate.hookimpl
     async def auth(self, ctx: triogate.Context) -> triogate.Response | None:
@@ -172,23 +146,20 @@ class IntrospectionPlugin(triogate.Plugin):
             req.headers.remove(*self.drop_headers)
         found = find_token(req, c.header_names, c.cookie_names, c.query_params)
         if found is not None and c.strip_credential:
-            strip_token(req, found[1], found[2])
-        if ctx.principal is not None and not ctx.principal.anonymous:
+            strip_token(req, found)
+        if is_authenticated(ctx):
             return None
         if found is None:
-            ctx.challenge(self.challenge)
-            if c.anonymous is not None and ctx.principal is None and not ctx.state.get(AUTH_FAILED):
-                ctx.principal = triogate.Principal(consumer=c.anonymous, groups=self.gateway.consumers[c.anonymous].groups,
-                                                   anonymous=True, method="oauth2-introspection")
+            missing_credential(ctx, self.challenge, anonymous=self.anonymous, method="oauth2-introspection")
             return None
-        token = found[0]
+        token = found.token
         if len(token) > c.max_token_bytes:
             self._fail(ctx, "oversized")
             return None
         try:
             data = await self.lookup(token)
         except Unavailable:
-            note(ctx, "oauth2-introspection:unavailable")
+            note_outcome(ctx, "oauth2-introspection:unavailable")
             return ctx.problem(503, "token introspection is unavailable", headers=[("retry-after", "1")])
         if data.get("active") is not True:
             self._fail(ctx, "inactive")
@@ -197,9 +168,9 @@ class IntrospectionPlugin(triogate.Plugin):
         if reason is not None:
             self._fail(ctx, reason)
             return None
-        scopes = _words(data.get("scope"))
+        scopes = word_set(data.get("scope"))
         if self.required_scopes and not self.required_scopes <= scopes:
-            note(ctx, "oauth2-introspection:insufficient_scope")
+            note_outcome(ctx, "oauth2-introspection:insufficient_scope")
             scope = " ".join(sorted(self.required_scopes))
             return ctx.problem(403, "the token lacks a required scope", headers=[(
                 "www-authenticate", f'Bearer realm="{c.realm}", error="insufficient_scope", scope="{scope}"')])
@@ -208,7 +179,7 @@ class IntrospectionPlugin(triogate.Plugin):
         ctx.principal = triogate.Principal(credential=credential, claims=data, scopes=scopes,
                                            method="oauth2-introspection")
         for field, header in self.forward:
-            value = _header_value(data.get(field))
+            value = claim_header_value(data.get(field))
             if value is not None:
                 req.headers.add(header, value)
         return None
