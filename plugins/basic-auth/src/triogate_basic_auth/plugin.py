@@ -6,25 +6,25 @@ import binascii
 import hashlib
 import hmac
 import os
-from collections import OrderedDict
 from base64 import b64decode
+from collections import OrderedDict
 
 import trio
 import triogate
+from triogate.auth import (
+    CONSUMER_HEADERS,
+    check_anonymous,
+    consumer_principal,
+    is_authenticated,
+    missing_credential,
+    reject_credential,
+    set_consumer_headers,
+)
 
 from .config import BasicAuthConfig
 from .passwords import Users, dummy_hash, verify
 
-__all__ = ["BasicAuthPlugin", "AUTH_FAILED", "CONSUMER_HEADERS"]
-
-AUTH_FAILED = "triogate.auth_failed"  # shared convention of the first-party auth plugins
-CONSUMER_HEADERS = ("x-consumer-username", "x-consumer-custom-id", "x-anonymous-consumer")
-
-
-def note(ctx: triogate.Context, outcome: str) -> None:
-    """Why authentication failed, for the access log (``authn``; never the credential itself)."""
-    prev = ctx.log_extra.get("authn")
-    ctx.log_extra["authn"] = f"{prev}, {outcome}" if prev else outcome
+__all__ = ["BasicAuthPlugin"]
 
 
 def parse_basic(value: str) -> tuple[str, str] | None:
@@ -47,8 +47,7 @@ class BasicAuthPlugin(triogate.Plugin):
     def __init__(self, config: BasicAuthConfig, gateway: triogate.GatewayServices, route: str | None = None) -> None:
         super().__init__(config, gateway, route)
         self.users = Users(gateway.credentials("basic-auth"))
-        if config.anonymous is not None and config.anonymous not in gateway.consumers:
-            raise ValueError(f"anonymous: no consumer named {config.anonymous!r} in [consumers]")
+        self.anonymous = check_anonymous(gateway, config.anonymous)
         self.challenge = f'Basic realm="{config.realm}", charset="UTF-8"'
         self.limiter = trio.CapacityLimiter(config.max_concurrent_checks)
         self._cache_key = os.urandom(32)  # per instance: the cache holds HMACs, never passwords
@@ -73,13 +72,6 @@ class BasicAuthPlugin(triogate.Plugin):
                 self._verified.popitem(last=False)
         return entry[0], entry[1]
 
-    def _fail(self, ctx: triogate.Context) -> None:
-        note(ctx, "basic-auth:invalid_credentials")
-        ctx.state[AUTH_FAILED] = True
-        ctx.challenge(self.challenge)
-        if ctx.principal is not None and ctx.principal.anonymous:
-            ctx.principal = None
-
     @triogate.hookimpl
     async def auth(self, ctx: triogate.Context) -> None:
         req = ctx.request
@@ -89,34 +81,19 @@ class BasicAuthPlugin(triogate.Plugin):
         pair = parse_basic(values[0]) if values else None
         if pair is not None and self.config.strip_credential:
             req.headers.remove("authorization")
-        if ctx.principal is not None and not ctx.principal.anonymous:
+        if is_authenticated(ctx):
             return
         if pair is None:
-            ctx.challenge(self.challenge)
-            anonymous = self.config.anonymous
-            if anonymous is not None and ctx.principal is None and not ctx.state.get(AUTH_FAILED):
-                ctx.principal = triogate.Principal(consumer=anonymous, groups=self.gateway.consumers[anonymous].groups,
-                                                   anonymous=True, method="basic-auth")
+            missing_credential(ctx, self.challenge, anonymous=self.anonymous, method="basic-auth")
             return
         match = await self._check(*pair) if pair[0] else None
         if match is None:
-            self._fail(ctx)
+            reject_credential(ctx, self.challenge, "basic-auth:invalid_credentials")
             return
         consumer, credential = match
-        ctx.principal = triogate.Principal(consumer=consumer, credential=credential,
-                                           groups=self.gateway.consumers[consumer].groups, method="basic-auth")
+        ctx.principal = consumer_principal(self.gateway, consumer, method="basic-auth", credential=credential)
 
     @triogate.hookimpl
     async def transform(self, ctx: triogate.Context) -> None:
-        if not self.config.consumer_headers:
-            return
-        p = ctx.principal
-        consumer = self.gateway.consumers.get(p.consumer) if p is not None and p.consumer else None
-        if consumer is None:
-            return
-        h = ctx.request.headers
-        h.set("x-consumer-username", p.consumer)  # type: ignore[union-attr]
-        if consumer.custom_id:
-            h.set("x-consumer-custom-id", consumer.custom_id)
-        if p.anonymous:  # type: ignore[union-attr]
-            h.set("x-anonymous-consumer", "true")
+        if self.config.consumer_headers:
+            set_consumer_headers(ctx)

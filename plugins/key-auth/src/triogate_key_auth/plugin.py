@@ -2,37 +2,24 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, unquote_plus
+from urllib.parse import parse_qsl
 
 import triogate
+from triogate.auth import (
+    CONSUMER_HEADERS,
+    check_anonymous,
+    consumer_principal,
+    is_authenticated,
+    missing_credential,
+    reject_credential,
+    set_consumer_headers,
+    strip_query_params,
+)
 
 from .config import KeyAuthConfig
 from .keys import KeyTable
 
-__all__ = ["KeyAuthPlugin", "AUTH_FAILED", "CONSUMER_HEADERS"]
-
-AUTH_FAILED = "triogate.auth_failed"  # shared convention of the first-party auth plugins
-CONSUMER_HEADERS = ("x-consumer-username", "x-consumer-custom-id", "x-anonymous-consumer")
-
-
-def note(ctx: triogate.Context, outcome: str) -> None:
-    """Why authentication failed, for the access log (``authn``; never the credential itself)."""
-    prev = ctx.log_extra.get("authn")
-    ctx.log_extra["authn"] = f"{prev}, {outcome}" if prev else outcome
-
-
-def set_consumer_headers(ctx: triogate.Context) -> None:
-    """Tell the upstream who the (final) consumer is; runs after every auth plugin had its turn."""
-    p = ctx.principal
-    consumer = ctx.gateway.consumers.get(p.consumer) if p is not None and p.consumer else None
-    if consumer is None:
-        return
-    h = ctx.request.headers
-    h.set("x-consumer-username", p.consumer)  # type: ignore[union-attr]
-    if consumer.custom_id:
-        h.set("x-consumer-custom-id", consumer.custom_id)
-    if p.anonymous:  # type: ignore[union-attr]
-        h.set("x-anonymous-consumer", "true")
+__all__ = ["KeyAuthPlugin"]
 
 
 class KeyAuthPlugin(triogate.Plugin):
@@ -42,8 +29,7 @@ class KeyAuthPlugin(triogate.Plugin):
     def __init__(self, config: KeyAuthConfig, gateway: triogate.GatewayServices, route: str | None = None) -> None:
         super().__init__(config, gateway, route)
         self.keys = KeyTable(gateway.credentials("key-auth"))
-        if config.anonymous is not None and config.anonymous not in gateway.consumers:
-            raise ValueError(f"anonymous: no consumer named {config.anonymous!r} in [consumers]")
+        self.anonymous = check_anonymous(gateway, config.anonymous)
         self.header_names = list(config.key_names) if config.key_in_header else []
         self.query_names = frozenset(config.key_names) if config.key_in_query else frozenset()
         self.challenge = f'ApiKey realm="{config.realm}"'
@@ -65,8 +51,7 @@ class KeyAuthPlugin(triogate.Plugin):
                     break
             if found is not None:
                 if strip:
-                    req.query = "&".join(p for p in req.query.split("&")
-                                         if p and unquote_plus(p.split("=", 1)[0]) not in self.query_names)
+                    strip_query_params(req, self.query_names)
                 return found
         return None
 
@@ -76,26 +61,17 @@ class KeyAuthPlugin(triogate.Plugin):
         if self.config.consumer_headers:
             req.headers.remove(*CONSUMER_HEADERS)
         key = self._find(req)
-        if ctx.principal is not None and not ctx.principal.anonymous:
+        if is_authenticated(ctx):
             return
         if key is None:
-            ctx.challenge(self.challenge)
-            anonymous = self.config.anonymous
-            if anonymous is not None and ctx.principal is None and not ctx.state.get(AUTH_FAILED):
-                ctx.principal = triogate.Principal(consumer=anonymous, groups=self.gateway.consumers[anonymous].groups,
-                                                   anonymous=True, method="key-auth")
+            missing_credential(ctx, self.challenge, anonymous=self.anonymous, method="key-auth")
             return
         match = self.keys.find(key) if key else None
         if match is None:
-            note(ctx, "key-auth:invalid_key")
-            ctx.state[AUTH_FAILED] = True
-            ctx.challenge(self.challenge)
-            if ctx.principal is not None and ctx.principal.anonymous:
-                ctx.principal = None
+            reject_credential(ctx, self.challenge, "key-auth:invalid_key")
             return
         consumer, credential = match
-        ctx.principal = triogate.Principal(consumer=consumer, credential=credential,
-                                           groups=self.gateway.consumers[consumer].groups, method="key-auth")
+        ctx.principal = consumer_principal(self.gateway, consumer, method="key-auth", credential=credential)
 
     @triogate.hookimpl
     async def transform(self, ctx: triogate.Context) -> None:
