@@ -7,35 +7,20 @@ An anonymous principal is judged by its consumer's groups, like any other.
 
 from __future__ import annotations
 
-from typing import Any
-
 import triogate
+from triogate.auth import claim, word_set
 
 from .config import AclConfig
 
 __all__ = ["AclPlugin", "tags_of"]
 
 
-def _claim(claims: dict[str, Any], path: str) -> Any:
-    if path in claims:
-        return claims[path]
-    value: Any = claims
-    for part in path.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
-
-
 def tags_of(principal: triogate.Principal, roles_claim: str) -> set[str]:
     """What the caller is, as acl entries: ``group:x``, ``role:x``, ``scope:x``, ``consumer:x``."""
     tags = {f"group:{g}" for g in principal.groups}
     tags.update(f"scope:{s}" for s in principal.scopes)
-    roles = _claim(principal.claims, roles_claim) if principal.claims else None
-    if isinstance(roles, str):
-        roles = roles.split()
-    if isinstance(roles, list):
-        tags.update(f"role:{r}" for r in roles if isinstance(r, str))
+    if principal.claims:
+        tags.update(f"role:{r}" for r in word_set(claim(principal.claims, roles_claim)))
     if principal.consumer:
         tags.add(f"consumer:{principal.consumer}")
     return tags
