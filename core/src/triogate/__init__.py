@@ -2,7 +2,9 @@
 
 The public API for plugin authors is what this module exports, plus
 ``triogate.template`` (config value templates: ``/users/{id}``, ``{principal.sub}``,
-safe encodings) and ``triogate.testing`` for tests; everything else is internal.
+safe encodings), ``triogate.auth`` (the conventions that make several auth plugins on
+one route an OR: anonymous fallback, the auth-failed marker, consumer headers, bearer
+tokens) and ``triogate.testing`` for tests; everything else is internal.
 """
 
 from .admin import AdminRoute
