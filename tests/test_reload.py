@@ -7,14 +7,13 @@ import os
 import signal
 import sys
 import textwrap
-from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
 import attrs
 import trio
 import triogate
-from triogate.testing import GatewayClient, UpstreamServer, free_port
+from triogate.testing import GatewayClient, GatewayProcess, UpstreamServer, free_port
 
 
 class Tag(triogate.Plugin):
@@ -198,83 +197,59 @@ def cli_env() -> dict[str, str]:
     return {**os.environ, "TRIOGATE_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONUNBUFFERED": "1"}
 
 
-async def wait_listening(port: int, proc: trio.Process, timeout: float = 20) -> None:
-    with trio.fail_after(timeout):
-        while True:
-            assert proc.returncode is None, "gateway exited early"
-            try:
-                stream = await trio.open_tcp_stream("127.0.0.1", port)
-            except OSError:
-                await trio.sleep(0.05)
-                continue
-            await stream.aclose()
-            return
-
-
 async def get(client: GatewayClient, path: str) -> triogate.Fetched:
     with trio.fail_after(5):
         return await client.get(path)
 
 
-async def test_sighup_and_triogate_reload(tmp_path: Path, upstream: UpstreamServer, nursery: trio.Nursery) -> None:
+async def test_sighup_and_triogate_reload(tmp_path: Path, upstream: UpstreamServer) -> None:
     port = free_port()
     cfg = tmp_path / "gateway.toml"
     (tmp_path / "hooks.py").write_text(HOOKS)
     write_config(cfg, port, upstream, '[routes.a]\npaths = ["/a"]\nupstream = "u"\n')
-    log = (tmp_path / "stderr.log").open("wb")
-    proc = await nursery.start(partial(
-        trio.run_process, [sys.executable, "-m", "triogate", "run", "-c", str(cfg)], cwd=tmp_path, env=cli_env(),
-        stderr=log, check=False))
     client = GatewayClient(f"http://127.0.0.1:{port}")
     try:
-        await wait_listening(port, proc)
-        pid_file = tmp_path / ".gateway.toml.pid"
-        with trio.fail_after(5):
-            while not pid_file.exists():
-                await trio.sleep(0.02)
-        assert int(pid_file.read_text()) == proc.pid
-        assert (await get(client, "/a")).headers["x-version"] == "1"
-        assert (await get(client, "/b")).status == 404
+        async with GatewayProcess(cfg, env=cli_env()) as proc:  # returns once the pid file is written
+            pid_file = tmp_path / ".gateway.toml.pid"
+            assert int(pid_file.read_text()) == proc.pid
+            assert (await get(client, "/a")).headers["x-version"] == "1"
+            assert (await get(client, "/b")).status == 404
 
-        # `triogate reload`: validates, then SIGHUPs the pid in the pid file
-        write_config(cfg, port, upstream, '[routes.a]\npaths = ["/a"]\nupstream = "u"\n'
-                                          '[routes.b]\npaths = ["/b"]\nupstream = "u"\n')
-        done = await trio.run_process([sys.executable, "-m", "triogate", "reload", "-c", str(cfg)],
-                                      capture_stdout=True, capture_stderr=True, env=cli_env(), check=False)
-        assert done.returncode == 0, done.stderr
-        with trio.fail_after(5):
-            while (await get(client, "/b")).status != 200:
-                await trio.sleep(0.02)
-        assert (await get(client, "/a")).headers["x-version"] == "2"
+            # `triogate reload`: validates, then SIGHUPs the pid in the pid file
+            write_config(cfg, port, upstream, '[routes.a]\npaths = ["/a"]\nupstream = "u"\n'
+                                              '[routes.b]\npaths = ["/b"]\nupstream = "u"\n')
+            done = await trio.run_process([sys.executable, "-m", "triogate", "reload", "-c", str(cfg)],
+                                          capture_stdout=True, capture_stderr=True, env=cli_env(), check=False)
+            assert done.returncode == 0, done.stderr
+            with trio.fail_after(5):
+                while (await get(client, "/b")).status != 200:
+                    await trio.sleep(0.02)
+            assert (await get(client, "/a")).headers["x-version"] == "2"
 
-        # an invalid file: `triogate reload` refuses before signalling
-        cfg.write_text(cfg.read_text() + '\n[routes.c]\npaths = ["/c"]\nupstream = "nope"\n')
-        done = await trio.run_process([sys.executable, "-m", "triogate", "reload", "-c", str(cfg)],
-                                      capture_stdout=True, capture_stderr=True, env=cli_env(), check=False)
-        assert done.returncode == 2
-        err = done.stderr.decode()
-        assert "routes.c.upstream: unknown upstream 'nope' (known: u)" in err
-        assert "not reloading; the running config keeps serving" in err
-        # a bare SIGHUP with the invalid file: logged, the old config keeps serving
-        os.kill(proc.pid, signal.SIGHUP)
-        with trio.fail_after(5):
-            while b"reload rejected" not in (tmp_path / "stderr.log").read_bytes():
-                await trio.sleep(0.02)
-        r = await get(client, "/b")
-        assert (r.status, r.headers["x-version"]) == (200, "2")
-        assert (await get(client, "/c")).status == 404
-        assert "Traceback" not in (tmp_path / "stderr.log").read_text()
+            # an invalid file: `triogate reload` refuses before signalling
+            cfg.write_text(cfg.read_text() + '\n[routes.c]\npaths = ["/c"]\nupstream = "nope"\n')
+            done = await trio.run_process([sys.executable, "-m", "triogate", "reload", "-c", str(cfg)],
+                                          capture_stdout=True, capture_stderr=True, env=cli_env(), check=False)
+            assert done.returncode == 2
+            err = done.stderr.decode()
+            assert "routes.c.upstream: unknown upstream 'nope' (known: u)" in err
+            assert "not reloading; the running config keeps serving" in err
+            # a bare SIGHUP with the invalid file: logged, the old config keeps serving
+            os.kill(proc.pid, signal.SIGHUP)
+            with trio.fail_after(5):
+                while "reload rejected" not in proc.output():
+                    await trio.sleep(0.02)
+            r = await get(client, "/b")
+            assert (r.status, r.headers["x-version"]) == (200, "2")
+            assert (await get(client, "/c")).status == 404
+            assert "Traceback" not in proc.output()
 
-        proc.send_signal(signal.SIGTERM)
-        with trio.fail_after(10):
-            await proc.wait()
-        assert proc.returncode == 0
-        assert not pid_file.exists()
+            proc.send_signal(signal.SIGTERM)
+            await proc.wait(10)
+            assert proc.returncode == 0
+            assert not pid_file.exists()
     finally:
         await client.aclose()
-        if proc.returncode is None:
-            proc.kill()
-        log.close()
 
 
 async def test_reload_applies_new_limits_to_new_connections(upstream, gateway_factory):
