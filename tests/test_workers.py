@@ -8,12 +8,11 @@ import signal
 import socket
 import sys
 import textwrap
-from functools import partial
 from pathlib import Path
 
 import trio
 import triogate
-from triogate.testing import GatewayClient, UpstreamServer, free_port
+from triogate.testing import GatewayClient, GatewayProcess, UpstreamServer, free_port
 
 HOOKS = textwrap.dedent("""
     import os
@@ -82,24 +81,7 @@ async def pids_serving(port: int, path: str, want: int, timeout: float = 10) -> 
     return seen
 
 
-async def start(tmp_path: Path, nursery: trio.Nursery, port: int) -> trio.Process:
-    log = (tmp_path / "stderr.log").open("wb")
-    proc = await nursery.start(partial(
-        trio.run_process, [sys.executable, "-m", "triogate", "run", "-c", "gateway.toml"], cwd=tmp_path, env=env(), stderr=log,
-        check=False))
-    log.close()
-    pid_file = tmp_path / ".gateway.toml.pid"
-    with trio.fail_after(30):  # written once every worker listens
-        while not pid_file.exists():
-            assert proc.returncode is None, (tmp_path / "stderr.log").read_text()
-            await trio.sleep(0.05)
-    assert int(pid_file.read_text()) == proc.pid
-    return proc
-
-
-async def test_workers_share_the_port_restart_reload_and_drain(
-    tmp_path: Path, upstream_factory, nursery: trio.Nursery,
-) -> None:
+async def test_workers_share_the_port_restart_reload_and_drain(tmp_path: Path, upstream_factory) -> None:
     release = trio.Event()
 
     async def handler(req: triogate.Request) -> dict:
@@ -112,8 +94,8 @@ async def test_workers_share_the_port_restart_reload_and_drain(
     (tmp_path / "hooks.py").write_text(HOOKS)
     cfg = tmp_path / "gateway.toml"
     write_config(cfg, port, upstream)
-    proc = await start(tmp_path, nursery, port)
-    try:
+    async with GatewayProcess(cfg, env=env()) as proc:  # the pid file is written once every worker listens
+        assert int((tmp_path / ".gateway.toml.pid").read_text()) == proc.pid
         # two workers, both serving, both children of the supervisor
         workers = children(proc.pid)
         assert len(workers) == 2
@@ -145,7 +127,7 @@ async def test_workers_share_the_port_restart_reload_and_drain(
         cfg.write_text(cfg.read_text() + '\n[routes.c]\npaths = ["/c"]\nupstream = "nope"\n')
         proc.send_signal(signal.SIGHUP)
         with trio.fail_after(10):
-            while b"reload rejected" not in (tmp_path / "stderr.log").read_bytes():
+            while "reload rejected" not in proc.output():
                 await trio.sleep(0.05)
         assert children(proc.pid) == now
         results = [await fresh_get(port, "/b") for _ in range(10)]
@@ -167,16 +149,12 @@ async def test_workers_share_the_port_restart_reload_and_drain(
             assert proc.returncode is None  # still draining
             release.set()
         assert slow[0].status == 200
-        with trio.fail_after(15):
-            await proc.wait()
-        assert proc.returncode == 0, (tmp_path / "stderr.log").read_text()
+        await proc.wait(15)
+        assert proc.returncode == 0, proc.output()
         for pid in now:
             assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
         assert not (tmp_path / ".gateway.toml.pid").exists()
-        assert "Traceback" not in (tmp_path / "stderr.log").read_text()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
+        assert "Traceback" not in proc.output()
 
 
 FAILING_STARTUP = textwrap.dedent("""
