@@ -3,33 +3,17 @@ multi-process mode, PROMETHEUS_MULTIPROC_DIR), and POST /reload reaches every wo
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import trio
-import triogate
 from prometheus_client.multiprocess import MultiProcessCollector
-from triogate.testing import free_port
+from triogate.testing import GatewayProcess, free_port
 from triogate.upstream import HTTPClient
 
 TOKEN = "workers-admin-token-0123"
 N = 40
-
-
-async def wait_ready(client: HTTPClient, url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    with trio.fail_after(timeout):
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "gateway exited"
-            with contextlib.suppress(OSError, triogate.UpstreamError, triogate.UpstreamTimeout):  # not up yet
-                r = await client.fetch("GET", url, timeout=2.0)
-                if r.status == 200:
-                    return
-            await trio.sleep(0.1)
 
 
 def per_worker_requests(mdir: Path) -> dict[int, float]:
@@ -72,77 +56,68 @@ upstream = "users"
     cfg.write_text(text)
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(mdir)}
     env.pop("TRIOGATE_DISABLE_PLUGIN_AUTOLOAD", None)
-    proc = subprocess.Popen(  # noqa: ASYNC220 - started once; the test polls it without blocking
-        [sys.executable, "-m", "triogate", "run", "-c", str(cfg)], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     admin = f"http://127.0.0.1:{admin_port}"
     auth = [("authorization", f"Bearer {TOKEN}")]
     client = HTTPClient(read_timeout=10.0)
     try:
-        await wait_ready(client, admin + "/readyz", proc)
-        await wait_ready(client, f"http://127.0.0.1:{port}/api/users", proc)
+        async with GatewayProcess(cfg, env=env):  # returns once every worker serves
+            r = await client.fetch("GET", f"http://127.0.0.1:{port}/api/users", timeout=10.0)  # request 1 of N
+            assert r.status == 200
+            # many requests on fresh connections, concurrently: the kernel spreads them over both workers
+            statuses: list[int] = []
 
-        # many requests on fresh connections, concurrently: the kernel spreads them over both workers
-        statuses: list[int] = []
-
-        async def one() -> None:
-            c = HTTPClient(read_timeout=10.0)
-            try:
-                statuses.append((await c.fetch("GET", f"http://127.0.0.1:{port}/api/users", timeout=10.0)).status)
-            finally:
-                await c.aclose()
-
-        async with trio.open_nursery() as n:
-            for _ in range(N - 1):
-                n.start_soon(one)
-        assert statuses == [200] * (N - 1)
-
-        pids = set()
-        with trio.fail_after(20):
-            while len(pids) < 2:  # scrape until both workers have answered one scrape
+            async def one() -> None:
                 c = HTTPClient(read_timeout=10.0)
                 try:
-                    status = (await c.fetch("GET", admin + "/status", headers=auth, timeout=5.0)).json()
-                    body = (await c.fetch("GET", admin + "/metrics", headers=auth, timeout=5.0)).content.decode()
+                    statuses.append((await c.fetch("GET", f"http://127.0.0.1:{port}/api/users", timeout=10.0)).status)
                 finally:
                     await c.aclose()
-                pids.add(status["pid"])
-                assert status["workers"] == 2 and status["supervised"] is True
-                total = sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
-                            if line.startswith("triogate_requests_total{"))
-                assert total == N, body  # whichever worker answers, it reports all of them
 
-        by_worker = per_worker_requests(mdir)
-        assert set(by_worker) == pids, (by_worker, pids)
-        assert sum(by_worker.values()) == N
-        assert all(v > 0 for v in by_worker.values()), by_worker  # both served traffic
+            async with trio.open_nursery() as n:
+                for _ in range(N - 1):
+                    n.start_soon(one)
+            assert statuses == [200] * (N - 1)
 
-        # POST /reload: validated by the worker that gets it, then every worker reloads
-        cfg.write_text(text.replace('paths = ["/api/users"]', 'paths = ["/v2/users"]'))
-        r = await client.fetch("POST", admin + "/reload", headers=auth, timeout=10.0)
-        assert r.status == 202 and r.json()["status"] == "reloading"
-        versions: dict[int, int] = {}
-        with trio.fail_after(20):
-            while len(versions) < 2 or set(versions.values()) != {2}:
-                c = HTTPClient(read_timeout=10.0)
-                try:
-                    s = (await c.fetch("GET", admin + "/status", headers=auth, timeout=5.0)).json()
-                finally:
-                    await c.aclose()
-                versions[s["pid"]] = s["config_version"]
-                await trio.sleep(0.05)
-        assert set(versions) == pids
+            pids = set()
+            with trio.fail_after(20):
+                while len(pids) < 2:  # scrape until both workers have answered one scrape
+                    c = HTTPClient(read_timeout=10.0)
+                    try:
+                        status = (await c.fetch("GET", admin + "/status", headers=auth, timeout=5.0)).json()
+                        body = (await c.fetch("GET", admin + "/metrics", headers=auth, timeout=5.0)).content.decode()
+                    finally:
+                        await c.aclose()
+                    pids.add(status["pid"])
+                    assert status["workers"] == 2 and status["supervised"] is True
+                    total = sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+                                if line.startswith("triogate_requests_total{"))
+                    assert total == N, body  # whichever worker answers, it reports all of them
 
-        # a bad file is refused by the API with its errors; nothing is signalled
-        cfg.write_text(text.replace('upstream = "users"\n', 'upstream = "nope"\n'))
-        r = await client.fetch("POST", admin + "/reload", headers=auth, timeout=10.0)
-        assert r.status == 422
-        assert any("routes.users.upstream" in e for e in r.json()["errors"])
+            by_worker = per_worker_requests(mdir)
+            assert set(by_worker) == pids, (by_worker, pids)
+            assert sum(by_worker.values()) == N
+            assert all(v > 0 for v in by_worker.values()), by_worker  # both served traffic
+
+            # POST /reload: validated by the worker that gets it, then every worker reloads
+            cfg.write_text(text.replace('paths = ["/api/users"]', 'paths = ["/v2/users"]'))
+            r = await client.fetch("POST", admin + "/reload", headers=auth, timeout=10.0)
+            assert r.status == 202 and r.json()["status"] == "reloading"
+            versions: dict[int, int] = {}
+            with trio.fail_after(20):
+                while len(versions) < 2 or set(versions.values()) != {2}:
+                    c = HTTPClient(read_timeout=10.0)
+                    try:
+                        s = (await c.fetch("GET", admin + "/status", headers=auth, timeout=5.0)).json()
+                    finally:
+                        await c.aclose()
+                    versions[s["pid"]] = s["config_version"]
+                    await trio.sleep(0.05)
+            assert set(versions) == pids
+
+            # a bad file is refused by the API with its errors; nothing is signalled
+            cfg.write_text(text.replace('upstream = "users"\n', 'upstream = "nope"\n'))
+            r = await client.fetch("POST", admin + "/reload", headers=auth, timeout=10.0)
+            assert r.status == 422
+            assert any("routes.users.upstream" in e for e in r.json()["errors"])
     finally:
         await client.aclose()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
