@@ -23,7 +23,6 @@ import email.parser
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -33,9 +32,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import trio
 import triogate
-from triogate.testing import UpstreamServer, free_port
+from triogate.testing import GatewayProcess, UpstreamServer, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DISTS = [REPO / "core"] + sorted(p.parent for p in [*REPO.glob("plugins/*/pyproject.toml"),
@@ -240,31 +238,9 @@ def test_triogate_plugins_lists_exactly_the_two(venv: Path, tmp_path: Path) -> N
         assert expected in verbose, verbose
 
 
-async def wait_listening(port: int, proc: trio.Process, log: Path, timeout: float = 20.0) -> None:
-    with trio.fail_after(timeout):
-        while True:
-            if proc.returncode is not None:
-                raise AssertionError(f"triogate run exited {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                stream = await trio.open_tcp_stream("127.0.0.1", port)
-            except OSError:
-                await trio.sleep(0.05)
-                continue
-            await stream.aclose()
-            return
-
-
-async def start_run(venv: Path, cfg: Path, log: Path) -> trio.Process:
-    return await trio.lowlevel.open_process(
-        [str(venv.parent / "triogate"), "run", "-c", str(cfg)], cwd=str(cfg.parent), env=clean_env(),
-        stdout=log.open("wb"), stderr=subprocess.STDOUT)
-
-
-async def stop_run(proc: trio.Process) -> None:
-    if proc.returncode is None:
-        proc.send_signal(signal.SIGTERM)
-        with trio.fail_after(15):
-            await proc.wait()
+def triogate_run(venv: Path, cfg: Path, **env: str) -> GatewayProcess:
+    """``triogate run`` through the venv's console script (not ``python -m``), from the config's directory."""
+    return GatewayProcess(cfg, command=[venv.parent / "triogate"], env=clean_env(**env))
 
 
 GATEWAY_TOML = """
@@ -300,28 +276,25 @@ async def test_triogate_run_serves_through_the_installed_plugins(venv: Path, tmp
     port = free_port()
     cfg = tmp_path / "gateway.toml"
     cfg.write_text(GATEWAY_TOML.format(port=port, upstream=upstream.url, extra="", extra_gateway=""))
-    log = tmp_path / "gateway.log"
-    proc = await start_run(venv, cfg, log)
-    client = triogate.HTTPClient()
-    try:
-        await wait_listening(port, proc, log)
-        base = f"http://127.0.0.1:{port}"
-        r = await client.fetch("GET", base + "/api/users", headers={"origin": "https://app.example.com"}, timeout=10)
-        assert r.status == 200 and r.json()["path"] == "/users"
-        assert r.headers["access-control-allow-origin"] == "https://app.example.com"
-        assert r.headers["access-control-allow-credentials"] == "true"
-        r = await client.fetch("OPTIONS", base + "/api/users", timeout=10, headers={
-            "origin": "https://app.example.com", "access-control-request-method": "POST"})
-        assert r.status == 204 and r.headers["access-control-allow-methods"]
-        r = await client.fetch("GET", base + "/internal/x", timeout=10)
-        assert r.status == 403 and r.headers["content-type"] == "application/problem+json"
-        assert r.json()["request_id"] == r.headers["x-request-id"]
-        assert [q.path for q in upstream.requests] == ["/users"]
-    finally:
-        await client.aclose()
-        await stop_run(proc)
-    assert proc.returncode == 0, log.read_text()[-3000:]
-    assert "Traceback" not in log.read_text()
+    async with triogate_run(venv, cfg) as proc:
+        client = triogate.HTTPClient()
+        try:
+            base = f"http://127.0.0.1:{port}"
+            r = await client.fetch("GET", base + "/api/users", headers={"origin": "https://app.example.com"}, timeout=10)
+            assert r.status == 200 and r.json()["path"] == "/users"
+            assert r.headers["access-control-allow-origin"] == "https://app.example.com"
+            assert r.headers["access-control-allow-credentials"] == "true"
+            r = await client.fetch("OPTIONS", base + "/api/users", timeout=10, headers={
+                "origin": "https://app.example.com", "access-control-request-method": "POST"})
+            assert r.status == 204 and r.headers["access-control-allow-methods"]
+            r = await client.fetch("GET", base + "/internal/x", timeout=10)
+            assert r.status == 403 and r.headers["content-type"] == "application/problem+json"
+            assert r.json()["request_id"] == r.headers["x-request-id"]
+            assert [q.path for q in upstream.requests] == ["/users"]
+        finally:
+            await client.aclose()
+    assert proc.returncode == 0, proc.output()[-3000:]
+    assert "Traceback" not in proc.output()
 
 
 # --------------------------------------------------------------------------- broken plugins
@@ -373,20 +346,15 @@ async def test_triogate_run_skips_broken_plugins_when_told(venv: Path, broken_si
     cfg = tmp_path / "gateway.toml"
     cfg.write_text(GATEWAY_TOML.format(port=port, upstream=upstream.url, extra_gateway='plugins_on_error = "skip"',
                                        extra="\n[plugins.badrange]\n\n[plugins.brokenimport]\n"))
-    log = tmp_path / "gateway.log"
-    proc = await trio.lowlevel.open_process(
-        [str(venv.parent / "triogate"), "run", "-c", str(cfg)], cwd=str(tmp_path),
-        env=clean_env(PYTHONPATH=str(broken_site)), stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    client = triogate.HTTPClient()
-    try:
-        await wait_listening(port, proc, log)
-        r = await client.fetch("GET", f"http://127.0.0.1:{port}/api/x", timeout=10,
-                               headers={"origin": "https://app.example.com"})
-        assert r.status == 200 and r.headers["access-control-allow-origin"] == "https://app.example.com"
-    finally:
-        await client.aclose()
-        await stop_run(proc)
-    text = log.read_text()
+    async with triogate_run(venv, cfg, PYTHONPATH=str(broken_site)) as proc:
+        client = triogate.HTTPClient()
+        try:
+            r = await client.fetch("GET", f"http://127.0.0.1:{port}/api/x", timeout=10,
+                                   headers={"origin": "https://app.example.com"})
+            assert r.status == 200 and r.headers["access-control-allow-origin"] == "https://app.example.com"
+        finally:
+            await client.aclose()
+    text = proc.output()
     for name in BAD_PLUGINS:
         assert f"plugin '{name}' skipped" in text, text
     assert "requires triogate" in text and "triogate_missing_dependency_xyz" in text
