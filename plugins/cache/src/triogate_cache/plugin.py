@@ -399,7 +399,7 @@ class Cache(Plugin):
             out = self._respond(req, entry, age, st, st.client_cond)
             st.status.apply(out.headers, self.config.x_cache_status)
             return out
-        stored = self._start_storing(ctx, st, response)
+        stored = await self._start_storing(ctx, st, response)
         if not stored:
             self._release(st)
             if entry is not None and status not in policy.ERROR_STATUSES and status != 304:
@@ -483,7 +483,7 @@ class Cache(Plugin):
                     self.config.stale_if_error, self.config.stale_retention)
         return max(0.0, entry.freshness - entry.initial_age) + extra
 
-    def _start_storing(self, ctx: Context, st: _State, response: Response) -> bool:
+    async def _start_storing(self, ctx: Context, st: _State, response: Response) -> bool:
         req = ctx.request
         if req.method != "GET":
             st.status.detail = st.status.detail or "head"
@@ -509,24 +509,21 @@ class Cache(Plugin):
                 st.status.stored = False
                 st.status.detail = "too-large"
                 return False
-            self._spawn_put(st, entry, vary)
+            await self._put_now(st, entry, vary)
             return True
         response.body = self._tee(st, entry, vary, body, limit)
         return True
 
-    def _spawn_put(self, st: _State, entry: Entry, vary: tuple[str, ...]) -> None:
-        nursery = self.gateway.nursery
+    async def _put_now(self, st: _State, entry: Entry, vary: tuple[str, ...]) -> None:
+        """Store a body that is already whole before the client gets it, like the tee does for the
+        last byte of a streamed one: whoever sees the response can rely on it being stored."""
         key, group, flight = st.key, st.group, self._take_flight(st)
-
-        async def put() -> None:
-            try:
+        try:
+            with trio.move_on_after(_BG_TIMEOUT):
                 await self._put(group, key, entry, vary)
-            finally:
-                if flight is not None:
-                    self.shared.release(key, flight)
-
-        assert nursery is not None
-        nursery.start_soon(put)
+        finally:
+            if flight is not None:
+                self.shared.release(key, flight)
 
     def _tee(self, st: _State, entry: Entry, vary: tuple[str, ...], body: Body, limit: int) -> Body:
         """The client's body, copied into the store while under ``limit``; nothing is held past it."""
