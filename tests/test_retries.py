@@ -98,3 +98,28 @@ async def test_upstream_error_statuses_are_not_retried(upstream_factory, gateway
     r = await gw.client.get("/x")
     assert r.status == 503 and r.content == b"busy"
     assert len(a.requests) + len(b.requests) == 1
+
+
+async def test_retry_budget_stops_retries_from_multiplying_load(upstream_factory, gateway_factory):
+    """With no budget left, a failing target's errors are not retried elsewhere."""
+    bad = await upstream_factory(resetting)
+    good = await upstream_factory(ok)
+    gw = await gateway_factory(config([bad.url, good.url], retries=1, retry_budget=0.0, min_retries_per_second=0.0))
+    upstream = gw.gateway.pipeline.upstreams["u"]
+    upstream.budget.tokens = 1.0  # exactly one retry in the bucket
+    statuses = [(await gw.client.get("/x")).status for _ in range(4)]
+    # two requests start on the bad target: the first is retried (the last token), the second is not
+    assert sorted(statuses) == [200, 200, 200, 502]
+    assert len(bad.requests) == 2
+
+
+async def test_retry_budget_refills_with_traffic(upstream_factory, gateway_factory):
+    bad = await upstream_factory(resetting)
+    good = await upstream_factory(ok)
+    gw = await gateway_factory(config([bad.url, good.url], retries=1, retry_budget=0.5, min_retries_per_second=0.0))
+    upstream = gw.gateway.pipeline.upstreams["u"]
+    upstream.budget.tokens = 0.0
+    # every request deposits half a token: after two requests there is one retry to spend
+    statuses = [(await gw.client.get("/x")).status for _ in range(4)]
+    assert statuses.count(502) == 1  # the first request on the bad target found an empty bucket
+    assert statuses.count(200) == 3

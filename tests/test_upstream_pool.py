@@ -305,3 +305,28 @@ async def test_no_healthy_target_is_503(upstream_factory, gateway_factory):
     assert r.status == 503
     assert "no healthy target" in r.json()["detail"]
     assert len(up.requests) == 1
+
+
+async def test_pool_timeout_is_separate_from_connect_timeout(upstream_factory, gateway_factory):
+    release = trio.Event()
+
+    async def slow(req):
+        await release.wait()
+        return {"ok": True}
+
+    up = await upstream_factory(slow)
+    gw = await gateway_factory({
+        "upstreams": {"u": {"targets": [{"url": up.url}], "max_connections": 1, "connect_timeout": 10.0,
+                            "pool_timeout": 0.2, "retries": 0}},
+        "routes": {"r": {"paths": ["/"], "upstream": "u"}},
+    })
+    async with trio.open_nursery() as n:
+        n.start_soon(gw.client.get, "/busy")
+        await trio.sleep(0.1)
+        start = trio.current_time()
+        other = type(gw.client)(gw.url)
+        r = await other.get("/waits")
+        assert r.status == 503
+        assert trio.current_time() - start < 2  # pool_timeout, not the 10 s connect_timeout
+        await other.aclose()
+        release.set()

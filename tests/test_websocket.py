@@ -127,3 +127,24 @@ async def test_tunnel_closes_when_the_client_goes_away(nursery, gateway_factory)
     await stream.aclose()
     with trio.fail_after(3):
         await upstream_closed.wait()  # the gateway closed its upstream side of the tunnel
+
+
+async def test_idle_tunnel_is_closed_after_tunnel_idle(upstream_factory, gateway_factory):
+    up = await upstream_factory(ws_upstream)
+    cfg = config(up.url)
+    cfg["gateway"] = {"timeouts": {"tunnel_idle": 0.3}}
+    gw = await gateway_factory(cfg)
+    stream = await trio.open_tcp_stream("127.0.0.1", gw.port)
+    async with stream:
+        await stream.send_all(UPGRADE)
+        head, rest = await read_head(stream)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        for _ in range(3):  # traffic keeps it open past the idle timeout
+            await trio.sleep(0.15)
+            await stream.send_all(b"ping")
+            assert await receive_exactly(stream, 4, rest) == b"ping"
+            rest = b""
+        start = trio.current_time()
+        with trio.fail_after(3):
+            assert await stream.receive_some(100) == b""  # then silence: the gateway closes it
+        assert trio.current_time() - start >= 0.25

@@ -92,6 +92,8 @@ class TimeoutsConfig:
     drain: float = setting(30.0, description="seconds in-flight requests get to finish on shutdown or reload")
     startup: float = setting(30.0, description="seconds the plugins' startup hooks get before the start (or reload) fails")
     shutdown: float = setting(10.0, description="seconds the plugins' shutdown hooks get (they run concurrently)")
+    tunnel_idle: float = setting(
+        300.0, description="seconds an upgraded (WebSocket) connection may pass no bytes either way before it is closed")
 
 
 @attrs.define(frozen=True)
@@ -170,6 +172,13 @@ class UpstreamConfig:
     read_timeout: float = setting(60.0, description="seconds between two reads from the upstream (504 beyond)")
     write_timeout: float = setting(60.0, description="seconds between two writes to the upstream (504 beyond)")
     retries: int = setting(1, description="extra attempts on another target, for idempotent methods or connect failures")
+    retry_budget: float = setting(
+        0.2, description="retries may add at most this fraction of the upstream's requests (on top of min_retries_per_second)")
+    min_retries_per_second: float = setting(
+        10.0, description="retries always allowed per second, whatever the budget (so low traffic can still retry)")
+    pool_timeout: float | None = setting(
+        None, description="seconds a request waits for a free connection when max_connections are busy (503 beyond); "
+        "unset: connect_timeout")
     tls_verify: bool = setting(True, description="verify the upstream's TLS certificate")
     health_check: HealthCheckConfig = setting(factory=HealthCheckConfig, description="active health checks")
     circuit_breaker: CircuitBreakerConfig = setting(
@@ -513,7 +522,7 @@ def _check_references(cfg: Config, raw: dict[str, Any] | None = None) -> list[st
             split_hostport(cfg.admin.listen)
         except ValueError:
             errors.append(f'admin.listen: expected "host:port", got {cfg.admin.listen!r}')
-    for name in ("header", "idle", "body", "send", "drain", "startup", "shutdown"):
+    for name in ("header", "idle", "body", "send", "drain", "startup", "shutdown", "tunnel_idle"):
         if getattr(cfg.gateway.timeouts, name) <= 0:
             errors.append(f"gateway.timeouts.{name}: expected a number of seconds above 0")
     for name in ("max_request_line", "max_header_bytes", "max_headers", "max_body_bytes"):
@@ -556,13 +565,13 @@ def _check_references(cfg: Config, raw: dict[str, Any] | None = None) -> list[st
         if not (hash_on in ("client-ip", "path") or hash_on.startswith(("header:", "cookie:"))):
             errors.append(f'{at}.hash_on: expected "client-ip", "path", "header:<name>" or "cookie:<name>",'
                           f" got {hash_on!r}")
-        for key in ("max_connections", "max_idle", "retries"):
+        for key in ("max_connections", "max_idle", "retries", "retry_budget", "min_retries_per_second"):
             if getattr(up, key) < 0:
                 errors.append(f"{at}.{key}: expected 0 or more")
         if up.max_connections < 1:
             errors.append(f"{at}.max_connections: expected at least 1")
-        for key in ("connect_timeout", "read_timeout", "write_timeout", "idle_timeout"):
-            if getattr(up, key) <= 0:
+        for key in ("connect_timeout", "read_timeout", "write_timeout", "idle_timeout", "pool_timeout"):
+            if getattr(up, key) is not None and getattr(up, key) <= 0:
                 errors.append(f"{at}.{key}: expected a number of seconds above 0")
         hc = up.health_check
         if hc.path is not None and not hc.path.startswith("/"):

@@ -458,7 +458,8 @@ class HTTP1Server:
         proto = c.proto
         c.phase = "send"
         c.responded = True
-        c.deadline = _INF  # a tunnel has no deadline; it ends when either side closes
+        idle = c.timeouts.tunnel_idle  # the connection's deadline moves with every byte, either way
+        c.deadline = trio.current_time() + idle
         await c.stream.send_all(proto.send_informational(101, response.reason or b"Switching Protocols",
                                                          list(response.headers.raw)))
         while proto.next_event() not in (PAUSED, NEED_DATA):
@@ -476,6 +477,7 @@ class HTTP1Server:
                         data = await src.receive_some(READ_SIZE)
                         if not data:
                             break
+                        c.deadline = trio.current_time() + idle
                         await dst.send_all(data)
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                     pass

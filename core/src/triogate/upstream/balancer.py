@@ -60,6 +60,7 @@ def pool_for(url: str, cfg: Any) -> ConnectionPool:
         host, u.port or (443 if tls else 80), tls=tls, tls_verify=cfg.tls_verify,
         max_connections=cfg.max_connections, max_idle=cfg.max_idle, idle_timeout=cfg.idle_timeout,
         connect_timeout=cfg.connect_timeout, read_timeout=cfg.read_timeout, write_timeout=cfg.write_timeout,
+        pool_timeout=getattr(cfg, "pool_timeout", None),
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import trio
+
 from ..messages import Body, Response
 from ..problem import ServiceUnavailable
 from .balancer import Target, make_balancer, pool_for
@@ -14,12 +16,53 @@ from .pool import IDEMPOTENT_METHODS, PoolTimeout, UpstreamError, UpstreamTimeou
 __all__ = ["Upstream"]
 
 
+class RetryBudget:
+    """Retries may add at most ``ratio`` of the requests, plus ``per_second`` whatever the traffic.
+
+    A token bucket (Finagle's RetryBudget, Envoy's retry budgets): every request deposits
+    ``ratio`` of a token, every retry takes one, and ``per_second`` tokens trickle in; so when an
+    upstream fails, retries cannot multiply its load.
+    """
+
+    __slots__ = ("ratio", "per_second", "cap", "tokens", "stamp")
+
+    def __init__(self, ratio: float, per_second: float) -> None:
+        self.ratio = ratio
+        self.per_second = per_second
+        self.cap = max(10.0 * per_second, 100.0 * ratio, 1.0)
+        self.tokens = self.cap
+        self.stamp = trio.current_time() if _in_trio() else 0.0
+
+    def deposit(self) -> None:
+        if self.tokens < self.cap:
+            self.tokens = min(self.cap, self.tokens + self.ratio)
+
+    def withdraw(self) -> bool:
+        now = trio.current_time()
+        if self.per_second:
+            self.tokens = min(self.cap, self.tokens + (now - self.stamp) * self.per_second)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+def _in_trio() -> bool:
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return False
+    return True
+
+
 class Upstream:
     """Named group of targets. ``request`` picks a target, retries where it is safe.
 
     Retries go to a target not tried yet, only when nothing of the request reached
     the failed target (connect failure) or the method is idempotent and the body can
-    be replayed; there are at most ``retries`` of them per request.
+    be replayed; there are at most ``retries`` of them per request, and all of them
+    together stay within the upstream's :class:`RetryBudget`.
     """
 
     def __init__(self, name: str, cfg: Any) -> None:
@@ -33,6 +76,7 @@ class Upstream:
         self.balancer = make_balancer(cfg.balancer, self.targets)
         self.failure_statuses = frozenset(cb.failure_statuses)
         self.retries = cfg.retries
+        self.budget = RetryBudget(cfg.retry_budget, cfg.min_retries_per_second)
         self.needs_key = cfg.balancer == "consistent-hash"
 
     def hash_key(self, ctx: Any) -> str | None:
@@ -63,7 +107,10 @@ class Upstream:
             await body.prime()  # a bad body fails before any target is tried (and is never a target's fault)
         tried: list[Target] = []
         last: Exception | None = None
-        for _ in range(1 + self.retries):
+        self.budget.deposit()
+        for attempt in range(1 + self.retries):
+            if attempt and not self.budget.withdraw():
+                break  # out of retry budget: a failing upstream does not get more traffic from retries
             t = self.balancer.pick(key, tried)
             if t is None:
                 break

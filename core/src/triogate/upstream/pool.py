@@ -129,6 +129,7 @@ class ConnectionPool:
         write_timeout: float = 60.0,
         max_head_bytes: int = 65536,
         http1_parser: str = "auto",
+        pool_timeout: float | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -142,6 +143,7 @@ class ConnectionPool:
         self.read_timeout = read_timeout
         self.write_timeout = write_timeout
         self.max_head_bytes = max_head_bytes
+        self.pool_timeout = connect_timeout if pool_timeout is None else pool_timeout
         self.new_proto = client_connection_factory(http1_parser)
         self._idle: list[Connection] = []
         self._slots = trio.Semaphore(max_connections)
@@ -187,7 +189,7 @@ class ConnectionPool:
         try:
             self._slots.acquire_nowait()
         except trio.WouldBlock:
-            with trio.move_on_after(self.connect_timeout) as cs:
+            with trio.move_on_after(self.pool_timeout) as cs:
                 await self._slots.acquire()
             if cs.cancelled_caught:
                 raise PoolTimeout() from None
