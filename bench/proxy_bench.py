@@ -7,7 +7,7 @@ it prints req/s and p50/p99 at c=50, p50 at c=1, CPU µs per request of the prox
 process, and each figure's ratio to triogate. Absolute numbers drift on shared
 machines; the ratios are what to compare.
 
-    make bench                      # everything (about 2 minutes)
+    make bench                      # everything, 3 interleaved rounds, medians (about 4 minutes)
     ("triogate, hook answers" is the same gateway answering from a local hook: the
     difference in CPU per request to "triogate" is the upstream client's share.)
     python bench/proxy_bench.py --duration 5 --only triogate,aiohttp
@@ -23,6 +23,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -184,7 +185,9 @@ def measure(name: str, port: int, pid: int | None, duration: int, path: str = "/
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run at c=50")
+    ap.add_argument("--duration", type=int, default=6, help="seconds per wrk run at c=50")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="measure every setup this many times, interleaved; the median is reported")
     ap.add_argument("--only", default="direct,nginx,aiohttp,triogate", help="comma-separated setups")
     args = ap.parse_args()
     for tool in ("wrk", "nginx", "taskset"):
@@ -193,29 +196,29 @@ def main() -> int:
             return 1
     wanted = args.only.split(",")
     procs: list[subprocess.Popen[bytes]] = []
-    results = []
+    setups: list[tuple[str, int, int | None, str]] = []  # name, port, pid to charge CPU to, path
+    rounds: list[list[dict[str, float]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         try:
             procs.append(subprocess.Popen(["taskset", "-c", LOAD_CPU, "nginx", "-c", str(nginx_conf(work, True))]))
             wait_port(UPSTREAM_PORT)
             if "direct" in wanted:
-                results.append(measure("direct to upstream", UPSTREAM_PORT, None, args.duration))
+                setups.append(("direct to upstream", UPSTREAM_PORT, None, "/users/42"))
             if "nginx" in wanted:
                 p = subprocess.Popen(["taskset", "-c", PROXY_CPU, "nginx", "-c", str(nginx_conf(work, False))])
                 procs.append(p)
                 wait_port(NGINX_PORT)
                 time.sleep(0.3)
                 worker = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()
-                results.append(measure("nginx proxy (keepalive)", NGINX_PORT, int(worker[0]) if worker else None,
-                                       args.duration))
+                setups.append(("nginx proxy (keepalive)", NGINX_PORT, int(worker[0]) if worker else None, "/users/42"))
             if "aiohttp" in wanted:
                 script = work / "aiohttp_proxy.py"
                 script.write_text(AIOHTTP_PROXY)
                 p = subprocess.Popen(["taskset", "-c", PROXY_CPU, sys.executable, str(script)])
                 procs.append(p)
                 wait_port(AIOHTTP_PORT)
-                results.append(measure("aiohttp proxy", AIOHTTP_PORT, p.pid, args.duration))
+                setups.append(("aiohttp proxy", AIOHTTP_PORT, p.pid, "/users/42"))
             if "triogate" in wanted:
                 cfg = work / "gateway.toml"
                 cfg.write_text(TRIOGATE_TOML)
@@ -225,9 +228,12 @@ def main() -> int:
                                       str(cfg)], env=env)
                 procs.append(p)
                 wait_port(TRIOGATE_PORT)
-                results.append(measure("triogate", TRIOGATE_PORT, p.pid, args.duration))
+                setups.append(("triogate", TRIOGATE_PORT, p.pid, "/users/42"))
                 # the same process answering from a hook: listener + pipeline without the upstream client
-                results.append(measure("triogate, hook answers", TRIOGATE_PORT, p.pid, args.duration, "/local"))
+                setups.append(("triogate, hook answers", TRIOGATE_PORT, p.pid, "/local"))
+            for i in range(args.rounds):
+                print(f"round {i + 1} of {args.rounds}", file=sys.stderr)
+                rounds.append([measure(name, port, pid, args.duration, path) for name, port, pid, path in setups])
         finally:
             for p in procs:
                 p.send_signal(signal.SIGTERM if "triogate" not in str(p.args) else signal.SIGINT)
@@ -236,6 +242,14 @@ def main() -> int:
                     p.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     p.kill()
+    results = [
+        {"name": r0["name"], **{k: statistics.median(rnd[j][k] for rnd in rounds)
+                                for k in r0 if k != "name"}}
+        for j, r0 in enumerate(rounds[0])
+    ] if rounds else []
+    if len(rounds) > 1:
+        by = {r["name"]: [rnd[j]["rps"] for rnd in rounds] for j, r in enumerate(rounds[0])}
+        print("req/s per round: " + "; ".join(f"{k}: {', '.join(f'{v:.0f}' for v in vs)}" for k, vs in by.items()))
     base = next((r for r in results if r["name"] == "triogate"), None)
     print()
     print(f"{'setup':<26} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'p50 c=1':>8} {'CPU µs/req':>11} "
