@@ -91,6 +91,7 @@ class Pipeline:
         self.forward_mode = gcfg.forwarded_headers
         self.via = b"triogate" if gcfg.via else None
         self.request_id_header = gcfg.request_id_header.lower()
+        self._rid_header_b = self.request_id_header.encode("latin-1")
         self.max_body = gcfg.limits.max_body_bytes
         self.skipped: list[str] = []  # plugins left out with plugins_on_error = "skip"
         self._route_uses: dict[str, list[_Use]] = {}
@@ -340,8 +341,9 @@ class Pipeline:
         if upgrade is not None and "upgrade" in (t.lower() for t in req.headers.get_list("connection")):
             out.append((b"connection", b"upgrade"))
             out.append((b"upgrade", upgrade.encode("latin-1")))
-        out = [(n, v) for n, v in out if n != self.request_id_header.encode()]
-        out.append((self.request_id_header.encode(), ctx.request_id.encode()))
+        rid = self._rid_header_b
+        out = [(n, v) for n, v in out if n != rid]
+        out.append((rid, ctx.request_id.encode()))
         return out
 
     async def forward(self, ctx: Context) -> Response:

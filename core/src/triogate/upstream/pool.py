@@ -236,8 +236,6 @@ class ConnectionPool:
         target: str | bytes,
         headers: list[tuple[bytes, bytes]],
         body: Body | None = None,
-        *,
-        on_first_body_read: Any = None,
     ) -> Response:
         """Send one request; the response body streams and returns the connection when done.
 
