@@ -172,3 +172,25 @@ async def test_post_with_unread_body_on_short_circuit_closes_connection(upstream
                             b" HTTP/1.1\r\nhost: x\r\n\r\n", timeout=3)
     assert raw.startswith(b"HTTP/1.1 405")
     assert upstream.requests == []
+
+
+async def test_header_injection_by_a_plugin_becomes_a_500_not_a_split_response(upstream, gateway_factory):
+    """A plugin setting a header value with CR/LF never reaches the wire; the client gets a problem."""
+    import types
+
+    import triogate
+    from triogate.testing import raw_request
+
+    hooks = types.ModuleType("evil_hooks")
+
+    @triogate.hookimpl
+    async def post_response(ctx, response):
+        response.headers.set("x-evil", "a\r\nset-cookie: owned=1")
+
+    hooks.post_response = post_response
+    gw = await gateway_factory({"upstreams": {"u": {"targets": [{"url": upstream.url}]}},
+                                "routes": {"r": {"paths": ["/"], "upstream": "u"}}}, hooks=[hooks])
+    raw = await raw_request(gw.port, b"GET / HTTP/1.1\r\nhost: x\r\n\r\n", timeout=3)
+    assert raw.startswith(b"HTTP/1.1 500"), raw[:200]
+    assert b"set-cookie" not in raw.lower()
+    assert b"application/problem+json" in raw

@@ -99,7 +99,7 @@ class _Settings:
 class _Conn:
     """One client connection; ``deadline`` is enforced by the server's DeadlineWatcher."""
 
-    __slots__ = ("stream", "sock", "proto", "peer", "busy", "body_done", "deadline", "scope", "timed_out", "phase",
+    __slots__ = ("stream", "sock", "proto", "peer", "body_done", "deadline", "scope", "timed_out", "phase",
                  "responded", "keep_alive", "limits", "timeouts")
 
     def __init__(self, stream: trio.abc.Stream, proto: Any, peer: tuple[str, int] | None,
@@ -110,7 +110,6 @@ class _Conn:
         self.sock = raw_socket(stream)  # plain TCP: direct non-blocking I/O (sockio.py)
         self.proto = proto
         self.peer = peer
-        self.busy = False
         self.body_done = True
         self.deadline = _INF
         self.scope: trio.CancelScope | None = None
@@ -382,7 +381,6 @@ class HTTP1Server:
             await self._send(c, raw_problem(rej.status, rej.detail, self.request_id_header))
             return False
 
-        c.busy = True
         gateway = self.gateway
         ctx, response = await gateway.handle(request)
         cancelled = False
@@ -391,8 +389,10 @@ class HTTP1Server:
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             ctx.error = ctx.error or "client connection closed"
             keep_alive = False
-        except ProtocolError as exc:  # e.g. a plugin set a header value with CR/LF
+        except ProtocolError as exc:  # e.g. a plugin set a header value with CR/LF: nothing was sent yet
             ctx.error = ctx.error or f"response refused: {exc.detail}"
+            ctx.status = 500
+            await self._send(c, raw_problem(500, "the response had an invalid header field", self.request_id_header))
             keep_alive = False
         except trio.Cancelled:
             cancelled = True
@@ -402,7 +402,6 @@ class HTTP1Server:
             ctx.error = ctx.error or f"response aborted: {type(exc).__name__}: {exc}"
             keep_alive = False
         finally:
-            c.busy = False
             if cancelled:  # clean up all the same
                 with trio.CancelScope(shield=True):
                     await response.body.aclose()
