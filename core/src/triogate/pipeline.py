@@ -334,7 +334,7 @@ class Pipeline:
             route = ctx.route
             prefix = cfg.strip_prefix.rstrip("/")
             view = path
-            if route.matrix_params and ";" in view:  # type: ignore[union-attr]
+            if route.matrix_params and (";" in view or "%3B" in view):  # type: ignore[union-attr]
                 view = strip_matrix_params(view)
             if route.ignore_case:  # type: ignore[union-attr]
                 view, prefix = view.lower(), prefix.lower()

@@ -94,10 +94,14 @@ _PARAM_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _TRAILING_DOT = re.compile(r"\.(?:/|$)")
 
 
+_MATRIX = re.compile(r";|%3B")
+
+
 def strip_matrix_params(path: str) -> str:
     """The path without ``;`` parameters (``/a;v=1/b;x`` → ``/a/b``): how Tomcat, Spring and
-    Jetty read it, so routes are matched on what such an upstream will serve."""
-    return "/".join(seg.split(";", 1)[0] for seg in path.split("/"))
+    Jetty read it, so routes are matched on what such an upstream will serve. An encoded
+    ``%3B`` counts too (a server that decodes before it splits would see a ``;``)."""
+    return "/".join(_MATRIX.split(seg, 1)[0] for seg in path.split("/"))
 
 
 def tail_segments(path: str, count: int) -> str:
@@ -126,7 +130,7 @@ class PathPolicy:
     def __init__(self, encoded_slash: str = "reject", trailing_dot: str = "reject") -> None:
         self._slash = encoded_slash == "reject"
         self._dot = trailing_dot == "reject"
-        parts = [";"] + (["%2F", "%5C"] if self._slash else []) + ([r"\.(?:/|$)"] if self._dot else [])
+        parts = [";", "%3B"] + (["%2F", "%5C"] if self._slash else []) + ([r"\.(?:/|$)"] if self._dot else [])
         self._suspect = re.compile("|".join(parts))
 
     def screen(self, path: str) -> tuple[str | None, str]:
@@ -135,7 +139,7 @@ class PathPolicy:
             return None, path
         if self._slash and ("%2F" in path or "%5C" in path):
             return "encoded slash or backslash in path (gateway.paths.encoded_slash)", path
-        view = strip_matrix_params(path) if ";" in path else path
+        view = strip_matrix_params(path) if (";" in path or "%3B" in path) else path
         if self._dot and _TRAILING_DOT.search(view):
             return "path segment ending in '.' (gateway.paths.trailing_dot)", path
         return None, view
