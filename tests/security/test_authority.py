@@ -201,3 +201,14 @@ async def test_http2_authority_is_normalized_and_keyed(gateway_factory, raw_upst
     assert len(up.heads) == 2
     assert (await h2_request(gw.port, "GET", "/secret", "admin.example."))[0] == 401
     assert len(up.heads) == 2
+
+
+@pytest.mark.parametrize("host", [b"%61dmin.example", b"admin%2eexample", b"admin.example%00"])
+async def test_percent_encoded_host_is_refused(host, front, gateway, raw_upstream):
+    up = await raw_upstream(told(cache_control=b"no-store"))
+    gw = await gateway({"upstreams": {"u": {"targets": [{"url": up.url}]}},
+                        "routes": {"admin": {"hosts": ["admin.example"], "upstream": "u", "methods": ["POST"]},
+                                   "public": {"paths": ["/"], "upstream": "u"}}})
+    status, body = await send(gw.port, b"/secret", host)
+    assert status == 400, body[:200]
+    assert up.heads == []

@@ -605,6 +605,9 @@ def _check_references(cfg: Config, raw: dict[str, Any] | None = None) -> list[st
                 errors.append(f"{at}.paths[{i}]: expected a path starting with /, got {p!r}")
             elif not re.fullmatch(r"(/([^/{}]*|\{[A-Za-z_][A-Za-z0-9_]*\}))*/?", p):
                 errors.append(f"{at}.paths[{i}]: a parameter must be a whole segment like /users/{{id}}, got {p!r}")
+        for i, p in enumerate(route.paths):
+            if problem := _unmatchable_path(p, cfg.gateway.paths, route.allow_matrix_params):
+                errors.append(f"{at}.paths[{i}]: {problem}, so {p!r} can never match")
         for i, m in enumerate(route.methods):
             if not re.fullmatch(r"[A-Z]+", m):
                 errors.append(f"{at}.methods[{i}]: expected an upper-case method name like \"GET\", got {m!r}")
@@ -621,6 +624,17 @@ def _check_references(cfg: Config, raw: dict[str, Any] | None = None) -> list[st
         if route.strip_prefix is not None and route.rewrite is not None:
             errors.append(f"{at}: strip_prefix and rewrite cannot both be set")
     return errors
+
+
+def _unmatchable_path(pattern: str, paths: PathsConfig, matrix: bool) -> str | None:
+    """Why a route path is one that the path policy refuses (or strips) before routing, if it is."""
+    if ";" in pattern or "%3b" in pattern.lower():
+        return "routes are matched without ';' path parameters" + ("" if matrix else " (and refuse them)")
+    if paths.encoded_slash == "reject" and ("%2f" in pattern.lower() or "%5c" in pattern.lower()):
+        return "encoded slashes are refused (gateway.paths.encoded_slash)"
+    if paths.trailing_dot == "reject" and any(s.endswith(".") and s not in (".", "..") for s in pattern.split("/")):
+        return "path segments ending in '.' are refused (gateway.paths.trailing_dot)"
+    return None
 
 
 def load_config(

@@ -263,6 +263,8 @@ class Pipeline:
             refused, view = self.path_policy.screen(req.path)
             if refused is not None:
                 return ctx.problem(400, f"bad path: {refused}")
+            if "%" in req.host:  # an upstream could decode it into another name than routes matched
+                return ctx.problem(400, "percent-encoded Host")
             route, params, rest = self.router.match(req.method, req.host, view, req.headers)
             if route is None:
                 if params.get("__method_mismatch"):
