@@ -36,9 +36,10 @@ def normalize_authority(value: str, scheme: str) -> tuple[str, str]:
             host, port = v, ""
         if host.endswith("."):
             host = host.rstrip(".")
-    if port:
-        if port.isdigit():
-            port = str(int(port))  # "080" is port 80
-        if port == DEFAULT_PORTS.get(scheme):
-            port = ""
-    return host, host + ":" + port if port else host
+    if not port:
+        return host, host
+    if port[0] == "0" and port.isdigit():
+        port = str(int(port))  # "080" is port 80
+    if port == DEFAULT_PORTS.get(scheme):
+        return host, host
+    return host, host + ":" + port

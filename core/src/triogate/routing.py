@@ -212,7 +212,7 @@ class Router:
                 )
                 if route.ignore_case:
                     pattern, literal = pattern.lower(), literal.lower()
-                entries.append((key, pattern, regex, literal.rstrip("/"), route))
+                entries.append((key, pattern, regex, literal.rstrip("/"), route, route.ignore_case))
         entries.sort(key=lambda e: e[0], reverse=True)
         self.entries = entries
         self.routes = list({id(e[4]): e[4] for e in entries}.values())
@@ -223,8 +223,8 @@ class Router:
         allowed: set[str] = set()
         original = path
         lower = path.lower() if self.ignore_case else path
-        for _, pattern, regex, literal, route in self.entries:
-            path = lower if route.ignore_case else original
+        for _, pattern, regex, literal, route, ignore_case in self.entries:
+            path = lower if ignore_case else original
             if regex is None:
                 if route.exact:
                     if path != pattern and path != literal and not (literal == "" and path == "/"):
@@ -268,5 +268,5 @@ class Router:
                 "headers": dict(route.headers),
                 "upstream": route.config.upstream,
             }
-            for _, pattern, _, _, route in self.entries
+            for _, pattern, _, _, route, _ in self.entries
         ]
