@@ -331,3 +331,27 @@ def test_cli_missing_file(tmp_path: Path) -> None:
     proc = triogate_cli("check", "-c", "nope.toml", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.splitlines()[1] == "  nope.toml: cannot read file: No such file or directory"
+
+
+def test_route_paths_the_path_policy_refuses_are_errors():
+    from triogate.config import ConfigError, parse_config
+
+    raw = {"routes": {"a": {"paths": ["/files.", "/x;v=1", "/a%2Fb", "/ok.txt", "/v1.0/x"]},
+                      "b": {"paths": ["/m;v=1"], "allow_matrix_params": True}}}
+    try:
+        parse_config(raw)
+    except ConfigError as exc:
+        errors = exc.errors
+    else:
+        raise AssertionError("expected errors")
+    assert errors == [
+        "routes.a.paths[0]: path segments ending in '.' are refused (gateway.paths.trailing_dot),"
+        " so '/files.' can never match",
+        "routes.a.paths[1]: routes are matched without ';' path parameters (and refuse them),"
+        " so '/x;v=1' can never match",
+        "routes.a.paths[2]: encoded slashes are refused (gateway.paths.encoded_slash), so '/a%2Fb' can never match",
+        "routes.b.paths[0]: routes are matched without ';' path parameters, so '/m;v=1' can never match",
+    ]
+    kept = {"gateway": {"paths": {"encoded_slash": "keep", "trailing_dot": "keep"}},
+            "routes": {"a": {"paths": ["/files.", "/a%2Fb"]}}}
+    assert parse_config(kept).routes["a"].paths == ["/files.", "/a%2Fb"]

@@ -17,6 +17,7 @@ from .config import ListenerConfig
 from .headers import Headers
 from .messages import Body, Request
 from .problem import problem
+from .proxy import new_request_id
 from .routing import BadPath, normalize_path
 
 __all__ = ["ASGIApp", "H2Server", "asgi_app"]
@@ -66,7 +67,7 @@ class ASGIApp:
         try:
             path = normalize_path(raw_path.decode("ascii"))
         except (BadPath, UnicodeDecodeError) as exc:
-            resp = problem(400, f"bad path: {exc}")
+            resp = problem(400, f"bad path: {exc}", request_id=new_request_id())
             await _send_simple(send, resp.status, resp.headers.raw, resp.body.data or b"")
             return
         headers = Headers.from_raw([(bytes(n).lower(), bytes(v)) for n, v in scope["headers"]])

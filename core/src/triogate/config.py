@@ -27,6 +27,7 @@ __all__ = [
     "ConsumerConfig",
     "GatewayConfig",
     "ListenerConfig",
+    "PathsConfig",
     "RouteConfig",
     "TargetConfig",
     "UpstreamConfig",
@@ -84,6 +85,16 @@ class LimitsConfig:
 
 
 @attrs.define(frozen=True)
+class PathsConfig:
+    encoded_slash: Literal["reject", "keep"] = setting(
+        "reject", description='%2F or %5C in a path: "reject" (400), or "keep" (matched as part of one segment and '
+        "forwarded encoded: only safe when no upstream decodes them before routing)")
+    trailing_dot: Literal["reject", "keep"] = setting(
+        "reject", description='a path segment ending in "." (/admin./x): "reject" (400), or "keep" (forwarded as is: '
+        "only safe when no upstream strips trailing dots)")
+
+
+@attrs.define(frozen=True)
 class TimeoutsConfig:
     header: float = setting(10.0, description="seconds to receive a whole request head")
     idle: float = setting(60.0, description="seconds a keep-alive connection may wait for its next request")
@@ -104,6 +115,8 @@ class GatewayConfig:
     workers: int = setting(1, description="worker processes sharing the listening sockets")
     hooks: list[str] = setting(factory=list, description="local hook modules (paths or module names), registered like plugins")
     limits: LimitsConfig = setting(factory=LimitsConfig, description="request size limits")
+    paths: PathsConfig = setting(
+        factory=PathsConfig, description="paths that upstreams may read differently from the router")
     timeouts: TimeoutsConfig = setting(factory=TimeoutsConfig, description="client-side timeouts")
     trusted_proxies: list[str] = setting(
         factory=list, description="CIDRs whose X-Forwarded-*/Forwarded headers are believed")
@@ -189,6 +202,10 @@ class UpstreamConfig:
 class RouteConfig:
     paths: list[str] = setting(factory=list, description="path prefixes or templates (/users/{id}); empty matches every path")
     path_match: Literal["prefix", "exact"] = setting("prefix", description="prefix: the path and anything below it; exact: only it")
+    case_insensitive: bool = setting(
+        False, description="match paths regardless of case (the upstream must treat case the same way)")
+    allow_matrix_params: bool = setting(
+        False, description='accept ";" path parameters (/a;v=1/b): matched without them, forwarded with them')
     hosts: list[str] = setting(factory=list, description="Host values (*.example.com wildcards); empty matches any")
     methods: list[str] = setting(factory=list, description="methods; empty matches any")
     headers: dict[str, str] = setting(factory=dict, description="header values that must match exactly")
@@ -588,6 +605,9 @@ def _check_references(cfg: Config, raw: dict[str, Any] | None = None) -> list[st
                 errors.append(f"{at}.paths[{i}]: expected a path starting with /, got {p!r}")
             elif not re.fullmatch(r"(/([^/{}]*|\{[A-Za-z_][A-Za-z0-9_]*\}))*/?", p):
                 errors.append(f"{at}.paths[{i}]: a parameter must be a whole segment like /users/{{id}}, got {p!r}")
+        for i, p in enumerate(route.paths):
+            if problem := _unmatchable_path(p, cfg.gateway.paths, route.allow_matrix_params):
+                errors.append(f"{at}.paths[{i}]: {problem}, so {p!r} can never match")
         for i, m in enumerate(route.methods):
             if not re.fullmatch(r"[A-Z]+", m):
                 errors.append(f"{at}.methods[{i}]: expected an upper-case method name like \"GET\", got {m!r}")
@@ -604,6 +624,17 @@ def _check_references(cfg: Config, raw: dict[str, Any] | None = None) -> list[st
         if route.strip_prefix is not None and route.rewrite is not None:
             errors.append(f"{at}: strip_prefix and rewrite cannot both be set")
     return errors
+
+
+def _unmatchable_path(pattern: str, paths: PathsConfig, matrix: bool) -> str | None:
+    """Why a route path is one that the path policy refuses (or strips) before routing, if it is."""
+    if ";" in pattern or "%3b" in pattern.lower():
+        return "routes are matched without ';' path parameters" + ("" if matrix else " (and refuse them)")
+    if paths.encoded_slash == "reject" and ("%2f" in pattern.lower() or "%5c" in pattern.lower()):
+        return "encoded slashes are refused (gateway.paths.encoded_slash)"
+    if paths.trailing_dot == "reject" and any(s.endswith(".") and s not in (".", "..") for s in pattern.split("/")):
+        return "path segments ending in '.' are refused (gateway.paths.trailing_dot)"
+    return None
 
 
 def load_config(

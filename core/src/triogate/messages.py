@@ -11,6 +11,7 @@ import json
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
+from .authority import normalize_authority
 from .headers import Headers, HeaderItems
 
 __all__ = ["Body", "BodyTooLarge", "Request", "Response", "Principal"]
@@ -160,12 +161,15 @@ class Request:
     """An incoming request as the pipeline sees it.
 
     ``path`` is the normalized path (what routing matched and what is forwarded);
-    ``raw_path`` is the target as the client sent it, for logging only.
+    ``raw_path`` is the target as the client sent it, for logging only. ``host`` (no port,
+    what host-bound routes match) and ``authority`` (``host`` plus a non-default port: the
+    cache key and the ``Host``/``X-Forwarded-Host`` sent upstream) are the ``Host`` header
+    normalized once, here (see :mod:`triogate.authority`).
     """
 
     __slots__ = (
         "method", "path", "query", "headers", "body", "http_version",
-        "scheme", "client", "raw_path", "host",
+        "scheme", "client", "raw_path", "host", "authority",
     )
 
     def __init__(
@@ -190,8 +194,7 @@ class Request:
         self.scheme = scheme
         self.client = client
         self.raw_path = raw_path if raw_path is not None else path
-        host = self.headers.get("host") or ""
-        self.host = host.rsplit(":", 1)[0].lower() if not host.startswith("[") else host.split("]")[0] + "]"
+        self.host, self.authority = normalize_authority(self.headers.get("host") or "", scheme)
 
     @property
     def target(self) -> str:

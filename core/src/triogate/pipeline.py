@@ -32,7 +32,7 @@ from .plugins import (
 )
 from .problem import GatewayError
 from .proxy import TrustedProxies, forward_request_headers, new_request_id, strip_hop_by_hop, valid_request_id
-from .routing import Route, Router
+from .routing import PathPolicy, Route, Router, strip_matrix_params, tail_segments
 from .upstream import HTTPClient, Upstream
 
 __all__ = ["Chain", "ClientError", "Pipeline"]
@@ -93,6 +93,7 @@ class Pipeline:
         self.request_id_header = gcfg.request_id_header.lower()
         self._rid_header_b = self.request_id_header.encode("latin-1")
         self.max_body = gcfg.limits.max_body_bytes
+        self.path_policy = PathPolicy(gcfg.paths.encoded_slash, gcfg.paths.trailing_dot)
         self.skipped: list[str] = []  # plugins left out with plugins_on_error = "skip"
         self._route_uses: dict[str, list[_Use]] = {}
 
@@ -259,12 +260,22 @@ class Pipeline:
                     return _answered(ctx, name, phase, r)
             req = ctx.request
             name = ""
-            route, params, rest = self.router.match(req.method, req.host, req.path, req.headers)
+            refused, view = self.path_policy.screen(req.path)
+            if refused is not None:
+                return ctx.problem(400, f"bad path: {refused}")
+            if "%" in req.host:  # an upstream could decode it into another name than routes matched
+                return ctx.problem(400, "percent-encoded Host")
+            route, params, rest = self.router.match(req.method, req.host, view, req.headers)
             if route is None:
                 if params.get("__method_mismatch"):
                     return ctx.problem(405, "method not allowed on this route",
                                        headers=[("allow", params["__method_mismatch"])])
                 return ctx.problem(404, "no route matches this request")
+            if view is not req.path:  # ";" path parameters: matched without them, forwarded with them
+                if not route.matrix_params:
+                    return ctx.problem(400, "bad path: ';' path parameters are not allowed on this route"
+                                            " (allow_matrix_params)")
+                rest = tail_segments(req.path, rest.count("/"))
             ctx.route = route
             ctx.params = params
             ctx.rest = rest
@@ -321,8 +332,18 @@ class Pipeline:
             for k, v in values.items():
                 path = path.replace("{" + k + "}", v)
             path = path.replace("//", "/")
-        elif cfg.strip_prefix and (path == cfg.strip_prefix or path.startswith(cfg.strip_prefix.rstrip("/") + "/")):
-            path = path[len(cfg.strip_prefix.rstrip("/")):] or "/"
+        elif cfg.strip_prefix:
+            route = ctx.route
+            prefix = cfg.strip_prefix.rstrip("/")
+            view = path
+            if route.matrix_params and (";" in view or "%3B" in view):  # type: ignore[union-attr]
+                view = strip_matrix_params(view)
+            if route.ignore_case:  # type: ignore[union-attr]
+                view, prefix = view.lower(), prefix.lower()
+            if view == prefix or view.startswith(prefix + "/"):
+                # segment-wise, so the client's ";" parameters and case survive in what is forwarded
+                path = (path[len(prefix):] if view is path else
+                        tail_segments(path, view.count("/") - prefix.count("/"))) or "/"
         return path
 
     def upstream_headers(self, ctx: Context) -> list[tuple[bytes, bytes]]:
@@ -331,12 +352,12 @@ class Pipeline:
         cfg = ctx.route.config  # type: ignore[union-attr]
         out = forward_request_headers(
             req.headers, peer=peer, trusted=self.trusted.trusts(peer), scheme=req.scheme,
-            host=req.headers.get("host"), mode=self.forward_mode, via=self.via, http_version=req.http_version,
+            host=req.authority, mode=self.forward_mode, via=self.via, http_version=req.http_version,
         )
         if cfg.host_header:
             out.insert(0, (b"host", cfg.host_header.encode("idna")))
-        elif cfg.preserve_host and req.host:
-            out.insert(0, (b"host", req.headers["host"].encode("latin-1")))
+        elif cfg.preserve_host and req.authority:  # the normalized authority routing and the cache used
+            out.insert(0, (b"host", req.authority.encode("latin-1")))
         upgrade = req.headers.get("upgrade")
         if upgrade is not None and "upgrade" in (t.lower() for t in req.headers.get_list("connection")):
             out.append((b"connection", b"upgrade"))

@@ -11,7 +11,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["BadPath", "normalize_path", "Route", "Router", "compile_path"]
+__all__ = ["BadPath", "PathPolicy", "normalize_path", "Route", "Router", "compile_path", "strip_matrix_params",
+           "tail_segments"]
 
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PCT_RE = re.compile(r"%([0-9A-Fa-f]{2})")
@@ -90,9 +91,61 @@ def _check_hidden_dot_segments(path: str) -> None:
 
 _SLASHES = re.compile(r"/{2,}")
 _PARAM_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_TRAILING_DOT = re.compile(r"\.(?:/|$)")
 
 
-def compile_path(pattern: str, exact: bool) -> tuple[re.Pattern[str] | None, str]:
+_MATRIX = re.compile(r";|%3B")
+
+
+def strip_matrix_params(path: str) -> str:
+    """The path without ``;`` parameters (``/a;v=1/b;x`` → ``/a/b``): how Tomcat, Spring and
+    Jetty read it, so routes are matched on what such an upstream will serve. An encoded
+    ``%3B`` counts too (a server that decodes before it splits would see a ``;``)."""
+    return "/".join(_MATRIX.split(seg, 1)[0] for seg in path.split("/"))
+
+
+def tail_segments(path: str, count: int) -> str:
+    """The last ``count`` segments of ``path`` with their leading slashes (``""`` for 0)."""
+    if count <= 0:
+        return ""
+    cut = len(path)
+    for _ in range(count):
+        cut = path.rfind("/", 0, cut)
+    return path[cut:]
+
+
+class PathPolicy:
+    """Paths an upstream may read differently from the router (``gateway.paths``).
+
+    The normalized path can still hold forms that some upstream servers rewrite before they
+    route: an encoded ``/`` or ``\\`` (decoded by many), a segment ending in ``.`` (stripped by
+    Windows/IIS and some frameworks) and ``;`` path parameters (dropped by Tomcat, Spring,
+    Jetty). With a public catch-all route each would reach a protected upstream path
+    unseen. :meth:`screen` refuses the first two (unless kept by config) and gives the view
+    that routes are matched on: the path without ``;`` parameters.
+    """
+
+    __slots__ = ("_suspect", "_slash", "_dot")
+
+    def __init__(self, encoded_slash: str = "reject", trailing_dot: str = "reject") -> None:
+        self._slash = encoded_slash == "reject"
+        self._dot = trailing_dot == "reject"
+        parts = [";", "%3B"] + (["%2F", "%5C"] if self._slash else []) + ([r"\.(?:/|$)"] if self._dot else [])
+        self._suspect = re.compile("|".join(parts))
+
+    def screen(self, path: str) -> tuple[str | None, str]:
+        """``(reason to refuse with 400 or None, the path routes are matched on)``."""
+        if self._suspect.search(path) is None:  # the common case: one regex scan
+            return None, path
+        if self._slash and ("%2F" in path or "%5C" in path):
+            return "encoded slash or backslash in path (gateway.paths.encoded_slash)", path
+        view = strip_matrix_params(path) if (";" in path or "%3B" in path) else path
+        if self._dot and _TRAILING_DOT.search(view):
+            return "path segment ending in '.' (gateway.paths.trailing_dot)", path
+        return None, view
+
+
+def compile_path(pattern: str, exact: bool, ignore_case: bool = False) -> tuple[re.Pattern[str] | None, str]:
     """Return (regex or None for plain prefixes, literal prefix used for ordering)."""
     literal = pattern.split("{", 1)[0]
     if "{" not in pattern:
@@ -104,25 +157,30 @@ def compile_path(pattern: str, exact: bool) -> tuple[re.Pattern[str] | None, str
         pos = m.end()
     rx += re.escape(pattern[pos:])
     rx = "^" + rx.rstrip("/") + ("/?$" if exact else "(?P<__rest>/.*)?$")
-    return re.compile(rx), literal
+    return re.compile(rx, re.IGNORECASE if ignore_case else 0), literal
 
 
 class Route:
     """A compiled route: match conditions plus whatever the pipeline attaches (plugins, upstream)."""
 
     __slots__ = (
-        "name", "config", "methods", "hosts", "headers", "patterns", "exact",
+        "name", "config", "methods", "hosts", "headers", "patterns", "exact", "ignore_case", "matrix_params",
         "chain", "upstream", "data",
     )
 
     def __init__(self, name: str, config: Any) -> None:
         self.name = name
         self.config = config
-        self.methods = frozenset(config.methods) if config.methods else None
-        self.hosts = [h.lower() for h in config.hosts]
+        methods = set(config.methods)
+        if "GET" in methods:
+            methods.add("HEAD")  # RFC 9110 §9.3.2: a server that answers GET answers HEAD the same way
+        self.methods = frozenset(methods) if methods else None
+        self.hosts = [h.lower().rstrip(".") for h in config.hosts]
         self.headers = [(k.lower(), v) for k, v in config.headers.items()]
         self.exact = config.path_match == "exact"
-        self.patterns = [(p, *compile_path(p, self.exact)) for p in (config.paths or ["/"])]
+        self.ignore_case = bool(getattr(config, "case_insensitive", False))
+        self.matrix_params = bool(getattr(config, "allow_matrix_params", False))
+        self.patterns = [(p, *compile_path(p, self.exact, self.ignore_case)) for p in (config.paths or ["/"])]
         self.chain: Any = None
         self.upstream: Any = None
         self.data: dict[str, Any] = {}
@@ -152,31 +210,37 @@ class Router:
                     len(route.headers),
                     1 if route.methods else 0,
                 )
-                entries.append((key, pattern, regex, literal.rstrip("/"), route))
+                if route.ignore_case:
+                    pattern, literal = pattern.lower(), literal.lower()
+                entries.append((key, pattern, regex, literal.rstrip("/"), route, route.ignore_case))
         entries.sort(key=lambda e: e[0], reverse=True)
         self.entries = entries
         self.routes = list({id(e[4]): e[4] for e in entries}.values())
+        self.ignore_case = any(r.ignore_case for r in self.routes)
 
     def match(self, method: str, host: str, path: str, headers: Any) -> tuple[Route | None, dict[str, str], str]:
         """Return (route, params, rest) or (None, {}, path); ``rest`` is the part after the matched prefix."""
         allowed: set[str] = set()
-        for _, pattern, regex, literal, route in self.entries:
+        original = path
+        lower = path.lower() if self.ignore_case else path
+        for _, pattern, regex, literal, route, ignore_case in self.entries:
+            path = lower if ignore_case else original
             if regex is None:
                 if route.exact:
                     if path != pattern and path != literal and not (literal == "" and path == "/"):
                         continue
                     rest = ""
                 elif literal == "":
-                    rest = path
+                    rest = original
                 elif path == literal:
                     rest = ""
                 elif path.startswith(literal) and path[len(literal)] == "/":
-                    rest = path[len(literal):]
+                    rest = original[len(literal):]
                 else:
                     continue
                 params: dict[str, str] = {}
             else:
-                m = regex.match(path)
+                m = regex.match(original)
                 if m is None:
                     continue
                 params = m.groupdict()
@@ -190,7 +254,7 @@ class Router:
                 continue
             return route, params, rest
         # no route: when only the method was wrong, "__method_mismatch" carries the Allow value (405)
-        return None, {"__method_mismatch": ", ".join(sorted(allowed))} if allowed else {}, path
+        return None, {"__method_mismatch": ", ".join(sorted(allowed))} if allowed else {}, original
 
     def table(self) -> list[dict[str, Any]]:
         """The route table in match order, for ``triogate routes`` and the admin API."""
@@ -204,5 +268,5 @@ class Router:
                 "headers": dict(route.headers),
                 "upstream": route.config.upstream,
             }
-            for _, pattern, _, _, route in self.entries
+            for _, pattern, _, _, route, _ in self.entries
         ]

@@ -42,12 +42,14 @@ def aggregate_gateway(gateway_factory: Callable[..., Awaitable[Any]]) -> Callabl
 
     async def make(servers: dict[str, UpstreamServer], plugin: dict[str, Any], *,
                    paths: list[str] | None = None, extra_plugins: dict[str, Any] | None = None,
-                   plugin_classes: dict[str, type] | None = None) -> Any:
+                   plugin_classes: dict[str, type] | None = None, gateway: dict[str, Any] | None = None) -> Any:
         plugins = {"aggregate": plugin, **(extra_plugins or {})}
         config = {
             "upstreams": {name: {"targets": [{"url": s.url}], "retries": 0} for name, s in servers.items()},
             "routes": {"agg": {"paths": paths or ["/agg"], "plugins": plugins}},
         }
+        if gateway:
+            config["gateway"] = gateway
         return await gateway_factory(config, plugins={"aggregate": Aggregate, **(plugin_classes or {})})
 
     return make

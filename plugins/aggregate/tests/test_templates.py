@@ -14,7 +14,8 @@ async def _gateway(backend, aggregate_gateway, **kw):
 
 
 async def test_path_param_with_an_encoded_slash_stays_one_segment(backend, aggregate_gateway) -> None:
-    users, gw = await _gateway(backend, aggregate_gateway)
+    # encoded slashes are refused by default (gateway.paths.encoded_slash); kept, they stay one segment
+    users, gw = await _gateway(backend, aggregate_gateway, gateway={"paths": {"encoded_slash": "keep"}})
     r = await gw.client.get("/agg/a%2Fb%5Cc?expand=x")
     assert r.status == 200, r.content
     req = users.requests[-1]

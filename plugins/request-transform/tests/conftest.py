@@ -26,12 +26,15 @@ class FakeAuth(Plugin):
 def transform_gateway(upstream, gateway_factory) -> Callable[..., Awaitable[Any]]:
     """``await transform_gateway(rules, paths=[...], route={...})`` → the running gateway (echo upstream)."""
 
-    async def make(rules: dict[str, Any], *, paths: list[str] | None = None, route: dict[str, Any] | None = None) -> Any:
+    async def make(rules: dict[str, Any], *, paths: list[str] | None = None, route: dict[str, Any] | None = None,
+                   gateway: dict[str, Any] | None = None) -> Any:
         config = {
             "upstreams": {"echo": {"targets": [{"url": upstream.url}]}},
             "routes": {"r": {"paths": paths or ["/r"], "upstream": "echo", **(route or {}),
                              "plugins": {"request-transform": rules, "fake-auth": {}}}},
         }
+        if gateway:
+            config["gateway"] = gateway
         return await gateway_factory(config, plugins={"request-transform": RequestTransform, "fake-auth": FakeAuth})
 
     return make

@@ -14,7 +14,9 @@ async def test_path_rewrite_with_params(upstream, transform_gateway) -> None:
 
 
 async def test_path_param_cannot_escape_its_segment(upstream, transform_gateway) -> None:
-    gw = await transform_gateway({"path": "/v2/accounts/{id}"}, paths=["/users/{id}"])
+    # encoded slashes are refused by default (gateway.paths.encoded_slash); kept, they stay in the segment
+    gw = await transform_gateway({"path": "/v2/accounts/{id}"}, paths=["/users/{id}"],
+                                 gateway={"paths": {"encoded_slash": "keep"}})
     r = await gw.client.get("/users/a%2Fb%3Fc%23d")
     assert upstream.requests[-1].path == "/v2/accounts/a%2Fb%3Fc%23d"
     assert r.json()["query"] == ""

@@ -32,6 +32,9 @@ class CacheConfig:
     heuristic_fraction: float = setting(
         0.1, description="heuristic freshness from Last-Modified: this fraction of (Date - Last-Modified); 0 = off")
     heuristic_max: float = setting(86400.0, description="upper bound (s) of any heuristic freshness")
+    heuristic_with_cookies: bool = setting(
+        False, description="also give heuristic freshness to responses to requests with Cookie; off: those are stored"
+                           " only with explicit freshness (s-maxage, max-age, Expires)")
     stale_retention: float = setting(
         3600.0, description="how long (s) a stale response is kept for revalidation, max-stale and stale-if-error")
     stale_if_error: float = setting(

@@ -1,6 +1,11 @@
-"""Cache keys: ``<host><path>[?<query>]|<route>[|c=<consumer>][|h:<name>=<value>...]``.
+"""Cache keys: ``<authority><path>[?<query>]|<route>[|c=<consumer>][|h:<name>=<value>...]``.
 
-The part before the first ``|`` is the URI *group* (host and path, no query): every key
+``<authority>`` is the request's normalized authority (``Request.authority``: lower-case host,
+no trailing dot, a port other than the scheme's default kept), the same value the upstream
+is sent as ``Host``/``X-Forwarded-Host``: a request for ``example.com:6666`` can never fill
+the entry that plain ``example.com`` requests are answered from.
+
+The part before the first ``|`` is the URI *group* (authority and path, no query): every key
 stored for it is invalidated together after an unsafe method (RFC 9111 §4.4), and a purge
 by prefix such as ``api.example.com/api/users`` reaches all of them. Variable parts have
 ``|`` percent-encoded, so no request can forge another request's key.
@@ -48,7 +53,7 @@ class KeyBuilder:
     def build(self, ctx: Context) -> tuple[str, str]:
         """``(uri group, primary key)`` of the request."""
         req = ctx.request
-        group = uri_group(req.host, req.path)
+        group = uri_group(req.authority, req.path)
         q = self.query(req.query)
         parts = [group + ("?" + _esc(q) if q else ""), _esc(ctx.route_name or self.route or "")]
         if self.consumer:

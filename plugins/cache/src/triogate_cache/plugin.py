@@ -67,6 +67,7 @@ class _State:
         "__weakref__",
         "authorized",
         "client_cond",
+        "heuristics",
         "entry",
         "finalizer",
         "flight",
@@ -95,7 +96,22 @@ class _State:
         self.finalizer: Any = None
         self.request_time = 0.0
         self.authorized = False
+        self.heuristics = True  # heuristic freshness allowed (off for requests with cookies, by default)
         self.store_down = False
+
+
+def _authority_of(u: Any, scheme: str) -> str | None:
+    """A URL's authority the way ``Request.authority`` has it (no default port, no trailing dot)."""
+    try:
+        port = u.port
+    except ValueError:
+        return None
+    host = (u.hostname or "").rstrip(".")
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or port == {"http": 80, "https": 443}.get(u.scheme or scheme):
+        return host
+    return f"{host}:{port}"
 
 
 def _log_store_error(what: str, exc: BaseException) -> None:
@@ -191,6 +207,7 @@ class Cache(Plugin):
         st.group, st.key = self.keys.build(ctx)
         p = ctx.principal
         st.authorized = "authorization" in req.headers or (p is not None and not p.anonymous)
+        st.heuristics = self.config.heuristic_with_cookies or "cookie" not in req.headers
         if self.config.expose_key:
             st.status.key = st.key
 
@@ -428,20 +445,18 @@ class Cache(Plugin):
         from urllib.parse import urlsplit
 
         req = ctx.request
-        groups = {uri_group(req.host, req.path)}
+        groups = {uri_group(req.authority, req.path)}
         for name in ("location", "content-location"):
             value = response.headers.get(name)
             if not value:
                 continue
             u = urlsplit(value)
-            host = (u.hostname or "").lower()
             if u.scheme and u.scheme != req.scheme:
                 continue
-            if host and (host != req.host or (u.port is not None and str(u.port) not in
-                                              (req.headers.get("host") or "").rsplit(":", 1)[-1:])):
+            if u.netloc and _authority_of(u, req.scheme) != req.authority:
                 continue
             if u.path.startswith("/"):
-                groups.add(uri_group(req.host, u.path))
+                groups.add(uri_group(req.authority, u.path))
         for g in groups:
             try:
                 await self.store.invalidate(g)
@@ -462,7 +477,8 @@ class Cache(Plugin):
         response_time = time.time()
         lifetime = policy.freshness_lifetime(status, cc, headers, response_time,
                                              heuristic_fraction=cfg.heuristic_fraction,
-                                             heuristic_max=cfg.heuristic_max, default_ttl=cfg.default_ttl)
+                                             heuristic_max=cfg.heuristic_max, default_ttl=cfg.default_ttl,
+                                             heuristics=st.heuristics)
         age = policy.initial_age(headers, st.request_time, response_time)
         raw = policy.strip_fields(headers.raw, cc)
         if "date" not in headers:
@@ -474,7 +490,7 @@ class Cache(Plugin):
         if lifetime <= age and not entry.has_validators and not (
                 entry.extension("stale-while-revalidate") or entry.extension("stale-if-error")
                 or cfg.stale_if_error):
-            st.status.detail = "not-fresh"
+            st.status.detail = "not-fresh" if st.heuristics else "cookie"
             return None
         return entry
 
@@ -598,7 +614,8 @@ class Cache(Plugin):
             policy.initial_age(response.headers, st.request_time, response_time), self.store.now(),
             policy.freshness_lifetime(entry.status, cc, headers, response_time,
                                       heuristic_fraction=cfg.heuristic_fraction,
-                                      heuristic_max=cfg.heuristic_max, default_ttl=cfg.default_ttl),
+                                      heuristic_max=cfg.heuristic_max, default_ttl=cfg.default_ttl,
+                                      heuristics=st.heuristics),
             entry.vary,
         )
         if "no-store" in cc:
@@ -631,6 +648,7 @@ class Cache(Plugin):
         bst = _State(self)
         bst.group, bst.key, bst.variant, bst.entry = st.group, st.key, st.variant, entry
         bst.authorized, bst.validating = st.authorized, entry.has_validators
+        bst.heuristics = st.heuristics
         nursery.start_soon(self._revalidate, bg, bst)
 
     async def _revalidate(self, ctx: Context, st: _State) -> None:

@@ -31,9 +31,14 @@ UNSTORED_FIELDS = frozenset({b"connection", b"keep-alive", b"proxy-connection", 
 
 def freshness_lifetime(
     status: int, cc: CacheControl, headers: Headers, response_time: float, *,
-    heuristic_fraction: float, heuristic_max: float, default_ttl: float,
+    heuristic_fraction: float, heuristic_max: float, default_ttl: float, heuristics: bool = True,
 ) -> float:
-    """RFC 9111 §4.2.1 for a shared cache: s-maxage, max-age, Expires, then a heuristic where allowed."""
+    """RFC 9111 §4.2.1 for a shared cache: s-maxage, max-age, Expires, then a heuristic where allowed.
+
+    ``heuristics=False`` (a request with cookies, by default) leaves only explicit freshness:
+    an origin that personalizes by cookie without saying so must not have one client's
+    answer served to others.
+    """
     s = delta_seconds(cc, "s-maxage")
     if s is not None:
         return float(s)
@@ -45,7 +50,7 @@ def freshness_lifetime(
     if expires:
         ts = http_date(expires[0]) if len(expires) == 1 else None
         return max(0.0, ts - date) if ts is not None else 0.0  # invalid (e.g. "0") means already expired
-    if status in HEURISTIC_STATUSES or "public" in cc:  # §4.2.2: heuristics only where allowed
+    if heuristics and (status in HEURISTIC_STATUSES or "public" in cc):  # §4.2.2: heuristics only where allowed
         lm = http_date(headers.get("last-modified"))
         if lm is not None and heuristic_fraction > 0 and lm < date:
             return min((date - lm) * heuristic_fraction, heuristic_max)
