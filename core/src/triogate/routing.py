@@ -112,7 +112,7 @@ class Route:
 
     __slots__ = (
         "name", "config", "methods", "hosts", "headers", "patterns", "exact",
-        "chain", "upstream", "data",
+        "chain", "upstream", "data", "upgrades",
     )
 
     def __init__(self, name: str, config: Any) -> None:
@@ -122,6 +122,8 @@ class Route:
         self.hosts = [h.lower() for h in config.hosts]
         self.headers = [(k.lower(), v) for k, v in config.headers.items()]
         self.exact = config.path_match == "exact"
+        # Upgrade protocols tunnelled (lower case, without /version); h2c never (a config error)
+        self.upgrades = frozenset(p.partition("/")[0].strip().lower() for p in getattr(config, "upgrades", ()))
         self.patterns = [(p, *compile_path(p, self.exact)) for p in (config.paths or ["/"])]
         self.chain: Any = None
         self.upstream: Any = None
