@@ -19,6 +19,9 @@ from .proxy import connection_tokens
 __all__ = ["Admission", "RESERVED_REQUEST_HEADERS"]
 
 _PREFIX = IDENTITY_PREFIX.encode()
+_PLAIN, _AUTHORIZATION, _DIRTY, _CONNECTION = 0, 1, 2, 3
+_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close", b"upgrade", b"keep-alive, upgrade", b"upgrade, keep-alive"})
+_MAX_KNOWN = 4096
 # Connection may name these, but the core needs them (routing, framing already decided, the
 # upgrade decision); they are dropped or rewritten at forward time anyway
 _KEEP_NAMED = frozenset({b"host", b"content-length", b"transfer-encoding", b"upgrade"})
@@ -39,13 +42,21 @@ RESERVED_REQUEST_HEADERS = frozenset({
 class Admission:
     """The header policy of one loaded config (built once per load, applied per request)."""
 
-    __slots__ = ("identity", "underscores")
+    __slots__ = ("identity", "underscores", "_kinds")
 
     def __init__(self, declared: Iterable[str], underscores: str) -> None:
         names = {n.lower() for n in IDENTITY_HEADERS} | {n.lower() for n in declared}
         # compared with "_" read as "-", so X_User_Id is a look-alike of x-user-id in every mode
         self.identity = frozenset(n.replace("_", "-").encode("latin-1") for n in names) | _NEVER
         self.underscores = underscores  # "drop" | "allow" | "reject"
+        # name -> _PLAIN / _AUTHORIZATION / _DIRTY, so the common request costs one dict lookup per field
+        self._kinds: dict[bytes, int] = {b"authorization": _AUTHORIZATION, b"connection": _CONNECTION}
+
+    def _kind(self, name: bytes) -> int:
+        kind = _DIRTY if name in self.identity or b"_" in name or name.startswith(_PREFIX) else _PLAIN
+        if len(self._kinds) < _MAX_KNOWN:  # bounded: a client inventing names cannot grow it
+            self._kinds[name] = kind
+        return kind
 
     def admit(self, headers: Headers) -> str | None:
         """Clean ``headers`` in place; the reason to refuse the request with 400, or None.
@@ -58,13 +69,19 @@ class Admission:
         - other names with ``_``: removed, kept or refused per ``gateway.underscores_in_headers``.
         """
         raw = headers.raw
-        identity = self.identity
+        known = self._kinds.get
         dirty = False
         auth = 0
-        for n, _ in raw:
-            if n == b"authorization":
+        for n, v in raw:
+            kind = known(n)
+            if kind is None:
+                kind = self._kind(n)
+            if kind == _AUTHORIZATION:
                 auth += 1
-            elif n in identity or n == b"connection" or b"_" in n or n.startswith(_PREFIX):
+            elif kind == _CONNECTION:
+                # "keep-alive", "close", "upgrade" name nothing the core would have to remove
+                dirty = dirty or v.lower() not in _PLAIN_CONNECTION
+            elif kind:
                 dirty = True
         if auth > 1:
             return "more than one Authorization header"
@@ -73,6 +90,7 @@ class Admission:
         named = connection_tokens(raw)
         drop = named - _KEEP_NAMED
         mode = self.underscores
+        identity = self.identity
         out: list[tuple[bytes, bytes]] = []
         for n, v in raw:
             if n == b"connection" or n in drop:
