@@ -123,7 +123,7 @@ class Route:
         self.headers = [(k.lower(), v) for k, v in config.headers.items()]
         self.exact = config.path_match == "exact"
         # Upgrade protocols tunnelled (lower case, without /version); h2c never (a config error)
-        self.upgrades = frozenset(p.partition("/")[0].strip().lower() for p in getattr(config, "upgrades", ()))
+        self.upgrades = frozenset(p.partition("/")[0].strip().lower() for p in getattr(config, "upgrades", ())) - {"h2c"}
         self.patterns = [(p, *compile_path(p, self.exact)) for p in (config.paths or ["/"])]
         self.chain: Any = None
         self.upstream: Any = None
