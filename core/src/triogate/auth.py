@@ -14,7 +14,9 @@ the same conventions, which live here once rather than copied into every plugin:
   access.
 - **The upstream learns who the final consumer is** from :data:`CONSUMER_HEADERS`, set in the
   ``transform`` phase (after every auth plugin had its turn) by :func:`set_consumer_headers`.
-  Copies sent by the client are removed first, so they can never be spoofed.
+  The core removes client-sent copies at admission, before any plugin runs (with every
+  :data:`IDENTITY_HEADERS` field, anything starting with ``x-consumer-`` and every header a
+  plugin declares with :meth:`triogate.Plugin.identity_headers`), so they can never be spoofed.
 - **Why authentication failed goes to the access log** as ``authn`` (:func:`note_outcome`),
   never the credential itself.
 
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
     from .messages import Request
 
 __all__ = [
-    "AUTH_FAILED", "CONSUMER_HEADERS", "FoundToken", "check_anonymous", "claim", "claim_header_value",
+    "AUTH_FAILED", "CONSUMER_HEADERS", "IDENTITY_HEADERS", "IDENTITY_PREFIX", "FoundToken", "check_anonymous", "claim", "claim_header_value",
     "consumer_principal", "find_token", "is_authenticated", "missing_credential", "note_outcome",
     "reject_credential", "set_consumer_headers", "strip_query_params", "strip_token", "word_set",
 ]
@@ -47,9 +49,16 @@ __all__ = [
 #: grants its anonymous consumer to such a request.
 AUTH_FAILED = "triogate.auth_failed"
 
-#: headers telling the upstream who the consumer is; the gateway vouches for them, so
-#: client-sent copies must be removed (``req.headers.remove(*CONSUMER_HEADERS)``).
+#: headers telling the upstream who the consumer is (:func:`set_consumer_headers`); the gateway
+#: vouches for them, so the core removes client-sent copies at admission.
 CONSUMER_HEADERS = ("x-consumer-username", "x-consumer-custom-id", "x-anonymous-consumer")
+
+#: every header name the core reserves for identity, whichever plugins are loaded (Kong's names
+#: included, so an upstream migrated from Kong is not fooled either): a client never sets them.
+IDENTITY_HEADERS = CONSUMER_HEADERS + ("x-consumer-id", "x-consumer-groups", "x-credential-identifier")
+
+#: and any request header whose name starts with this is removed from the client's request too
+IDENTITY_PREFIX = "x-consumer-"
 
 
 # --------------------------------------------------------------------------- outcomes

@@ -123,6 +123,9 @@ class GatewayConfig:
     forwarded_headers: Literal["x-forwarded", "forwarded", "both", "none"] = setting(
         "x-forwarded", description="which forwarding headers are sent upstream")
     via: bool = setting(True, description="add a Via header to forwarded requests and responses")
+    underscores_in_headers: Literal["drop", "allow", "reject"] = setting(
+        "drop", description='request header names with "_" (X_User_Id): drop them (nginx\'s default), allow them, '
+        "or reject the request with 400; look-alikes of identity headers are dropped in every mode")
     request_id_header: str = setting("x-request-id", description="header carrying the request id")
     access_log: str = setting("-", description='access log destination: "-" for stdout, a file path, or "off"')
     access_log_format: Literal["json", "console"] = setting(
@@ -214,6 +217,9 @@ class RouteConfig:
     rewrite: str | None = setting(None, description="path template for the upstream: {param} and {rest} are filled in")
     preserve_host: bool = setting(False, description="forward the client's Host instead of the target's")
     host_header: str | None = setting(None, description="Host to send upstream (overrides preserve_host)")
+    upgrades: list[str] = setting(
+        factory=lambda: ["websocket"], description='Upgrade protocols tunnelled to the upstream (case-insensitive); '
+        '[] disables; others are stripped and the request is forwarded as a plain one; h2c is never allowed')
     plugins: dict[str, dict[str, Any]] = setting(factory=dict, description="plugin instances for this route")
     priorities: dict[str, int] = setting(factory=dict, description="override plugin priorities on this route")
 
@@ -623,6 +629,25 @@ def _check_references(cfg: Config, raw: dict[str, Any] | None = None) -> list[st
                                   f" (available: {', '.join(sorted(params))})")
         if route.strip_prefix is not None and route.rewrite is not None:
             errors.append(f"{at}: strip_prefix and rewrite cannot both be set")
+        for i, proto in enumerate(route.upgrades):
+            token = proto.partition("/")[0].strip().lower()
+            if token == "h2c":
+                errors.append(f"{at}.upgrades[{i}]: h2c is never tunnelled (RFC 9113 §3.1: an HTTP/2 tunnel would "
+                              "reach every path of the upstream past routing and auth)")
+            elif not re.fullmatch(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+(/[!#$%&'*+\-.^_`|~0-9A-Za-z]+)?", proto):
+                errors.append(f'{at}.upgrades[{i}]: expected a protocol token like "websocket", got {proto!r}')
+        if cfg.gateway.underscores_in_headers != "allow":
+            for header in route.headers:
+                if "_" in header:
+                    errors.append(underscore_error(f"{at}.headers.{header}", header, cfg.gateway.underscores_in_headers))
+    if cfg.gateway.underscores_in_headers != "allow":
+        mode = cfg.gateway.underscores_in_headers
+        for i, header in enumerate(cfg.gateway.access_log_headers):
+            if "_" in header:
+                errors.append(underscore_error(f"gateway.access_log_headers[{i}]", header, mode))
+        for name, up in cfg.upstreams.items():
+            if up.hash_on.startswith("header:") and "_" in up.hash_on:
+                errors.append(underscore_error(f"{_path_join('upstreams', name)}.hash_on", up.hash_on[7:], mode))
     return errors
 
 
@@ -635,6 +660,13 @@ def _unmatchable_path(pattern: str, paths: PathsConfig, matrix: bool) -> str | N
     if paths.trailing_dot == "reject" and any(s.endswith(".") and s not in (".", "..") for s in pattern.split("/")):
         return "path segments ending in '.' are refused (gateway.paths.trailing_dot)"
     return None
+
+
+def underscore_error(key: str, header: str, mode: str) -> str:
+    """The config error for a request header name that can never arrive: it contains ``_``."""
+    verb = "dropped" if mode == "drop" else "refused with 400"
+    return (f"{key}: header {header!r} contains \"_\", and such request headers are {verb} "
+            f'(gateway.underscores_in_headers = "{mode}"), so it would never match; use "-" or set it to "allow"')
 
 
 def load_config(

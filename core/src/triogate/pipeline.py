@@ -8,14 +8,17 @@ Per route, the ordered hook functions of every phase are computed once at load.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pluggy
+import trio
 
-from .config import Config, ConfigError, _path_join
+from .admission import RESERVED_REQUEST_HEADERS, Admission
+from .config import Config, ConfigError, _path_join, underscore_error
 from .context import Context, GatewayServices
 from .headers import Headers
 from .messages import BodyTooLarge, Request, Response
@@ -38,6 +41,7 @@ from .upstream import HTTPClient, Upstream
 __all__ = ["Chain", "ClientError", "Pipeline"]
 
 log = logging.getLogger("triogate")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 Hook = tuple[str, Any]
 
 
@@ -95,6 +99,7 @@ class Pipeline:
         self.max_body = gcfg.limits.max_body_bytes
         self.path_policy = PathPolicy(gcfg.paths.encoded_slash, gcfg.paths.trailing_dot)
         self.skipped: list[str] = []  # plugins left out with plugins_on_error = "skip"
+        self._identity: set[str] = set()  # headers declared by plugin instances (Plugin.identity_headers)
         self._route_uses: dict[str, list[_Use]] = {}
 
         on_error = gcfg.plugins_on_error
@@ -123,6 +128,8 @@ class Pipeline:
             except Exception as exc:  # noqa: BLE001 - pluggy validation: unknown hook argument, duplicate
                 errors.append(f"{label}: {exc}")
                 continue
+            declared = getattr(module, "IDENTITY_HEADERS", ())
+            errors.extend(self._declare(f"{label}: IDENTITY_HEADERS", declared))
             global_uses.append(_Use(spec_name, module, priority, "hooks"))
 
         routes: list[Route] = []
@@ -143,6 +150,7 @@ class Pipeline:
         if errors:
             raise ConfigError(list(dict.fromkeys(errors)), config.source)
 
+        self.admission = Admission(self._identity, gcfg.underscores_in_headers)
         self.global_uses = global_uses
         # a plugin asking for hook timings (tracing) makes every hook call timed when ctx.hook_timings is a list
         self.timed = any(getattr(type(i), "wants_hook_timings", False) for i in self.instances)
@@ -182,6 +190,11 @@ class Pipeline:
             return None
         inst.name = name
         problems = check_hook_functions(inst, path)
+        try:
+            problems += self._declare(path, inst.identity_headers())
+            problems += self._read_names(path, inst.request_header_names())
+        except Exception as exc:  # noqa: BLE001 - a plugin's declaration failing is a config error
+            problems.append(f"{path}: plugin {name!r} failed to declare its headers: {type(exc).__name__}: {exc}")
         if problems:
             errors.extend(problems)
             return None
@@ -195,6 +208,26 @@ class Pipeline:
         if route is not None:
             self._route_uses.setdefault(route, []).append(use)
         return use
+
+    def _declare(self, path: str, names: Any) -> list[str]:
+        """Record the identity headers an instance asserts; errors for names it cannot assert."""
+        problems = []
+        for header in names:
+            if not isinstance(header, str) or not _TOKEN.fullmatch(header):
+                problems.append(f"{path}: identity header {header!r} is not a header name")
+            elif header.lower() in RESERVED_REQUEST_HEADERS or header.lower() == self.request_id_header:
+                problems.append(f"{path}: {header!r} cannot be an identity header: clients send it, and it would be"
+                                " removed from every request")
+            else:
+                self._identity.add(header.lower())
+        return problems
+
+    def _read_names(self, path: str, names: Any) -> list[str]:
+        """Errors for request headers an instance reads that can never arrive (``_`` in the name)."""
+        mode = self.config.gateway.underscores_in_headers
+        if mode == "allow":
+            return []
+        return [underscore_error(f"{path}.{key}", header, mode) for key, header in names if "_" in header]
 
     def _chain(self, uses: list[_Use], overrides: dict[str, int], *, for_route: bool = True) -> Chain:
         ordered = sorted(uses, key=lambda u: -overrides.get(u.name, u.priority))
@@ -253,6 +286,11 @@ class Pipeline:
     async def _phases(self, ctx: Context) -> Response:
         name = ""
         phase = "pre_route"
+        refused = self.admission.admit(ctx.request.headers)
+        if refused is not None:  # before any plugin: nothing refused here ever reaches one, or an upstream
+            ctx.short_circuit = ("core", "admission")
+            ctx.error = refused
+            return ctx.problem(400, refused, headers=[("connection", "close")])
         try:
             for name, fn in self.global_chain.pre_route:
                 r = await fn(ctx)
@@ -358,14 +396,29 @@ class Pipeline:
             out.insert(0, (b"host", cfg.host_header.encode("idna")))
         elif cfg.preserve_host and req.authority:  # the normalized authority routing and the cache used
             out.insert(0, (b"host", req.authority.encode("latin-1")))
-        upgrade = req.headers.get("upgrade")
-        if upgrade is not None and "upgrade" in (t.lower() for t in req.headers.get_list("connection")):
+        offered = self.upgrade_offer(ctx)
+        if offered:
             out.append((b"connection", b"upgrade"))
-            out.append((b"upgrade", upgrade.encode("latin-1")))
+            out.append((b"upgrade", offered.encode("latin-1")))
         rid = self._rid_header_b
         out = [(n, v) for n, v in out if n != rid]
         out.append((rid, ctx.request_id.encode()))
         return out
+
+    def upgrade_offer(self, ctx: Context) -> str:
+        """The Upgrade protocols of the request this route tunnels ("" for none: a plain request).
+
+        Only protocols in ``routes.<name>.upgrades`` pass (compared case-insensitively, without
+        the ``/version``); the rest are stripped, as a server that ignores Upgrade would
+        (RFC 9110 §7.8). ``h2c`` is never among them (RFC 9113 §3.1).
+        """
+        req = ctx.request
+        if "upgrade" not in req.headers:
+            return ""
+        if "upgrade" not in (t.lower() for t in req.headers.get_list("connection")):
+            return ""
+        allowed = ctx.route.upgrades  # type: ignore[union-attr]
+        return ", ".join(p for p in req.headers.get_list("upgrade") if p.partition("/")[0].strip().lower() in allowed)
 
     async def forward(self, ctx: Context) -> Response:
         """Send the (possibly transformed) request to the route's upstream."""
@@ -387,6 +440,13 @@ class Pipeline:
                                            key=upstream.hash_key(ctx))
         ctx.upstream_target = tgt.url
         ctx.upstream_seconds = ctx.elapsed - started
+        if resp.status == 101 and not _switch_agrees(self.upgrade_offer(ctx), resp.headers.get_list("upgrade")):
+            # a switch the gateway did not offer (e.g. h2c after a stripped Upgrade) would tunnel past routing
+            if resp.upgrade is not None:
+                await trio.aclose_forcefully(resp.upgrade[0])
+                resp.upgrade = None
+            ctx.error = "upstream switched protocols without an allowed upgrade"
+            return ctx.problem(502, "the upstream switched to a protocol this route does not allow")
         raw = resp.headers.raw
         if resp.status != 101 and any(n in _RESP_HOP for n, _ in raw):
             raw = strip_hop_by_hop(raw)
@@ -396,6 +456,14 @@ class Pipeline:
             raw.append((b"via", (prior + b", " if prior else b"") + b"1.1 triogate"))
         resp.headers = Headers.from_raw(raw)
         return resp
+
+
+def _switch_agrees(offered: str, switched: list[str]) -> bool:
+    """A 101 is believed only if it names one protocol, one the gateway offered (RFC 9110 §7.8)."""
+    if not offered or len(switched) != 1:
+        return False
+    names = {p.partition("/")[0].strip().lower() for p in offered.split(",")}
+    return switched[0].partition("/")[0].strip().lower() in names
 
 
 def _answered(ctx: Context, name: str, phase: str, r: Any) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -49,6 +50,27 @@ class Plugin:
         self.config = config
         self.gateway = gateway
         self.route = route
+
+    def identity_headers(self) -> Iterable[str]:
+        """Request headers this instance asserts to the upstream (e.g. ``claims_to_headers`` targets).
+
+        The core asks once per config load and removes every header any instance declares
+        from each client request at admission, before any plugin runs, so a client can neither
+        send a copy nor remove the asserted one by naming it in ``Connection``. The core's
+        consumer headers (``triogate.auth.IDENTITY_HEADERS``, ``x-consumer-*``) need no
+        declaration. Names of fields clients legitimately send (``authorization``, ``host``,
+        hop-by-hop fields) are a config error.
+        """
+        return ()
+
+    def request_header_names(self) -> Iterable[tuple[str, str]]:
+        """``(config key, header name)`` of the client request headers this instance reads.
+
+        ``triogate check`` flags names that can never arrive: with a ``_`` while
+        ``gateway.underscores_in_headers`` drops or rejects such headers, or identity headers
+        the core removes. ``key`` is relative to the instance's table (``"key_names[0]"``).
+        """
+        return ()
 
     @property
     def instance_name(self) -> str:

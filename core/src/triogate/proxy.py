@@ -19,7 +19,7 @@ HOP_BY_HOP = frozenset({
     b"upgrade", b"proxy-authenticate", b"proxy-authorization",
 })
 # framing and expectations the gateway handles itself on each side
-_REQUEST_DROP = HOP_BY_HOP | {b"content-length", b"expect", b"host"}
+_REQUEST_DROP = HOP_BY_HOP | {b"content-length", b"expect", b"host", b"http2-settings"}  # RFC 9113 §3.1
 _RESPONSE_DROP = HOP_BY_HOP
 
 

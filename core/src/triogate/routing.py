@@ -165,7 +165,7 @@ class Route:
 
     __slots__ = (
         "name", "config", "methods", "hosts", "headers", "patterns", "exact", "ignore_case", "matrix_params",
-        "chain", "upstream", "data",
+        "chain", "upstream", "data", "upgrades",
     )
 
     def __init__(self, name: str, config: Any) -> None:
@@ -181,6 +181,8 @@ class Route:
         self.ignore_case = bool(getattr(config, "case_insensitive", False))
         self.matrix_params = bool(getattr(config, "allow_matrix_params", False))
         self.patterns = [(p, *compile_path(p, self.exact, self.ignore_case)) for p in (config.paths or ["/"])]
+        # Upgrade protocols tunnelled (lower case, without /version); h2c never (a config error)
+        self.upgrades = frozenset(p.partition("/")[0].strip().lower() for p in getattr(config, "upgrades", ())) - {"h2c"}
         self.chain: Any = None
         self.upstream: Any = None
         self.data: dict[str, Any] = {}

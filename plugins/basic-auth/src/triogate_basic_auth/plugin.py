@@ -12,7 +12,6 @@ from collections import OrderedDict
 import trio
 import triogate
 from triogate.auth import (
-    CONSUMER_HEADERS,
     check_anonymous,
     consumer_principal,
     is_authenticated,
@@ -74,9 +73,7 @@ class BasicAuthPlugin(triogate.Plugin):
 
     @triogate.hookimpl
     async def auth(self, ctx: triogate.Context) -> None:
-        req = ctx.request
-        if self.config.consumer_headers:
-            req.headers.remove(*CONSUMER_HEADERS)
+        req = ctx.request  # client copies of x-consumer-* were removed by the core at admission
         values = [v for v in req.headers.get_all("authorization") if v.strip().lower().startswith("basic ")]
         pair = parse_basic(values[0]) if values else None
         if pair is not None and self.config.strip_credential:

@@ -140,6 +140,9 @@ class Cache(Plugin):
         self.statuses = frozenset(config.statuses)
         self.shared = self._shared(gateway)
 
+    def request_header_names(self) -> list[tuple[str, str]]:
+        return [(f"key_headers[{i}]", n) for i, n in enumerate(self.config.key_headers)]
+
     # ------------------------------------------------------------------ stores
 
     def _shared(self, gateway: Any) -> Shared:

@@ -89,7 +89,6 @@ class JwtPlugin(triogate.Plugin):
         self.required_scopes = frozenset(c.scopes)
         self.required_roles = frozenset(c.roles)
         self.claim_headers = [(name, h.lower()) for name, h in c.claims_to_headers.items()]
-        self.drop_headers = tuple(h for _, h in self.claim_headers)
         self.subjects = self._consumer_subjects()
         self.anonymous = check_anonymous(gateway, c.anonymous)
         self.challenge = f'Bearer realm="{c.realm}"'
@@ -98,6 +97,13 @@ class JwtPlugin(triogate.Plugin):
         self.invalid = f'Bearer realm="{c.realm}", error="invalid_token"'
 
     # ------------------------------------------------------------------ setup
+
+    def identity_headers(self) -> list[str]:
+        """The claims_to_headers targets: the core removes client copies before any plugin runs."""
+        return [h for _, h in self.claim_headers]
+
+    def request_header_names(self) -> list[tuple[str, str]]:
+        return [(f"header_names[{i}]", n) for i, n in enumerate(self.config.header_names)]
 
     def _shared_source(self) -> JWKSSource:
         """One JWKS cache per URL and loaded config, shared by every instance that uses it."""
@@ -225,8 +231,6 @@ class JwtPlugin(triogate.Plugin):
     async def auth(self, ctx: triogate.Context) -> triogate.Response | None:
         c = self.config
         req = ctx.request
-        if self.drop_headers:
-            req.headers.remove(*self.drop_headers)  # a client never sets what the gateway vouches for
         found = find_token(req, c.header_names, c.cookie_names, c.query_params)
         if found is not None and c.strip_credential:
             strip_token(req, found)

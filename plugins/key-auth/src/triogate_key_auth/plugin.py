@@ -6,7 +6,6 @@ from urllib.parse import parse_qsl
 
 import triogate
 from triogate.auth import (
-    CONSUMER_HEADERS,
     check_anonymous,
     consumer_principal,
     is_authenticated,
@@ -34,6 +33,12 @@ class KeyAuthPlugin(triogate.Plugin):
         self.query_names = frozenset(config.key_names) if config.key_in_query else frozenset()
         self.challenge = f'ApiKey realm="{config.realm}"'
 
+    def request_header_names(self) -> list[tuple[str, str]]:
+        """Key names read as headers only (a name with "_" still works as a query parameter)."""
+        if not self.config.key_in_header or self.config.key_in_query:
+            return []
+        return [(f"key_names[{i}]", n) for i, n in enumerate(self.config.key_names)]
+
     def _find(self, req: triogate.Request) -> str | None:
         """The presented key (removed from the request when configured); "" when present but empty."""
         strip = self.config.strip_credential
@@ -57,9 +62,7 @@ class KeyAuthPlugin(triogate.Plugin):
 
     @triogate.hookimpl
     async def auth(self, ctx: triogate.Context) -> None:
-        req = ctx.request
-        if self.config.consumer_headers:
-            req.headers.remove(*CONSUMER_HEADERS)
+        req = ctx.request  # client copies of x-consumer-* were removed by the core at admission
         key = self._find(req)
         if is_authenticated(ctx):
             return

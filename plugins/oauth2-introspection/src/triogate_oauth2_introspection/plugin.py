@@ -60,10 +60,16 @@ class IntrospectionPlugin(triogate.Plugin):
         self.audience = frozenset(c.audience)
         self.client_ids = frozenset(c.client_ids)
         self.forward = [(field, h.lower()) for field, h in c.forward_headers.items()]
-        self.drop_headers = tuple(h for _, h in self.forward)
         self.anonymous = check_anonymous(gateway, c.anonymous)
         self.challenge = f'Bearer realm="{c.realm}"'
         self.invalid = f'Bearer realm="{c.realm}", error="invalid_token"'
+
+    def identity_headers(self) -> list[str]:
+        """The forward_headers targets: the core removes client copies before any plugin runs."""
+        return [h for _, h in self.forward]
+
+    def request_header_names(self) -> list[tuple[str, str]]:
+        return [(f"header_names[{i}]", n) for i, n in enumerate(self.config.header_names)]
 
     # ------------------------------------------------------------------ introspection
 
@@ -142,8 +148,6 @@ class IntrospectionPlugin(triogate.Plugin):
     async def auth(self, ctx: triogate.Context) -> triogate.Response | None:
         c = self.config
         req = ctx.request
-        if self.drop_headers:
-            req.headers.remove(*self.drop_headers)
         found = find_token(req, c.header_names, c.cookie_names, c.query_params)
         if found is not None and c.strip_credential:
             strip_token(req, found)

@@ -72,6 +72,13 @@ class RateLimitPlugin(Plugin):
         self._unavailable_since_log = 0
         self._last_unavailable_log = -UNAVAILABLE_LOG_INTERVAL
 
+    def request_header_names(self) -> list[tuple[str, str]]:
+        c = self.config
+        out = [("key_header", c.key_header)] if c.limits and c.key == "header" and c.key_header else []
+        out += [(f"policies[{i}].key_header", p.key_header) for i, p in enumerate(c.policies)
+                if p.key == "header" and p.key_header]
+        return out
+
     @property
     def instance(self) -> str:
         return f"{getattr(self, 'name', 'rate-limit') or 'rate-limit'}@{self.scope}"
