@@ -180,6 +180,28 @@ def test_env_default_may_be_empty() -> None:
     assert cfg.gateway.request_id_header == "x-id"
 
 
+@pytest.mark.parametrize("value, found", [
+    ("${X-default}", "${X-default}"),
+    ("pre-${UNCLOSED", "${UNCLOSED"),
+    ("${}", "${}"),
+    ("${ 1X}", "${ 1X}"),
+    ("${1X}", "${1X}"),
+    ("${X:default}", "${X:default}"),
+    ("${X:-unclosed default", "${X:-unclosed default"),
+    ("ok-${X}-then-${", "${"),
+])
+def test_malformed_placeholder_is_an_error_not_literal_text(value: str, found: str) -> None:
+    """A typo in a placeholder must not silently turn a secret into the text of the placeholder."""
+    errs = errors_of(f'[admin]\ntoken = "{value}"\n', env={"X": "a-secret-from-the-env"})
+    assert errs == [f"admin.token: malformed placeholder {found!r}: expected ${{NAME}} or ${{NAME:-default}}"
+                    " (NAME: letters, digits, _; not starting with a digit); write $${ for a literal ${"]
+
+
+def test_dollar_dollar_brace_is_a_literal_dollar_brace() -> None:
+    cfg = loads_config('[admin]\ntoken = "$${X-literal}-$${}-${X}-$${Y:-z}"\n', env={"X": "x"})
+    assert cfg.admin.token == "${X-literal}-${}-x-${Y:-z}"
+
+
 def test_unknown_plugin_lists_installed_ones() -> None:
     errs = errors_of("[plugins.rate-limt]\n", registry(limit=Limit, **{"rate-limit": Limit}))
     assert errs == ["plugins.rate-limt: unknown plugin 'rate-limt' (installed: limit, rate-limit)"]
@@ -316,6 +338,19 @@ def test_cli_prints_every_error_and_exits_2_without_traceback(tmp_path: Path, co
     assert "  gateway.toml: gateway.workers: expected an integer, got a string \"2\"" in lines
     assert "  gateway.toml: plugins.nosuch: unknown plugin 'nosuch' (installed: none)" in lines
     assert "  gateway.toml: routes.broken.plugins.limit: unknown plugin 'limit' (installed: none)" in lines
+
+
+def test_cli_check_reports_a_malformed_placeholder_with_file_and_key_path(tmp_path: Path) -> None:
+    (tmp_path / "gateway.toml").write_text(
+        '[gateway]\nlisten = ["127.0.0.1:0"]\n[admin]\ntoken = "${ADMIN_TOKEN-oops}"\n'
+        '[upstreams.u]\ntargets = [{ url = "http://${HOST" }]\n')
+    proc = triogate_cli("check", "-c", "gateway.toml", cwd=tmp_path, env={"ADMIN_TOKEN": "x" * 32})
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = proc.stderr.splitlines()
+    assert lines[0] == "triogate: invalid configuration (2 errors):"
+    assert lines[1].startswith("  gateway.toml: admin.token: malformed placeholder '${ADMIN_TOKEN-oops}': expected ${NAME}")
+    assert lines[2].startswith("  gateway.toml: upstreams.u.targets[0].url: malformed placeholder '${HOST': expected")
 
 
 def test_cli_run_with_failing_hook_module_exits_2_without_traceback(tmp_path: Path) -> None:
