@@ -107,3 +107,27 @@ def test_config_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_repo_gateway_toml_checks(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TRIOGATE_DISABLE_PLUGIN_AUTOLOAD")  # it uses the installed first-party plugins
     assert main(["check", "-c", str(ROOT / "gateway.toml")]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["schema"], ["plugins", "--verbose"]])
+def test_output_into_a_pipe_closed_early_exits_quietly(command: list[str]) -> None:
+    """`triogate schema | head`: no BrokenPipeError traceback; the exit status of a command killed by SIGPIPE."""
+    import fcntl
+
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)  # smaller than the output: the writer must block
+    env = {k: v for k, v in os.environ.items() if k != "TRIOGATE_DISABLE_PLUGIN_AUTOLOAD"}  # the plugins print a lot
+    proc = subprocess.Popen([sys.executable, "-m", "triogate", *command], stdout=write_end,
+                            stderr=subprocess.PIPE, env=env)
+    os.close(write_end)
+    try:
+        first = os.read(read_end, 64)  # like `head -c 64`: read a little, then go away
+    finally:
+        os.close(read_end)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert first
+    assert err.decode() == ""
+    assert proc.returncode == 141

@@ -361,9 +361,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: what a shell reports for a command killed by SIGPIPE (128 + 13), e.g. ``yes | head``
+EXIT_BROKEN_PIPE = 128 + 13
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # inside the try: a reader gone early fails here, not at interpreter exit
+    except BrokenPipeError:
+        # `triogate schema | head`: the reader has what it wanted. Exit like `cat` killed by SIGPIPE,
+        # with no traceback, and point stdout at /dev/null so the final flush cannot complain again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+    return code
 
 
 if __name__ == "__main__":
