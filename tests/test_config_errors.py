@@ -202,9 +202,44 @@ def test_dollar_dollar_brace_is_a_literal_dollar_brace() -> None:
     assert cfg.admin.token == "${X-literal}-${}-x-${Y:-z}"
 
 
-def test_unknown_plugin_lists_installed_ones() -> None:
-    errs = errors_of("[plugins.rate-limt]\n", registry(limit=Limit, **{"rate-limit": Limit}))
-    assert errs == ["plugins.rate-limt: unknown plugin 'rate-limt' (installed: limit, rate-limit)"]
+def test_unknown_plugin_lists_installed_ones_with_a_did_you_mean() -> None:
+    reg = registry(limit=Limit, **{"rate-limit": Limit})
+    assert errors_of("[plugins.rate-limt]\n", reg) == [
+        "plugins.rate-limt: unknown plugin 'rate-limt' (did you mean 'rate-limit'? installed: limit, rate-limit)"]
+    assert errors_of("[plugins.zzz]\n", reg) == ["plugins.zzz: unknown plugin 'zzz' (installed: limit, rate-limit)"]
+    assert errors_of('[consumers.c.credentials.limt]\nx = 1\n', reg) == [
+        "consumers.c.credentials.limt: unknown plugin 'limt' (did you mean 'limit'? installed: limit, rate-limit)"]
+
+
+def test_a_first_party_plugin_that_is_not_installed_names_its_distribution() -> None:
+    reg = PluginRegistry(autoload=True)  # this checkout installs every first-party plugin ...
+    for name in ("jwt", "key-auth", "cors"):
+        reg.infos.pop(name)  # ... so take some away, as a pip user who installed only the core has them
+    assert errors_of("[plugins.jwt]\n[routes.r]\npaths = [\"/\"]\n[routes.r.plugins.cors]\n", reg) == [
+        "plugins.jwt: plugin 'jwt' is not installed (install the distribution triogate-jwt)",
+        "routes.r.plugins.cors: plugin 'cors' is not installed (install the distribution triogate-cors)",
+    ]
+    assert errors_of("[plugins.key_auth]\n", reg)[0].startswith(
+        "plugins.key_auth: unknown plugin 'key_auth' (did you mean 'key-auth'? it comes with the distribution"
+        " triogate-key-auth, which is not installed; installed: acl, ")
+    # with autoload disabled, nothing installed is "missing": say why it is not seen
+    assert errors_of("[plugins.jwt]\n", registry()) == [
+        "plugins.jwt: unknown plugin 'jwt' (installed plugins are ignored because TRIOGATE_DISABLE_PLUGIN_AUTOLOAD"
+        " is set; installed: none)"]
+
+
+def test_first_party_plugin_names_match_the_repository() -> None:
+    import tomllib
+
+    from triogate.plugins import FIRST_PARTY_PLUGINS
+
+    root = Path(__file__).resolve().parents[1]
+    found = {}
+    for pyproject in [*root.glob("plugins/*/pyproject.toml"), *root.glob("contrib/*/pyproject.toml")]:
+        meta = tomllib.loads(pyproject.read_text())["project"]
+        for name in meta.get("entry-points", {}).get("triogate.plugins", {}):
+            found[name] = meta["name"]
+    assert found == FIRST_PARTY_PLUGINS
 
 
 def test_plugin_config_errors_carry_route_plugin_key_paths() -> None:
@@ -337,7 +372,8 @@ def test_cli_prints_every_error_and_exits_2_without_traceback(tmp_path: Path, co
     assert lines[0] == "triogate: invalid configuration (12 errors):"
     assert "  gateway.toml: gateway.workers: expected an integer, got a string \"2\"" in lines
     assert "  gateway.toml: plugins.nosuch: unknown plugin 'nosuch' (installed: none)" in lines
-    assert "  gateway.toml: routes.broken.plugins.limit: unknown plugin 'limit' (installed: none)" in lines
+    assert ("  gateway.toml: routes.broken.plugins.limit: unknown plugin 'limit' (did you mean 'rate-limit'?"
+            " installed plugins are ignored because TRIOGATE_DISABLE_PLUGIN_AUTOLOAD is set; installed: none)") in lines
 
 
 def test_cli_check_reports_a_malformed_placeholder_with_file_and_key_path(tmp_path: Path) -> None:
