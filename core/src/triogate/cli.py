@@ -265,9 +265,7 @@ def run_single(
         stop = trio.Event()
 
         async def reload() -> None:
-            errors = await gateway.reload()
-            for e in errors:
-                log.error("reload rejected: %s", e)
+            await gateway.reload()  # a refusal is logged there, one line per error
 
         async def signals(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as sigs:
