@@ -28,8 +28,12 @@ def test_init_writes_a_starter_that_check_accepts(tmp_path: Path) -> None:
     done = run("init")
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "gateway.toml").read_text()
-    assert text.startswith("# triogate configuration.")
+    assert text.startswith("#:schema ./gateway.schema.json\n# triogate configuration. Reference: https://")
+    assert "docs/configuration.md" not in text.replace("/blob/main/docs/configuration.md", "")  # no local path
     assert tomllib.loads(text) == STARTER
+    # the file the #:schema hint points to exists, and is what `triogate schema` prints
+    schema = json.loads((tmp_path / "gateway.schema.json").read_text())
+    assert schema == json.loads(run("schema").stdout)
     done = run("check")
     assert (done.returncode, done.stdout) == (0, "gateway.toml: ok (1 routes, 1 upstreams, 0 plugin instances)\n")
     assert run("init").returncode == 1  # never overwrites without --force
@@ -131,3 +135,28 @@ def test_output_into_a_pipe_closed_early_exits_quietly(command: list[str]) -> No
     assert first
     assert err.decode() == ""
     assert proc.returncode == 141
+
+
+def test_version_names_python_parser_and_plugin_distributions() -> None:
+    import importlib.metadata as md
+    import platform
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TRIOGATE_DISABLE_PLUGIN_AUTOLOAD", "TRIOGATE_HTTP1_PARSER")}
+    done = subprocess.run([sys.executable, "-m", "triogate", "--version"], env={**env, "TRIOGATE_HTTP1_PARSER": "h11"},
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"triogate {md.version('triogate')}"
+    assert lines[1].startswith(f"Python {platform.python_version()} (CPython")
+    assert lines[2] == f"HTTP/1.1 parser: h11 {md.version('h11')} (the reference) unless [gateway] http1_parser says otherwise"
+    dists = sorted({f"{ep.dist.metadata['Name']} {ep.dist.version}" for ep in md.entry_points(group="triogate.plugins")})
+    assert dists, "this checkout installs the first-party plugins"
+    assert lines[3] == f"plugin distributions: {', '.join(dists)}"
+    from triogate.http1 import fast_available
+
+    if not fast_available:  # the [fast] extra is not installed: h11 was the only possible answer
+        return
+    done = subprocess.run([sys.executable, "-m", "triogate", "--version"], env={**env, "TRIOGATE_HTTP1_PARSER": "fast"},
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.stdout.splitlines()[2] == (f"HTTP/1.1 parser: fast (llhttp through httptools {md.version('httptools')})"
+                                           " unless [gateway] http1_parser says otherwise")

@@ -151,10 +151,17 @@ STARTER: dict[str, Any] = {
                            "strip_prefix": "/api"}},
 }
 
-STARTER_HEADER = """\
-# triogate configuration. Reference: docs/configuration.md; `triogate schema` prints a JSON
-# Schema of this file (editors can use it to complete and validate); `triogate check` validates it.
-# Secrets come from the environment: token = "${MY_TOKEN}" or "${MY_TOKEN:-default}".
+#: where a pip user finds the reference (the repository's docs/ is not installed)
+CONFIG_DOCS_URL = "https://github.com/triogate/triogate/blob/main/docs/configuration.md"
+SCHEMA_FILE = "gateway.schema.json"
+
+STARTER_HEADER = f"""\
+#:schema ./{SCHEMA_FILE}
+# triogate configuration. Reference: {CONFIG_DOCS_URL}
+# The line above points editors (e.g. Even Better TOML) to the JSON Schema `triogate init` wrote next
+# to this file; after installing plugins, refresh it: triogate schema > {SCHEMA_FILE}
+# `triogate check` validates this file fully. Secrets come from the environment:
+# token = "${{MY_TOKEN}}" or "${{MY_TOKEN:-default}}".
 #
 # Add a plugin to every route:          [plugins.<name>]
 # or to one route:                      [routes.example.plugins.<name>]
@@ -166,12 +173,17 @@ STARTER_HEADER = """\
 def cmd_init(args: argparse.Namespace) -> int:
     import tomli_w
 
+    from .plugins import PluginRegistry
+    from .schema import config_schema
+
     path = Path(args.output)
     if path.exists() and not args.force:
         print(f"triogate: {path} exists (use --force to overwrite)", file=sys.stderr)
         return 1
     path.write_text(STARTER_HEADER + tomli_w.dumps(STARTER), encoding="utf-8")
-    print(f"wrote {path}; check it with: triogate check -c {path}")
+    schema = path.with_name(SCHEMA_FILE)  # generated, so always refreshed: the #:schema line points here
+    schema.write_text(json.dumps(config_schema(PluginRegistry()), indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"wrote {path} and {schema}; check it with: triogate check -c {path}")
     return 0
 
 
@@ -320,11 +332,54 @@ def run_single(
 # --------------------------------------------------------------------------- argument parsing
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+def version_text() -> str:
+    """``triogate --version``: what a bug report needs (Python, the HTTP/1.1 parser, the plugin distributions)."""
+    import importlib.metadata as md
+    import platform
 
+    from . import __version__
+    from .http1 import resolve_backend
+    from .plugins import ENTRY_POINT_GROUP
+
+    def version_of(dist: str) -> str:
+        try:
+            return md.version(dist)
+        except md.PackageNotFoundError:
+            return "?"
+
+    try:
+        backend = resolve_backend()
+    except RuntimeError as exc:  # TRIOGATE_HTTP1_PARSER=fast without httptools
+        backend = f"unavailable ({exc})"
+    parser = {"fast": f"fast (llhttp through httptools {version_of('httptools')})",
+              "h11": f"h11 {version_of('h11')} (the reference)"}.get(backend, backend)
+    dists = sorted({f"{ep.dist.metadata['Name']} {ep.dist.version}"
+                    for ep in md.entry_points(group=ENTRY_POINT_GROUP) if getattr(ep, "dist", None) is not None})
+    ignored = " (ignored: TRIOGATE_DISABLE_PLUGIN_AUTOLOAD is set)" if os.environ.get(
+        "TRIOGATE_DISABLE_PLUGIN_AUTOLOAD") else ""
+    return "\n".join([
+        f"triogate {__version__}",
+        f"Python {platform.python_version()} ({platform.python_implementation()}, {sys.platform})",
+        f"HTTP/1.1 parser: {parser} unless [gateway] http1_parser says otherwise",
+        f"plugin distributions{ignored}: {', '.join(dists) or 'none'}",
+    ])
+
+
+class _VersionAction(argparse.Action):
+    """Like argparse's ``version`` action, but the text is only computed when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="show the version, Python, HTTP/1.1 parser and plugin distributions")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        print(version_text())
+        parser.exit()
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="triogate", description="An API gateway for Python people.")
-    p.add_argument("--version", action="version", version=f"triogate {__version__}")
+    p.add_argument("--version", action=_VersionAction)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
