@@ -287,6 +287,26 @@ async def test_refused_sighup_is_logged_once_one_line_per_error(tmp_path: Path, 
     assert [line for line in lines if line.strip() and not stamp.match(line)] == []  # no continuation lines
 
 
+async def test_stop_signals_after_the_drain_do_not_kill_a_clean_exit(tmp_path: Path, upstream: UpstreamServer) -> None:
+    """SIGTERM to the process group plus one forwarded by a parent (the demo runner, make): the
+    duplicates arriving while or after the gateway drains must not turn exit 0 into "killed by SIGTERM"."""
+    port = free_port()
+    cfg = tmp_path / "gateway.toml"
+    (tmp_path / "hooks.py").write_text(HOOKS)
+    write_config(cfg, port, upstream, '[routes.a]\npaths = ["/a"]\nupstream = "u"\n')
+    async with GatewayProcess(cfg, env=cli_env()) as proc:
+        with trio.fail_after(15):
+            while proc.returncode is None:  # keep signalling until it is gone, as a impatient parent would
+                try:
+                    os.kill(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    break
+                await trio.sleep(0.001)
+            code = await proc.wait(10)
+    assert code == 0, proc.output()
+    assert "Traceback" not in proc.output()
+
+
 async def test_reload_applies_new_limits_to_new_connections(upstream, gateway_factory):
     """Limits are read per connection: after a reload, a new connection gets the new ones."""
     from triogate.testing import raw_request

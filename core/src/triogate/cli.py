@@ -305,6 +305,12 @@ def run_single(
                 os.write(ready_fd, b"1")
                 os.close(ready_fd)
 
+    # Stop signals are trio's while it runs (the receiver in main()); it puts back what it found
+    # on exit. Make that "ignore", so a stop signal arriving after the drain (a second SIGTERM: one
+    # sent to the process group, one forwarded by a parent like the demo runner) cannot turn a clean
+    # exit into "killed by SIGTERM" (exit status -15 for the parent).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     try:
         trio.run(main)
     except KeyboardInterrupt:
