@@ -35,7 +35,7 @@ def test_init_writes_a_starter_that_check_accepts(tmp_path: Path) -> None:
     schema = json.loads((tmp_path / "gateway.schema.json").read_text())
     assert schema == json.loads(run("schema").stdout)
     done = run("check")
-    assert (done.returncode, done.stdout) == (0, "gateway.toml: ok (1 routes, 1 upstreams, 0 plugin instances)\n")
+    assert (done.returncode, done.stdout) == (0, "gateway.toml: ok (1 route, 1 upstream, 0 plugin instances)\n")
     assert run("init").returncode == 1  # never overwrites without --force
     assert run("init", "--force", "-o", "other.toml").returncode == 0
     assert (tmp_path / "other.toml").read_text() == text
@@ -160,3 +160,19 @@ def test_version_names_python_parser_and_plugin_distributions() -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.stdout.splitlines()[2] == (f"HTTP/1.1 parser: fast (llhttp through httptools {md.version('httptools')})"
                                            " unless [gateway] http1_parser says otherwise")
+
+
+def test_plugins_listing_columns_and_types_as_the_docs_write_them(capsys: pytest.CaptureFixture[str],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRIOGATE_DISABLE_PLUGIN_AUTOLOAD")  # the first-party plugins this checkout installs
+    assert main(["plugins"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert any(r.startswith("oauth2-introspection  triogate-oauth2-introspection 0.1.0  priority ") for r in rows)
+    assert len({r.index(" priority ") for r in rows}) == 1  # one column, however long a distribution name is
+    assert main(["plugins", "--verbose"]) == 0
+    out = capsys.readouterr().out
+    assert '      store ("memory" | "redis", default "memory"): ' in out
+    assert "      allow (list of string, default []): " in out
+    assert "      anonymous (string (optional), unset): " in out
+    assert '      redis (table, default {"url": "redis://127.0.0.1:6379/0", ' in out
+    assert "Literal[" not in out and "<class" not in out and "list[" not in out and "NoneType" not in out

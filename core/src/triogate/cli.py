@@ -24,9 +24,13 @@ EXIT_STARTUP = 1
 log = logging.getLogger("triogate")
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 route``, ``2 routes``, ``0 routes``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _print_errors(exc: Any) -> None:
-    n = len(exc.errors)
-    print(f"triogate: invalid configuration ({n} error{'s' if n != 1 else ''}):", file=sys.stderr)
+    print(f"triogate: invalid configuration ({_count(len(exc.errors), 'error')}):", file=sys.stderr)
     for e in exc.errors:
         print(f"  {exc.source}: {e}", file=sys.stderr)
 
@@ -70,9 +74,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         _print_errors(exc)
         return EXIT_CONFIG
     _warn_skipped(pipeline)
-    n_plugins = len(pipeline.instances)
-    print(f"{args.config}: ok ({len(cfg.routes)} routes, {len(cfg.upstreams)} upstreams,"
-          f" {n_plugins} plugin instance{'s' if n_plugins != 1 else ''})")
+    print(f"{args.config}: ok ({_count(len(cfg.routes), 'route')}, {_count(len(cfg.upstreams), 'upstream')},"
+          f" {_count(len(pipeline.instances), 'plugin instance')})")
     return 0
 
 
@@ -116,19 +119,24 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     if not infos:
         print("no plugins installed")
         return 0
+    dists = {i["name"]: f"{i['distribution'] or '?'} {i['version'] or ''}".strip() for i in infos}
+    name_w = max(len(i["name"]) for i in infos)  # columns as wide as their longest entry
+    dist_w = max(len(d) for d in dists.values())
+    prio_w = max((len(str(i["priority"])) for i in infos if "priority" in i), default=0)
     for info in infos:
-        dist = f"{info['distribution'] or '?'} {info['version'] or ''}".strip()
+        lead = f"{info['name']:<{name_w}}  {dists[info['name']]:<{dist_w}}  "
         if "error" in info:
-            print(f"{info['name']:<22} {dist:<34} ERROR: {info['error']}")
+            print(f"{lead}ERROR: {info['error']}")
             continue
-        print(f"{info['name']:<22} {dist:<34} priority {info['priority']:<6} {', '.join(info['hooks']) or '-'}")
+        print(f"{lead}priority {info['priority']:<{prio_w}}  {', '.join(info['hooks']) or '-'}")
         if args.verbose:
             print(f"    distribution: {info['distribution'] or '?'}  version: {info['version'] or '?'}")
             print(f"    priority: {info['priority']}  hooks: {', '.join(info['hooks']) or 'none'}")
             if info["config"]:
                 print("    config:")
                 for field in info["config"]:
-                    default = "required" if field["required"] else f"default {json.dumps(field['default'], default=str)}"
+                    default = ("required" if field["required"] else "unset" if field["default"] is None
+                               else f"default {json.dumps(field['default'], default=str)}")
                     print(f"      {field['name']} ({field['type']}, {default}): {field['description']}")
             else:
                 print("    config: none")

@@ -25,6 +25,7 @@ import pluggy
 
 from . import hookspecs
 from .plugin import Plugin
+from .typenames import json_default, type_name
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -358,19 +359,11 @@ def plugin_summary(info: PluginInfo) -> dict[str, Any]:
     out["hooks"] = info.hooks
     hints = typing.get_type_hints(cls.Config)
     out["config"] = [
-        {"name": f.name, "type": _type_repr(hints.get(f.name, f.type)), "required": f.default is attrs.NOTHING,
+        {"name": f.name, "type": type_name(hints.get(f.name, f.type)), "required": f.default is attrs.NOTHING,
          "default": _default_repr(f), "description": f.metadata.get("description", "")}
         for f in attrs.fields(cls.Config)
     ]
     return out
-
-
-def _type_repr(tp: Any) -> str:
-    if isinstance(tp, str):
-        return tp
-    if getattr(tp, "__module__", "") == "builtins" and isinstance(tp, type):
-        return tp.__name__
-    return str(tp).replace("typing.", "")
 
 
 def _default_repr(f: attrs.Attribute) -> Any:
@@ -379,7 +372,7 @@ def _default_repr(f: attrs.Attribute) -> Any:
         return None
     if isinstance(d, attrs.Factory):  # type: ignore[arg-type]
         try:
-            return d.factory()  # type: ignore[call-arg]
+            d = d.factory()  # type: ignore[call-arg]
         except TypeError:
             return None
-    return d
+    return json_default(d) if attrs.has(type(d)) else d  # a nested settings object as a table
