@@ -181,20 +181,23 @@ def test_env_default_may_be_empty() -> None:
 
 
 @pytest.mark.parametrize("value, found", [
-    ("${X-default}", "${X-default}"),
-    ("pre-${UNCLOSED", "${UNCLOSED"),
-    ("${}", "${}"),
-    ("${ 1X}", "${ 1X}"),
-    ("${1X}", "${1X}"),
-    ("${X:default}", "${X:default}"),
-    ("${X:-unclosed default", "${X:-unclosed default"),
-    ("ok-${X}-then-${", "${"),
+    ("${X-default}", "'${X-…' ('-' cannot follow a variable name)"),
+    ("pre-${UNCLOSED", "'${UNCLOSED' (no closing })"),
+    ("${}", "'${}' (no variable name)"),
+    ("${ 1X}", "'${ …' (no variable name)"),
+    ("${1X}", "'${1…' (a variable name cannot start with a digit)"),
+    ("${X:default}", "'${X:…' (':' cannot follow a variable name)"),
+    ("${X:-unclosed default", "'${X:-…' (no closing })"),
+    ("ok-${X}-then-${", "'${' (no closing })"),
+    ("${X\\nY}", "'${X\\n…' ('\\n' cannot follow a variable name)"),
 ])
 def test_malformed_placeholder_is_an_error_not_literal_text(value: str, found: str) -> None:
-    """A typo in a placeholder must not silently turn a secret into the text of the placeholder."""
+    """A typo in a placeholder must not silently turn a secret into the text of the placeholder; the
+    message shows the text only up to the fault (what follows may be a secret) and stays on one line."""
     errs = errors_of(f'[admin]\ntoken = "{value}"\n', env={"X": "a-secret-from-the-env"})
-    assert errs == [f"admin.token: malformed placeholder {found!r}: expected ${{NAME}} or ${{NAME:-default}}"
+    assert errs == [f"admin.token: malformed placeholder {found}: expected ${{NAME}} or ${{NAME:-default}}"
                     " (NAME: letters, digits, _; not starting with a digit); write $${ for a literal ${"]
+    assert "default" not in found and "\n" not in errs[0]
 
 
 def test_dollar_dollar_brace_is_a_literal_dollar_brace() -> None:
@@ -385,8 +388,10 @@ def test_cli_check_reports_a_malformed_placeholder_with_file_and_key_path(tmp_pa
     assert "Traceback" not in proc.stderr + proc.stdout
     lines = proc.stderr.splitlines()
     assert lines[0] == "triogate: invalid configuration (2 errors):"
-    assert lines[1].startswith("  gateway.toml: admin.token: malformed placeholder '${ADMIN_TOKEN-oops}': expected ${NAME}")
-    assert lines[2].startswith("  gateway.toml: upstreams.u.targets[0].url: malformed placeholder '${HOST': expected")
+    assert lines[1].startswith("  gateway.toml: admin.token: malformed placeholder '${ADMIN_TOKEN-…' ('-' cannot"
+                               " follow a variable name): expected ${NAME} or ${NAME:-default}")
+    assert lines[2].startswith("  gateway.toml: upstreams.u.targets[0].url: malformed placeholder '${HOST' (no closing }):")
+    assert "oops" not in proc.stderr
 
 
 def test_cli_run_with_failing_hook_module_exits_2_without_traceback(tmp_path: Path) -> None:

@@ -401,8 +401,25 @@ def structure(data: Any, cls: type, path: str = "") -> Any:
 
 # One scan finds every `${`: the escape `$${`, a valid placeholder, or anything else (an error:
 # a typo like `${TOKEN-x}` must not silently become the literal text of a secret).
-_ENV_RE = re.compile(r"\$\$\{|\$\{(?:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|[^}]{0,40}\}?)")
+_ENV_RE = re.compile(r"\$\$\{|\$\{(?:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|([A-Za-z0-9_]*)(.?)(.?))", re.S)
 _PLACEHOLDER_HELP = "expected ${NAME} or ${NAME:-default} (NAME: letters, digits, _; not starting with a digit); write $${ for a literal ${"
+
+
+def _malformed(m: re.Match[str]) -> str:
+    """What is wrong with a ``${`` that starts no valid placeholder, showing only the text up to the
+    fault: what follows may be a secret (``${TOKEN-s3cret}``), and this message reaches logs."""
+    name, fault, more = m.group(3), m.group(4), m.group(5)
+    if name and name[0].isdigit():
+        shown, why = "${" + name[0] + "…", "a variable name cannot start with a digit"
+    elif not fault:
+        shown, why = "${" + name, "no closing }"
+    elif fault == ":" and more == "-":
+        shown, why = "${" + name + ":-…", "no closing }"
+    elif not name:
+        shown, why = "${" + fault + ("…" if more else ""), "no variable name"
+    else:
+        shown, why = "${" + name + fault + ("…" if more else ""), f"{fault!r} cannot follow a variable name"
+    return f"{shown!r} ({why})"
 
 
 def interpolate(value: Any, path: str, errors: list[str], env: typing.Mapping[str, str]) -> Any:
@@ -420,7 +437,7 @@ def interpolate(value: Any, path: str, errors: list[str], env: typing.Mapping[st
                 return "${"
             name, default = m.group(1), m.group(2)
             if name is None:
-                errors.append(f"{path}: malformed placeholder {text!r}: {_PLACEHOLDER_HELP}")
+                errors.append(f"{path}: malformed placeholder {_malformed(m)}: {_PLACEHOLDER_HELP}")
                 return text
             if name in env:
                 return env[name]
