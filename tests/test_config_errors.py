@@ -195,8 +195,8 @@ def test_malformed_placeholder_is_an_error_not_literal_text(value: str, found: s
     """A typo in a placeholder must not silently turn a secret into the text of the placeholder; the
     message shows the text only up to the fault (what follows may be a secret) and stays on one line."""
     errs = errors_of(f'[admin]\ntoken = "{value}"\n', env={"X": "a-secret-from-the-env"})
-    assert errs == [f"admin.token: malformed placeholder {found}: expected ${{NAME}} or ${{NAME:-default}}"
-                    " (NAME: letters, digits, _; not starting with a digit); write $${ for a literal ${"]
+    assert errs == [(f"admin.token: malformed placeholder {found}: expected ${{NAME}} or ${{NAME:-default}}"
+                     " (NAME: letters, digits, _; not starting with a digit); write $${ for a literal ${")]
     assert "default" not in found and "\n" not in errs[0]
 
 
@@ -226,9 +226,9 @@ def test_a_first_party_plugin_that_is_not_installed_names_its_distribution() -> 
         "plugins.key_auth: unknown plugin 'key_auth' (did you mean 'key-auth'? it comes with the distribution"
         " triogate-key-auth, which is not installed; installed: acl, ")
     # with autoload disabled, nothing installed is "missing": say why it is not seen
-    assert errors_of("[plugins.jwt]\n", registry()) == [
+    assert errors_of("[plugins.jwt]\n", registry()) == [(
         "plugins.jwt: unknown plugin 'jwt' (installed plugins are ignored because TRIOGATE_DISABLE_PLUGIN_AUTOLOAD"
-        " is set; installed: none)"]
+        " is set; installed: none)")]
 
 
 def test_first_party_plugin_names_match_the_repository() -> None:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from triogate.testing import free_port
 
-
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .messages import Request
 
 __all__ = [
-    "AUTH_FAILED", "CONSUMER_HEADERS", "FoundToken", "MAX_NUMERIC_DATE", "check_anonymous", "claim",
+    "AUTH_FAILED", "CONSUMER_HEADERS", "MAX_NUMERIC_DATE", "FoundToken", "check_anonymous", "claim",
     "claim_header_value", "consumer_principal", "find_token", "invalid_time_claim", "is_authenticated",
     "missing_credential", "note_outcome",
     "reject_credential", "set_consumer_headers", "strip_query_params", "strip_token", "word_set",

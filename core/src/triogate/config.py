@@ -401,7 +401,7 @@ def structure(data: Any, cls: type, path: str = "") -> Any:
 
 # One scan finds every `${`: the escape `$${`, a valid placeholder, or anything else (an error:
 # a typo like `${TOKEN-x}` must not silently become the literal text of a secret).
-_ENV_RE = re.compile(r"\$\$\{|\$\{(?:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|([A-Za-z0-9_]*)(.?)(.?))", re.S)
+_ENV_RE = re.compile(r"\$\$\{|\$\{(?:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|([A-Za-z0-9_]*)(.?)(.?))", re.DOTALL)
 _PLACEHOLDER_HELP = "expected ${NAME} or ${NAME:-default} (NAME: letters, digits, _; not starting with a digit); write $${ for a literal ${"
 
 

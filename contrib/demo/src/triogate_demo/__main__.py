@@ -10,7 +10,6 @@ import trio
 
 from .services import SERVICES, serve_all
 
-
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
