@@ -268,7 +268,9 @@ def run_single(
     """Run one gateway process until SIGINT/SIGTERM (drain, then exit 0); SIGHUP reloads the file.
 
     ``sockets``/``worker``/``ready_fd`` are for the supervisor's workers: inherited
-    listening sockets, the worker index, and a pipe to report "listening" on.
+    listening sockets, the worker index, and a pipe to report "listening" on. Call it from the
+    main thread of a process that exits afterwards: SIGINT and SIGTERM stay ignored once it
+    returns, so a late duplicate stop signal cannot kill a process that drained cleanly.
     """
     import trio
 
