@@ -180,9 +180,69 @@ def test_env_default_may_be_empty() -> None:
     assert cfg.gateway.request_id_header == "x-id"
 
 
-def test_unknown_plugin_lists_installed_ones() -> None:
-    errs = errors_of("[plugins.rate-limt]\n", registry(limit=Limit, **{"rate-limit": Limit}))
-    assert errs == ["plugins.rate-limt: unknown plugin 'rate-limt' (installed: limit, rate-limit)"]
+@pytest.mark.parametrize("value, found", [
+    ("${X-default}", "'${X-…' ('-' cannot follow a variable name)"),
+    ("pre-${UNCLOSED", "'${UNCLOSED' (no closing })"),
+    ("${}", "'${}' (no variable name)"),
+    ("${ 1X}", "'${ …' (no variable name)"),
+    ("${1X}", "'${1…' (a variable name cannot start with a digit)"),
+    ("${X:default}", "'${X:…' (':' cannot follow a variable name)"),
+    ("${X:-unclosed default", "'${X:-…' (no closing })"),
+    ("ok-${X}-then-${", "'${' (no closing })"),
+    ("${X\\nY}", "'${X\\n…' ('\\n' cannot follow a variable name)"),
+])
+def test_malformed_placeholder_is_an_error_not_literal_text(value: str, found: str) -> None:
+    """A typo in a placeholder must not silently turn a secret into the text of the placeholder; the
+    message shows the text only up to the fault (what follows may be a secret) and stays on one line."""
+    errs = errors_of(f'[admin]\ntoken = "{value}"\n', env={"X": "a-secret-from-the-env"})
+    assert errs == [(f"admin.token: malformed placeholder {found}: expected ${{NAME}} or ${{NAME:-default}}"
+                     " (NAME: letters, digits, _; not starting with a digit); write $${ for a literal ${")]
+    assert "default" not in found and "\n" not in errs[0]
+
+
+def test_dollar_dollar_brace_is_a_literal_dollar_brace() -> None:
+    cfg = loads_config('[admin]\ntoken = "$${X-literal}-$${}-${X}-$${Y:-z}"\n', env={"X": "x"})
+    assert cfg.admin.token == "${X-literal}-${}-x-${Y:-z}"
+
+
+def test_unknown_plugin_lists_installed_ones_with_a_did_you_mean() -> None:
+    reg = registry(limit=Limit, **{"rate-limit": Limit})
+    assert errors_of("[plugins.rate-limt]\n", reg) == [
+        "plugins.rate-limt: unknown plugin 'rate-limt' (did you mean 'rate-limit'? installed: limit, rate-limit)"]
+    assert errors_of("[plugins.zzz]\n", reg) == ["plugins.zzz: unknown plugin 'zzz' (installed: limit, rate-limit)"]
+    assert errors_of('[consumers.c.credentials.limt]\nx = 1\n', reg) == [
+        "consumers.c.credentials.limt: unknown plugin 'limt' (did you mean 'limit'? installed: limit, rate-limit)"]
+
+
+def test_a_first_party_plugin_that_is_not_installed_names_its_distribution() -> None:
+    reg = PluginRegistry(autoload=True)  # this checkout installs every first-party plugin ...
+    for name in ("jwt", "key-auth", "cors"):
+        reg.infos.pop(name)  # ... so take some away, as a pip user who installed only the core has them
+    assert errors_of("[plugins.jwt]\n[routes.r]\npaths = [\"/\"]\n[routes.r.plugins.cors]\n", reg) == [
+        "plugins.jwt: plugin 'jwt' is not installed (install the distribution triogate-jwt)",
+        "routes.r.plugins.cors: plugin 'cors' is not installed (install the distribution triogate-cors)",
+    ]
+    assert errors_of("[plugins.key_auth]\n", reg)[0].startswith(
+        "plugins.key_auth: unknown plugin 'key_auth' (did you mean 'key-auth'? it comes with the distribution"
+        " triogate-key-auth, which is not installed; installed: acl, ")
+    # with autoload disabled, nothing installed is "missing": say why it is not seen
+    assert errors_of("[plugins.jwt]\n", registry()) == [(
+        "plugins.jwt: unknown plugin 'jwt' (installed plugins are ignored because TRIOGATE_DISABLE_PLUGIN_AUTOLOAD"
+        " is set; installed: none)")]
+
+
+def test_first_party_plugin_names_match_the_repository() -> None:
+    import tomllib
+
+    from triogate.plugins import FIRST_PARTY_PLUGINS
+
+    root = Path(__file__).resolve().parents[1]
+    found = {}
+    for pyproject in [*root.glob("plugins/*/pyproject.toml"), *root.glob("contrib/*/pyproject.toml")]:
+        meta = tomllib.loads(pyproject.read_text())["project"]
+        for name in meta.get("entry-points", {}).get("triogate.plugins", {}):
+            found[name] = meta["name"]
+    assert found == FIRST_PARTY_PLUGINS
 
 
 def test_plugin_config_errors_carry_route_plugin_key_paths() -> None:
@@ -315,7 +375,23 @@ def test_cli_prints_every_error_and_exits_2_without_traceback(tmp_path: Path, co
     assert lines[0] == "triogate: invalid configuration (12 errors):"
     assert "  gateway.toml: gateway.workers: expected an integer, got a string \"2\"" in lines
     assert "  gateway.toml: plugins.nosuch: unknown plugin 'nosuch' (installed: none)" in lines
-    assert "  gateway.toml: routes.broken.plugins.limit: unknown plugin 'limit' (installed: none)" in lines
+    assert ("  gateway.toml: routes.broken.plugins.limit: unknown plugin 'limit' (did you mean 'rate-limit'?"
+            " installed plugins are ignored because TRIOGATE_DISABLE_PLUGIN_AUTOLOAD is set; installed: none)") in lines
+
+
+def test_cli_check_reports_a_malformed_placeholder_with_file_and_key_path(tmp_path: Path) -> None:
+    (tmp_path / "gateway.toml").write_text(
+        '[gateway]\nlisten = ["127.0.0.1:0"]\n[admin]\ntoken = "${ADMIN_TOKEN-oops}"\n'
+        '[upstreams.u]\ntargets = [{ url = "http://${HOST" }]\n')
+    proc = triogate_cli("check", "-c", "gateway.toml", cwd=tmp_path, env={"ADMIN_TOKEN": "x" * 32})
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    lines = proc.stderr.splitlines()
+    assert lines[0] == "triogate: invalid configuration (2 errors):"
+    assert lines[1].startswith("  gateway.toml: admin.token: malformed placeholder '${ADMIN_TOKEN-…' ('-' cannot"
+                               " follow a variable name): expected ${NAME} or ${NAME:-default}")
+    assert lines[2].startswith("  gateway.toml: upstreams.u.targets[0].url: malformed placeholder '${HOST' (no closing }):")
+    assert "oops" not in proc.stderr
 
 
 def test_cli_run_with_failing_hook_module_exits_2_without_traceback(tmp_path: Path) -> None:

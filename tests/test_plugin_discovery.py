@@ -121,7 +121,7 @@ async def test_triogate_plugins_lists_installed_distributions(site: Path) -> Non
     assert infos["hello"] == {
         "name": "hello", "distribution": "triogate-hello", "version": "1.2.3", "priority": 500,
         "hooks": ["startup", "transform"],
-        "config": [{"name": "greeting", "type": "str", "required": False, "default": "hello",
+        "config": [{"name": "greeting", "type": "string", "required": False, "default": "hello",
                     "description": "value of the x-greeting header"}],
     }
     assert infos["future"] == {
@@ -135,7 +135,7 @@ async def test_triogate_plugins_lists_installed_distributions(site: Path) -> Non
     out = done.stdout.decode()
     assert "    distribution: triogate-hello  version: 1.2.3" in out
     assert "    priority: 500  hooks: startup, transform" in out
-    assert '      greeting (str, default "hello"): value of the x-greeting header' in out
+    assert '      greeting (string, default "hello"): value of the x-greeting header' in out
     assert "ERROR: requires triogate>=9" in out
     assert (await cli(site, "plugins", "--strict")).returncode == 1
 

@@ -252,6 +252,61 @@ async def test_sighup_and_triogate_reload(tmp_path: Path, upstream: UpstreamServ
         await client.aclose()
 
 
+async def test_refused_sighup_is_logged_once_one_line_per_error(tmp_path: Path, upstream: UpstreamServer) -> None:
+    """Line-based log shipping: each error of a refused reload is one record on one line, logged once."""
+    import re
+
+    port = free_port()
+    cfg = tmp_path / "gateway.toml"
+    (tmp_path / "hooks.py").write_text(HOOKS)
+    write_config(cfg, port, upstream, '[routes.a]\npaths = ["/a"]\nupstream = "u"\n')
+    async with GatewayProcess(cfg, env=cli_env()) as proc:
+        write_config(cfg, port, upstream, '[routes.a]\npaths = ["a"]\nupstream = "nope"\n')
+        os.kill(proc.pid, signal.SIGHUP)
+        with trio.fail_after(10):
+            while proc.output().count("reload rejected") < 2:
+                await trio.sleep(0.02)
+        # a valid reload afterwards: once it is logged, everything about the refused one is too
+        write_config(cfg, port, upstream, '[routes.a]\npaths = ["/a"]\nupstream = "u"\n')
+        os.kill(proc.pid, signal.SIGHUP)
+        with trio.fail_after(10):
+            while "config reloaded" not in proc.output():
+                await trio.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        await proc.wait(10)
+    lines = proc.output().splitlines()
+    rejected = [line for line in lines if "reload rejected" in line]
+    assert len(rejected) == 2, proc.output()
+    errors = {"gateway.toml: routes.a.upstream: unknown upstream 'nope' (known: u)",
+              "gateway.toml: routes.a.paths[0]: expected a path starting with /, got 'a'"}
+    assert "keeps serving (1/2): " in rejected[0] and "keeps serving (2/2): " in rejected[1]
+    assert {next(e for e in errors if line.endswith(e)) for line in rejected} == errors
+    assert sum("unknown upstream 'nope'" in line for line in lines) == 1
+    assert sum("expected a path starting with /" in line for line in lines) == 1
+    stamp = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
+    assert [line for line in lines if line.strip() and not stamp.match(line)] == []  # no continuation lines
+
+
+async def test_stop_signals_after_the_drain_do_not_kill_a_clean_exit(tmp_path: Path, upstream: UpstreamServer) -> None:
+    """SIGTERM to the process group plus one forwarded by a parent (the demo runner, make): the
+    duplicates arriving while or after the gateway drains must not turn exit 0 into "killed by SIGTERM"."""
+    port = free_port()
+    cfg = tmp_path / "gateway.toml"
+    (tmp_path / "hooks.py").write_text(HOOKS)
+    write_config(cfg, port, upstream, '[routes.a]\npaths = ["/a"]\nupstream = "u"\n')
+    async with GatewayProcess(cfg, env=cli_env()) as proc:
+        with trio.fail_after(15):
+            while proc.returncode is None:  # keep signalling until it is gone, as a impatient parent would
+                try:
+                    os.kill(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    break
+                await trio.sleep(0.001)
+            code = await proc.wait(10)
+    assert code == 0, proc.output()
+    assert "Traceback" not in proc.output()
+
+
 async def test_reload_applies_new_limits_to_new_connections(upstream, gateway_factory):
     """Limits are read per connection: after a reload, a new connection gets the new ones."""
     from triogate.testing import raw_request

@@ -54,7 +54,7 @@ class Purger(triogate.Plugin):
 
 async def test_every_endpoint_requires_the_token(gateway_factory, upstream):
     gw = await gateway_factory(config(upstream.url))
-    for path in ("/status", "/routes", "/upstreams", "/plugins", "/nope"):
+    for path in ("/", "/status", "/routes", "/upstreams", "/plugins", "/nope"):
         r = await admin_get(gw, path, token=None)
         assert r.status == 401, path
         assert r.headers.get("www-authenticate") == 'Bearer realm="triogate-admin"'
@@ -140,6 +140,27 @@ async def test_plugin_admin_routes(gateway_factory, upstream):
     assert Purger.purged == ["users"]
     r = await admin_get(gw, "/nope")
     assert r.status == 404 and r.headers.get("content-type") == "application/problem+json"
+
+
+async def test_index_lists_every_endpoint(gateway_factory, upstream):
+    gw = await gateway_factory({**config(upstream.url), "plugins": {"purger": {}}}, plugins={"purger": Purger})
+    r = await admin_get(gw, "/")
+    assert r.status == 200 and r.headers.get("content-type").startswith("application/json")
+    body = r.json()
+    assert body["service"] == "triogate admin API" and body["version"] == triogate.__version__
+    listed = {(e["method"], e["path"]): e for e in body["endpoints"]}
+    assert set(listed) == {
+        ("GET", "/"), ("GET", "/livez"), ("GET", "/readyz"), ("GET", "/status"), ("GET", "/routes"),
+        ("GET", "/upstreams"), ("GET", "/plugins"), ("POST", "/reload"),
+        ("POST", "/cache/{route}/purge"), ("GET", "/cache/stats")}
+    assert listed["GET", "/livez"]["token"] is False and listed["GET", "/status"]["token"] is True
+    assert listed["POST", "/cache/{route}/purge"] == {"method": "POST", "path": "/cache/{route}/purge", "token": True,
+                                                     "description": "purge one route", "plugin": "purger@*"}
+    assert all(e["description"] for e in listed.values() if "plugin" not in e)
+    for method, path in listed:  # everything listed with GET is served
+        if method == "GET":
+            assert (await admin_get(gw, path)).status == 200, path
+    assert (await admin_get(gw, "/", method="POST")).status == 405
 
 
 async def test_plugin_routes_follow_reloads(gateway_factory, upstream):

@@ -7,6 +7,7 @@ needs ``Authorization: Bearer <[admin] token>`` (compared in constant time).
 
 Built-in endpoints::
 
+    GET  /            this list, and the plugins' endpoints, as JSON
     GET  /livez       liveness probe (no token)
     GET  /readyz      readiness probe (no token): 503 while draining
     GET  /status      version, uptime, config version, workers, pid
@@ -49,6 +50,17 @@ log = logging.getLogger("triogate.admin")
 MIN_TOKEN_LENGTH = 16
 ADMIN_MAX_BODY = 1 << 20
 PUBLIC_PATHS = frozenset({"/livez", "/readyz"})
+#: what ``GET /`` says about each built-in endpoint
+BUILTIN_DESCRIPTIONS: dict[tuple[str, str], str] = {
+    ("GET", "/"): "this index of the admin endpoints",
+    ("GET", "/livez"): "liveness probe",
+    ("GET", "/readyz"): "readiness probe: 503 while draining",
+    ("GET", "/status"): "version, uptime, config version, workers, pid, connections",
+    ("GET", "/routes"): "the route table in match order, with each route's plugins",
+    ("GET", "/upstreams"): "targets with health and circuit state",
+    ("GET", "/plugins"): "installed plugins and the configured instances",
+    ("POST", "/reload"): "re-read the config file like SIGHUP: validate, then swap; 422 with the errors otherwise",
+}
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -184,6 +196,7 @@ class AdminAPI:
         self.config = _ServerConfig(gateway.config)
         self.bound: tuple[str, int] | None = None
         self._builtin: dict[tuple[str, str], Callable[[Request], Awaitable[Response]]] = {
+            ("GET", "/"): self._index,
             ("GET", "/livez"): self._livez,
             ("GET", "/readyz"): self._readyz,
             ("GET", "/status"): self._status,
@@ -317,6 +330,16 @@ class AdminAPI:
         return out
 
     # ------------------------------------------------------------------ built-in endpoints
+
+    async def _index(self, request: Request) -> Response:
+        """Every endpoint (built-in, then the current config's plugins'), so ``GET /`` is not a 404."""
+        from . import __version__
+
+        endpoints = [{"method": m, "path": p, "token": p not in PUBLIC_PATHS, "description": BUILTIN_DESCRIPTIONS[m, p]}
+                     for m, p in self._builtin]
+        endpoints += [{"method": c.route.method, "path": c.route.path, "token": True,
+                       "description": c.route.description, "plugin": c.owner} for c in self.plugin_routes()]
+        return Response.json({"service": "triogate admin API", "version": __version__, "endpoints": endpoints})
 
     async def _livez(self, request: Request) -> Response:
         return Response.json({"status": "ok"})

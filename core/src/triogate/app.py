@@ -127,6 +127,16 @@ def _call(impl: Any, **kwargs: Any) -> Any:
 _RESTART_ONLY = ("listen", "workers", "http1_parser")
 
 
+def _log_rejected(errors: list[str]) -> None:
+    """A refused reload: one log record per error, each on one line (line-based log shipping).
+
+    The caller gets the errors too (``reload()`` returns them) and must not log them again.
+    """
+    n = len(errors)
+    for i, e in enumerate(errors, 1):
+        log.error("reload rejected, the running config keeps serving (%d/%d): %s", i, n, " ".join(e.splitlines()))
+
+
 class Gateway:
     """Holds the current pipeline; front-ends call :meth:`handle` then :meth:`finish`.
 
@@ -274,8 +284,9 @@ class Gateway:
                                     worker=self.worker, extras=self.extras)
             except ConfigError as exc:
                 self.reloads["failed"] += 1
-                log.error("reload rejected, the running config keeps serving:\n%s", exc)
-                return [f"{exc.source}: {e}" for e in exc.errors]
+                errors = [f"{exc.source}: {e}" for e in exc.errors]
+                _log_rejected(errors)
+                return errors
             except Exception as exc:
                 self.reloads["failed"] += 1
                 log.exception("reload rejected, the running config keeps serving")
@@ -288,7 +299,7 @@ class Gateway:
                 await self._nursery.start(self._run_generation, gen)
             except StartupError as exc:
                 self.reloads["failed"] += 1
-                log.error("reload rejected, the running config keeps serving: %s", exc)
+                _log_rejected([str(exc)])
                 return [str(exc)]
             old, self._gen = self._gen, gen
             self.version += 1

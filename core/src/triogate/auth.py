@@ -40,8 +40,9 @@ if TYPE_CHECKING:
     from .messages import Request
 
 __all__ = [
-    "AUTH_FAILED", "CONSUMER_HEADERS", "IDENTITY_HEADERS", "IDENTITY_PREFIX", "FoundToken", "check_anonymous", "claim", "claim_header_value",
-    "consumer_principal", "find_token", "is_authenticated", "missing_credential", "note_outcome",
+    "AUTH_FAILED", "CONSUMER_HEADERS", "IDENTITY_HEADERS", "IDENTITY_PREFIX", "MAX_NUMERIC_DATE", "FoundToken",
+    "check_anonymous", "claim", "claim_header_value", "consumer_principal", "find_token", "invalid_time_claim",
+    "is_authenticated", "missing_credential", "note_outcome",
     "reject_credential", "set_consumer_headers", "strip_query_params", "strip_token", "word_set",
 ]
 
@@ -252,6 +253,27 @@ def word_set(value: Any) -> frozenset[str]:
     if isinstance(value, list):
         return frozenset(v for v in value if isinstance(v, str))
     return frozenset()
+
+
+#: 9999-12-31T23:59:59Z: the last second a datetime (and most peers reading a claim) can represent.
+MAX_NUMERIC_DATE = 253402300799
+
+
+def invalid_time_claim(claims: dict[str, Any], names: Sequence[str] = ("exp", "nbf", "iat")) -> str | None:
+    """The first of ``names`` present but not a sane NumericDate (RFC 7519 §2), or None.
+
+    A sane one is a number (not a bool) of seconds between 1970 and the year 9999. PyJWT and
+    introspection servers pass on whatever number they got (``exp = 10**400``, ``1e300``,
+    ``NaN``); such a value is no date, overflows float arithmetic (lifetimes, cache expiry)
+    and ``datetime`` wherever the claims are read later, so it makes the token invalid.
+    """
+    for name in names:
+        value = claims.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_NUMERIC_DATE:
+            return name
+    return None
 
 
 def claim_header_value(value: Any) -> bytes | None:

@@ -24,9 +24,13 @@ EXIT_STARTUP = 1
 log = logging.getLogger("triogate")
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 route``, ``2 routes``, ``0 routes``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _print_errors(exc: Any) -> None:
-    n = len(exc.errors)
-    print(f"triogate: invalid configuration ({n} error{'s' if n != 1 else ''}):", file=sys.stderr)
+    print(f"triogate: invalid configuration ({_count(len(exc.errors), 'error')}):", file=sys.stderr)
     for e in exc.errors:
         print(f"  {exc.source}: {e}", file=sys.stderr)
 
@@ -70,9 +74,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         _print_errors(exc)
         return EXIT_CONFIG
     _warn_skipped(pipeline)
-    n_plugins = len(pipeline.instances)
-    print(f"{args.config}: ok ({len(cfg.routes)} routes, {len(cfg.upstreams)} upstreams,"
-          f" {n_plugins} plugin instance{'s' if n_plugins != 1 else ''})")
+    print(f"{args.config}: ok ({_count(len(cfg.routes), 'route')}, {_count(len(cfg.upstreams), 'upstream')},"
+          f" {_count(len(pipeline.instances), 'plugin instance')})")
     return 0
 
 
@@ -116,19 +119,24 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     if not infos:
         print("no plugins installed")
         return 0
+    dists = {i["name"]: f"{i['distribution'] or '?'} {i['version'] or ''}".strip() for i in infos}
+    name_w = max(len(i["name"]) for i in infos)  # columns as wide as their longest entry
+    dist_w = max(len(d) for d in dists.values())
+    prio_w = max((len(str(i["priority"])) for i in infos if "priority" in i), default=0)
     for info in infos:
-        dist = f"{info['distribution'] or '?'} {info['version'] or ''}".strip()
+        lead = f"{info['name']:<{name_w}}  {dists[info['name']]:<{dist_w}}  "
         if "error" in info:
-            print(f"{info['name']:<22} {dist:<34} ERROR: {info['error']}")
+            print(f"{lead}ERROR: {info['error']}")
             continue
-        print(f"{info['name']:<22} {dist:<34} priority {info['priority']:<6} {', '.join(info['hooks']) or '-'}")
+        print(f"{lead}priority {info['priority']:<{prio_w}}  {', '.join(info['hooks']) or '-'}")
         if args.verbose:
             print(f"    distribution: {info['distribution'] or '?'}  version: {info['version'] or '?'}")
             print(f"    priority: {info['priority']}  hooks: {', '.join(info['hooks']) or 'none'}")
             if info["config"]:
                 print("    config:")
                 for field in info["config"]:
-                    default = "required" if field["required"] else f"default {json.dumps(field['default'], default=str)}"
+                    default = ("required" if field["required"] else "unset" if field["default"] is None
+                               else f"default {json.dumps(field['default'], default=str)}")
                     print(f"      {field['name']} ({field['type']}, {default}): {field['description']}")
             else:
                 print("    config: none")
@@ -151,10 +159,17 @@ STARTER: dict[str, Any] = {
                            "strip_prefix": "/api"}},
 }
 
-STARTER_HEADER = """\
-# triogate configuration. Reference: docs/configuration.md; `triogate schema` prints a JSON
-# Schema of this file (editors can use it to complete and validate); `triogate check` validates it.
-# Secrets come from the environment: token = "${MY_TOKEN}" or "${MY_TOKEN:-default}".
+#: where a pip user finds the reference (the repository's docs/ is not installed)
+CONFIG_DOCS_URL = "https://github.com/triogate/triogate/blob/main/docs/configuration.md"
+SCHEMA_FILE = "gateway.schema.json"
+
+STARTER_HEADER = f"""\
+#:schema ./{SCHEMA_FILE}
+# triogate configuration. Reference: {CONFIG_DOCS_URL}
+# The line above points editors (e.g. Even Better TOML) to the JSON Schema `triogate init` wrote next
+# to this file; after installing plugins, refresh it: triogate schema > {SCHEMA_FILE}
+# `triogate check` validates this file fully. Secrets come from the environment:
+# token = "${{MY_TOKEN}}" or "${{MY_TOKEN:-default}}".
 #
 # Add a plugin to every route:          [plugins.<name>]
 # or to one route:                      [routes.example.plugins.<name>]
@@ -166,12 +181,17 @@ STARTER_HEADER = """\
 def cmd_init(args: argparse.Namespace) -> int:
     import tomli_w
 
+    from .plugins import PluginRegistry
+    from .schema import config_schema
+
     path = Path(args.output)
     if path.exists() and not args.force:
         print(f"triogate: {path} exists (use --force to overwrite)", file=sys.stderr)
         return 1
     path.write_text(STARTER_HEADER + tomli_w.dumps(STARTER), encoding="utf-8")
-    print(f"wrote {path}; check it with: triogate check -c {path}")
+    schema = path.with_name(SCHEMA_FILE)  # generated, so always refreshed: the #:schema line points here
+    schema.write_text(json.dumps(config_schema(PluginRegistry()), indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"wrote {path} and {schema}; check it with: triogate check -c {path}")
     return 0
 
 
@@ -248,7 +268,9 @@ def run_single(
     """Run one gateway process until SIGINT/SIGTERM (drain, then exit 0); SIGHUP reloads the file.
 
     ``sockets``/``worker``/``ready_fd`` are for the supervisor's workers: inherited
-    listening sockets, the worker index, and a pipe to report "listening" on.
+    listening sockets, the worker index, and a pipe to report "listening" on. Call it from the
+    main thread of a process that exits afterwards: SIGINT and SIGTERM stay ignored once it
+    returns, so a late duplicate stop signal cannot kill a process that drained cleanly.
     """
     import trio
 
@@ -265,9 +287,7 @@ def run_single(
         stop = trio.Event()
 
         async def reload() -> None:
-            errors = await gateway.reload()
-            for e in errors:
-                log.error("reload rejected: %s", e)
+            await gateway.reload()  # a refusal is logged there, one line per error
 
         async def signals(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as sigs:
@@ -295,6 +315,12 @@ def run_single(
                 os.write(ready_fd, b"1")
                 os.close(ready_fd)
 
+    # Stop signals are trio's while it runs (the receiver in main()); it puts back what it found
+    # on exit. Make that "ignore", so a stop signal arriving after the drain (a second SIGTERM: one
+    # sent to the process group, one forwarded by a parent like the demo runner) cannot turn a clean
+    # exit into "killed by SIGTERM" (exit status -15 for the parent).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     try:
         trio.run(main)
     except KeyboardInterrupt:
@@ -322,11 +348,54 @@ def run_single(
 # --------------------------------------------------------------------------- argument parsing
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+def version_text() -> str:
+    """``triogate --version``: what a bug report needs (Python, the HTTP/1.1 parser, the plugin distributions)."""
+    import importlib.metadata as md
+    import platform
 
+    from . import __version__
+    from .http1 import resolve_backend
+    from .plugins import ENTRY_POINT_GROUP
+
+    def version_of(dist: str) -> str:
+        try:
+            return md.version(dist)
+        except md.PackageNotFoundError:
+            return "?"
+
+    try:
+        backend = resolve_backend()
+    except RuntimeError as exc:  # TRIOGATE_HTTP1_PARSER=fast without httptools
+        backend = f"unavailable ({exc})"
+    parser = {"fast": f"fast (llhttp through httptools {version_of('httptools')})",
+              "h11": f"h11 {version_of('h11')} (the reference)"}.get(backend, backend)
+    dists = sorted({f"{ep.dist.metadata['Name']} {ep.dist.version}"
+                    for ep in md.entry_points(group=ENTRY_POINT_GROUP) if getattr(ep, "dist", None) is not None})
+    ignored = " (ignored: TRIOGATE_DISABLE_PLUGIN_AUTOLOAD is set)" if os.environ.get(
+        "TRIOGATE_DISABLE_PLUGIN_AUTOLOAD") else ""
+    return "\n".join([
+        f"triogate {__version__}",
+        f"Python {platform.python_version()} ({platform.python_implementation()}, {sys.platform})",
+        f"HTTP/1.1 parser: {parser} unless [gateway] http1_parser says otherwise",
+        f"plugin distributions{ignored}: {', '.join(dists) or 'none'}",
+    ])
+
+
+class _VersionAction(argparse.Action):
+    """Like argparse's ``version`` action, but the text is only computed when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="show the version, Python, HTTP/1.1 parser and plugin distributions")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        print(version_text())
+        parser.exit()
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="triogate", description="An API gateway for Python people.")
-    p.add_argument("--version", action="version", version=f"triogate {__version__}")
+    p.add_argument("--version", action=_VersionAction)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -361,9 +430,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: what a shell reports for a command killed by SIGPIPE (128 + 13), e.g. ``yes | head``
+EXIT_BROKEN_PIPE = 128 + 13
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # inside the try: a reader gone early fails here, not at interpreter exit
+    except BrokenPipeError:
+        # `triogate schema | head`: the reader has what it wanted. Exit like `cat` killed by SIGPIPE,
+        # with no traceback, and point stdout at /dev/null so the final flush cannot complain again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+    return code
 
 
 if __name__ == "__main__":

@@ -422,19 +422,46 @@ def structure(data: Any, cls: type, path: str = "") -> Any:
 
 # --------------------------------------------------------------------------- loading
 
-_ENV_RE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# One scan finds every `${`: the escape `$${`, a valid placeholder, or anything else (an error:
+# a typo like `${TOKEN-x}` must not silently become the literal text of a secret).
+_ENV_RE = re.compile(r"\$\$\{|\$\{(?:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|([A-Za-z0-9_]*)(.?)(.?))", re.DOTALL)
+_PLACEHOLDER_HELP = "expected ${NAME} or ${NAME:-default} (NAME: letters, digits, _; not starting with a digit); write $${ for a literal ${"
+
+
+def _malformed(m: re.Match[str]) -> str:
+    """What is wrong with a ``${`` that starts no valid placeholder, showing only the text up to the
+    fault: what follows may be a secret (``${TOKEN-s3cret}``), and this message reaches logs."""
+    name, fault, more = m.group(3), m.group(4), m.group(5)
+    if name and name[0].isdigit():
+        shown, why = "${" + name[0] + "…", "a variable name cannot start with a digit"
+    elif not fault:
+        shown, why = "${" + name, "no closing }"
+    elif fault == ":" and more == "-":
+        shown, why = "${" + name + ":-…", "no closing }"
+    elif not name:
+        shown, why = "${" + fault + ("…" if more else ""), "no variable name"
+    else:
+        shown, why = "${" + name + fault + ("…" if more else ""), f"{fault!r} cannot follow a variable name"
+    return f"{shown!r} ({why})"
 
 
 def interpolate(value: Any, path: str, errors: list[str], env: typing.Mapping[str, str]) -> Any:
-    """Replace ``${NAME}`` and ``${NAME:-default}`` in every string; ``$${NAME}`` is a literal ``${NAME}``."""
+    """Replace ``${NAME}`` and ``${NAME:-default}`` in every string; ``$${`` is a literal ``${``.
+
+    Any other ``${`` (``${X-default}``, ``${UNCLOSED``, ``${}``) is an error at ``path``.
+    """
     if isinstance(value, str):
         if "${" not in value:
             return value
 
         def sub(m: re.Match[str]) -> str:
-            escaped, name, default = m.group(1), m.group(2), m.group(3)
-            if escaped:
-                return m.group(0)[1:]
+            text = m.group(0)
+            if text == "$${":
+                return "${"
+            name, default = m.group(1), m.group(2)
+            if name is None:
+                errors.append(f"{path}: malformed placeholder {_malformed(m)}: {_PLACEHOLDER_HELP}")
+                return text
             if name in env:
                 return env[name]
             if default is not None:
@@ -470,6 +497,7 @@ def parse_config(
     """
     errors: list[str] = []
     raw = interpolate(raw, "", errors, os.environ if env is None else env)
+    placeholder_errors = len(errors)
     hints = typing.get_type_hints(Config)
     fields = {f.name: f for f in attrs.fields(Config) if not f.metadata.get("internal")}
     for key in raw:
@@ -504,9 +532,10 @@ def parse_config(
 
         errors.extend(check_plugin_tables(cfg, registry, raw))
     if errors:
-        # a value with a missing ${VAR} is reported once, not again as a malformed value
-        unset = {e.split(": environment variable ", 1)[0] for e in errors if ": environment variable " in e}
-        errors = [e for e in errors if ": environment variable " in e or e.split(": ", 1)[0] not in unset]
+        # a value with a missing or malformed ${VAR} is reported once, not again as a malformed value
+        unset = {e.split(": ", 1)[0] for e in errors[:placeholder_errors]}
+        errors = errors[:placeholder_errors] + [e for e in errors[placeholder_errors:]
+                                                if e.split(": ", 1)[0] not in unset]
         raise ConfigError(list(dict.fromkeys(errors)), source)
     return cfg
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import attrs
 
+from .typenames import json_default, type_name
+
 __all__ = ["config_table", "main", "update_doc", "update_readme"]
 
 START = "<!-- config-table:start -->"
@@ -25,22 +27,7 @@ END = "<!-- config-table:end -->"
 
 
 def _type_name(tp: Any) -> str:
-    if tp is Any:
-        return "any"
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin is typing.Literal:
-        return " \\| ".join(json.dumps(a) for a in args)
-    if origin in (typing.Union, __import__("types").UnionType):
-        return " \\| ".join(_type_name(a) for a in args if a is not type(None)) + (
-            " (optional)" if type(None) in args else "")
-    if origin is list:
-        return f"list of {_type_name(args[0])}" if args else "list"
-    if origin is dict:
-        return f"table of {_type_name(args[1])}" if args else "table"
-    if attrs.has(tp):
-        return "table"
-    return {str: "string", int: "integer", float: "number", bool: "boolean"}.get(tp, getattr(tp, "__name__", str(tp)))
+    return type_name(tp, " \\| ")  # a bar inside a Markdown table cell is escaped
 
 
 def _default(f: attrs.Attribute) -> str:
@@ -58,16 +45,7 @@ def _default(f: attrs.Attribute) -> str:
         return "unset"
     if isinstance(d, list) and len(d) > 8 and all(type(x) is int for x in d) and d == list(range(d[0], d[-1] + 1)):
         return f"`{d[0]}`..`{d[-1]}`"
-    return "`" + json.dumps(d, default=_json_default) + "`"
-
-
-def _json_default(o: Any) -> Any:
-    if attrs.has(type(o)):
-        address = getattr(o, "address", None)  # a listener: shown the way it is usually written
-        if isinstance(address, str) and all(v in (None, "http1") for k, v in attrs.asdict(o).items() if k != "address"):
-            return address
-        return attrs.asdict(o)
-    return str(o)
+    return "`" + json.dumps(d, default=json_default) + "`"
 
 
 def config_table(cls: type, prefix: str = "") -> str:

@@ -25,9 +25,11 @@ import pluggy
 
 from . import hookspecs
 from .plugin import Plugin
+from .typenames import json_default, type_name
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "FIRST_PARTY_PLUGINS",
     "PHASES",
     "PluginInfo",
     "PluginRegistry",
@@ -37,6 +39,7 @@ __all__ = [
     "make_plugin_manager",
     "plugin_config",
     "plugin_tables",
+    "unknown_plugin",
 ]
 
 ENTRY_POINT_GROUP = "triogate.plugins"
@@ -136,6 +139,15 @@ def _check_requirement(dist: md.Distribution) -> str | None:
     return None
 
 
+#: plugin name -> the distribution that provides it, for the plugins in this repository
+#: (plugins/ and contrib/): an unknown-plugin error names what to install.
+FIRST_PARTY_PLUGINS: dict[str, str] = {name: f"triogate-{name}" for name in (
+    "acl", "aggregate", "basic-auth", "cache", "cors", "ip-restriction", "jwt", "key-auth",
+    "oauth2-introspection", "opentelemetry", "prometheus", "rate-limit", "request-size-limit",
+    "request-transform", "response-transform",
+)}
+
+
 class PluginRegistry:
     """The plugin classes available to configs: installed ones plus explicitly registered ones."""
 
@@ -145,6 +157,7 @@ class PluginRegistry:
         self.hook_modules: list[ModuleType] = []
         if autoload is None:
             autoload = not os.environ.get("TRIOGATE_DISABLE_PLUGIN_AUTOLOAD")
+        self.autoload = autoload
         if autoload:
             self.load_entry_points()
 
@@ -202,6 +215,32 @@ def plugin_tables(cfg: Any, raw: dict[str, Any] | None = None) -> list[tuple[str
     return out
 
 
+def unknown_plugin(path: str, name: str, registry: PluginRegistry) -> str:
+    """The error for a plugin name nobody registered: a did-you-mean (as for keys), and for a
+    first-party plugin the distribution to install."""
+    import difflib
+
+    installed = registry.names
+    listed = f"installed: {', '.join(installed) or 'none'}"
+
+    def missing(first_party: str) -> str:
+        if not registry.autoload:
+            return "installed plugins are ignored because TRIOGATE_DISABLE_PLUGIN_AUTOLOAD is set"
+        return f"it comes with the distribution {FIRST_PARTY_PLUGINS[first_party]}, which is not installed"
+
+    if name in FIRST_PARTY_PLUGINS:
+        if registry.autoload:
+            return f"{path}: plugin {name!r} is not installed (install the distribution {FIRST_PARTY_PLUGINS[name]})"
+        return f"{path}: unknown plugin {name!r} ({missing(name)}; {listed})"
+    candidates = [*installed, *(n for n in FIRST_PARTY_PLUGINS if n not in installed)]
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    if not close:
+        return f"{path}: unknown plugin {name!r} ({listed})"
+    if close[0] in installed:
+        return f"{path}: unknown plugin {name!r} (did you mean {close[0]!r}? {listed})"
+    return f"{path}: unknown plugin {name!r} (did you mean {close[0]!r}? {missing(close[0])}; {listed})"
+
+
 class SkipPlugin(Exception):
     """A broken plugin configured with ``plugins_on_error = "skip"``: leave it out."""
 
@@ -216,7 +255,7 @@ def plugin_config(registry: PluginRegistry, name: str, raw: Any, path: str, on_e
 
     info = registry.get(name)
     if info is None:
-        raise ConfigError([f"{path}: unknown plugin {name!r} (installed: {', '.join(registry.names) or 'none'})"])
+        raise ConfigError([unknown_plugin(path, name, registry)])
     if info.cls is None:
         if on_error == "skip":
             raise SkipPlugin(f"plugin {name!r} skipped ({path}): {info.error}")
@@ -257,8 +296,7 @@ def check_plugin_tables(cfg: Any, registry: PluginRegistry, raw: dict[str, Any] 
     for cname, consumer in cfg.consumers.items():
         for pname in consumer.credentials:
             if registry.get(pname) is None:
-                errors.append(f"consumers.{cname}.credentials.{pname}: unknown plugin {pname!r}"
-                              f" (installed: {', '.join(registry.names) or 'none'})")
+                errors.append(unknown_plugin(f"consumers.{cname}.credentials.{pname}", pname, registry))
     for rname, route in cfg.routes.items():
         for pname in route.priorities:
             if pname not in route.plugins and pname not in cfg.plugins:
@@ -321,19 +359,11 @@ def plugin_summary(info: PluginInfo) -> dict[str, Any]:
     out["hooks"] = info.hooks
     hints = typing.get_type_hints(cls.Config)
     out["config"] = [
-        {"name": f.name, "type": _type_repr(hints.get(f.name, f.type)), "required": f.default is attrs.NOTHING,
+        {"name": f.name, "type": type_name(hints.get(f.name, f.type)), "required": f.default is attrs.NOTHING,
          "default": _default_repr(f), "description": f.metadata.get("description", "")}
         for f in attrs.fields(cls.Config)
     ]
     return out
-
-
-def _type_repr(tp: Any) -> str:
-    if isinstance(tp, str):
-        return tp
-    if getattr(tp, "__module__", "") == "builtins" and isinstance(tp, type):
-        return tp.__name__
-    return str(tp).replace("typing.", "")
 
 
 def _default_repr(f: attrs.Attribute) -> Any:
@@ -342,7 +372,7 @@ def _default_repr(f: attrs.Attribute) -> Any:
         return None
     if isinstance(d, attrs.Factory):  # type: ignore[arg-type]
         try:
-            return d.factory()  # type: ignore[call-arg]
+            d = d.factory()  # type: ignore[call-arg]
         except TypeError:
             return None
-    return d
+    return json_default(d) if attrs.has(type(d)) else d  # a nested settings object as a table

@@ -124,7 +124,9 @@ def supervise(config_path: str, cfg: Any, workers: int, pid_file: Path | None, r
         try:
             new_cfg, new_registry, _ = load_checked(config_path)
         except ConfigError as exc:
-            log.error("reload rejected, every worker keeps its running config:\n%s", exc)
+            for i, e in enumerate(exc.errors, 1):  # one line per error: line-based log shipping
+                log.error("reload rejected, every worker keeps its running config (%d/%d): %s: %s",
+                          i, len(exc.errors), exc.source, e)
             return
         except Exception:
             log.exception("reload rejected, every worker keeps its running config")

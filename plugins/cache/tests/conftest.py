@@ -6,7 +6,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+import trio
 import triogate
+import triogate_cache.plugin
 from triogate.testing import UpstreamServer
 from triogate_cache import Cache
 
@@ -63,3 +65,29 @@ def calls() -> Callable[[UpstreamServer, str], int]:
 def status_of() -> Callable[[Any], str]:
     """``status_of(response)``: its Cache-Status header ("" when absent)."""
     return _status_of
+
+
+#: the wall-clock second ``wall_clock`` starts at (a whole second: HTTP dates have no fractions)
+WALL_T0 = 1_700_000_000.0
+
+
+class _PinnedTime:
+    """Stands in for the ``time`` module in the cache plugin: wall time = WALL_T0 + trio's clock."""
+
+    @staticmethod
+    def time() -> float:
+        return WALL_T0 + trio.current_time()
+
+
+@pytest.fixture
+def wall_clock(mock_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch) -> float:
+    """Pin the cache plugin's wall clock (request/response times, ages from ``Date``) to trio's mock clock.
+
+    With the real clock a response dated ``floor(now)`` is up to a second old when it is stored,
+    and a second boundary crossed during the request changes its computed age (and ttl) by one.
+    Driven by the mock clock instead, wall time starts at the whole second returned here and
+    moves only with ``mock_clock.jump``.
+    """
+    assert mock_clock.current_time() == 0.0
+    monkeypatch.setattr(triogate_cache.plugin, "time", _PinnedTime)
+    return WALL_T0

@@ -69,8 +69,9 @@ async def test_invalid_expires_means_already_expired(upstream_factory, cached, s
     assert "detail=not-fresh" in status_of(r)
 
 
-async def test_heuristic_freshness_from_last_modified(upstream_factory, cached, mock_clock, status_of) -> None:
-    now = time.time()
+async def test_heuristic_freshness_from_last_modified(upstream_factory, cached, mock_clock, wall_clock,
+                                                     status_of) -> None:
+    now = wall_clock  # the gateway's wall clock, pinned: the origin's Date is exactly "now"
     up = await upstream_factory(origin({"date": format_http_date(now),
                                         "last-modified": format_http_date(now - 1000)}))
     gw = await cached(up)

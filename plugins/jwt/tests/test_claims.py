@@ -74,6 +74,28 @@ async def test_max_lifetime(start, idp: IdentityProvider) -> None:
     assert_invalid_token(await gw.client.get("/api/x", headers=bearer(idp.mint(iat=None, exp=now + 3600))))
 
 
+ABSURD_TIMES = [10**20, 1e300, 10**400, -10**400, -1, 1.5e11 * 10, 253402300800, 2**63]
+
+
+@pytest.mark.parametrize("settings", [{}, {"max_lifetime": 600}, {"verified_cache_size": 0}, {"leeway": 30}])
+@pytest.mark.parametrize("name", ["exp", "nbf", "iat"])
+async def test_absurd_time_claims_are_invalid_tokens_not_errors(start, idp: IdentityProvider, name: str,
+                                                                  settings: dict) -> None:
+    """A validly signed token whose exp/nbf/iat is no real date (beyond year 9999, negative,
+    10**400 which overflows float arithmetic) is a 401 invalid_token, never a 500."""
+    gw = await start(jwks_uri=idp.jwks_uri, **settings)
+    for value in ABSURD_TIMES:
+        extra = {"iat": None} if name == "exp" else {}  # exp - now instead of exp - iat for max_lifetime
+        assert_invalid_token(await gw.client.get("/api/x", headers=bearer(idp.mint(**{name: value, **extra}))))
+    assert (await gw.client.get("/api/x", headers=bearer(idp.mint()))).status == 200
+
+
+async def test_time_claims_up_to_year_9999_are_dates(start, idp: IdentityProvider) -> None:
+    gw = await start(jwks_uri=idp.jwks_uri)
+    assert (await gw.client.get("/api/x", headers=bearer(idp.mint(exp=253402300799)))).status == 200
+    assert (await gw.client.get("/api/x", headers=bearer(idp.mint(exp=time.time() + 60.5, nbf=0, iat=0.5)))).status == 200
+
+
 async def test_scopes(start, idp: IdentityProvider, upstream: UpstreamServer) -> None:
     gw = await start(jwks_uri=idp.jwks_uri, scopes=["orders:read", "orders:write"])
     assert (await gw.client.get("/api/x", headers=bearer(idp.mint(scope="orders:read orders:write x")))).status == 200

@@ -40,6 +40,19 @@ async def test_inactive_unknown_and_expired(start, identity_provider: IdentityPr
     assert upstream.requests == []
 
 
+@pytest.mark.parametrize("name", ["exp", "nbf", "iat"])
+async def test_absurd_time_fields_are_not_believed(start, identity_provider: IdentityProvider, upstream: UpstreamServer,
+                                                   name: str) -> None:
+    """An "active" answer whose exp/nbf/iat is no date (10**400 overflows float arithmetic, NaN
+    compares false with everything) is an invalid token, never a 500 and never cached as active."""
+    idp = identity_provider
+    gw = await start()
+    for value in (10**400, -10**400, 1e300, float("nan"), float("inf"), -1, 253402300800, "tomorrow", True):
+        assert_invalid_token(await gw.client.get("/api/x", headers=bearer(idp.issue_opaque(**{name: value}))))
+    assert upstream.requests == []
+    assert (await gw.client.get("/api/x", headers=bearer(idp.issue_opaque()))).status == 200
+
+
 async def test_scopes(start, identity_provider: IdentityProvider) -> None:
     idp = identity_provider
     gw = await start(scopes=["orders:read"])

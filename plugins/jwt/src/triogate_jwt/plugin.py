@@ -22,6 +22,7 @@ from triogate.auth import (
     claim_header_value,
     consumer_principal,
     find_token,
+    invalid_time_claim,
     is_authenticated,
     missing_credential,
     note_outcome,
@@ -209,6 +210,8 @@ class JwtPlugin(triogate.Plugin):
             break
         else:
             raise TokenRejected("bad_signature")
+        if invalid_time_claim(claims) is not None:
+            raise TokenRejected("bad_time")
         if c.max_lifetime:
             exp = claims.get("exp")
             if not isinstance(exp, (int, float)):

@@ -20,6 +20,7 @@ from triogate.auth import (
     check_anonymous,
     claim_header_value,
     find_token,
+    invalid_time_claim,
     is_authenticated,
     missing_credential,
     note_outcome,
@@ -99,8 +100,13 @@ class IntrospectionPlugin(triogate.Plugin):
         data = await self._introspect(token)
         active = data["active"] is True
         remaining = c.cache_ttl
+        if active and (bad := invalid_time_claim(data)) is not None:
+            # exp = 10**400 or NaN is no date (and overflows the arithmetic below): not believed
+            log.warning("introspection at %s: active token with an invalid %s; treated as inactive",
+                        c.introspection_url, bad)
+            active = False
         exp = data.get("exp")
-        if active and isinstance(exp, (int, float)) and not isinstance(exp, bool):
+        if active and exp is not None:
             left = exp - time.time()
             if left <= 0:
                 active = False  # a server that calls an expired token active is not believed
