@@ -93,6 +93,7 @@ class Pipeline:
         self.request_id_header = gcfg.request_id_header.lower()
         self._rid_header_b = self.request_id_header.encode("latin-1")
         self.max_body = gcfg.limits.max_body_bytes
+        self.body_buffer = gcfg.limits.body_buffer_bytes
         self.skipped: list[str] = []  # plugins left out with plugins_on_error = "skip"
         self._route_uses: dict[str, list[_Use]] = {}
 
@@ -357,6 +358,8 @@ class Pipeline:
         path = self.upstream_path(ctx)
         target = path + ("?" + req.query if req.query else "")
         body = req.body
+        # before a target is picked: a small body arrives whole, and no upstream connection waits for it
+        await body.prime(self.body_buffer)
         if body.length == 0 and not body.started:
             body = None
         started = ctx.elapsed
