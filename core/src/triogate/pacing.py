@@ -46,7 +46,7 @@ class BodyPacer:
         self.rate: int = limits.min_body_rate
         self.grace: float = timeouts.body_rate_grace
         self.waited = 0.0   # seconds spent waiting for the client so far
-        self.received = 0   # bytes read so far (as they came on the wire)
+        self.received = 0   # body bytes received so far (decoded: chunk framing does not count)
         self.bound = 0      # which bound the last deadline came from: 0 pause, 1 whole body, 2 rate
 
     def deadline(self, now: float) -> float:
@@ -66,7 +66,7 @@ class BodyPacer:
         return d
 
     def read(self, started: float, now: float, n: int) -> None:
-        """Account a read that started at ``started``, returned at ``now`` with ``n`` bytes."""
+        """Account a wait for the client from ``started`` to ``now`` that brought ``n`` body bytes."""
         self.waited += now - started
         self.received += n
 

@@ -163,7 +163,8 @@ class HTTP1Server:
         self._no_connections = trio.Event()
         self._no_connections.set()
         self._open = 0  # connections accepted here and not closed yet (TLS handshakes included)
-        self._freed = trio.Event()
+        self._freed = trio.Event()  # set when a connection ends (or goes idle while at the cap)
+        self._at_cap = False
 
     # ------------------------------------------------------------------ accepting
 
@@ -175,7 +176,7 @@ class HTTP1Server:
                 task_status.started()
                 async with listener:
                     while True:
-                        await self._room()
+                        await self._room(listener.socket)
                         try:
                             stream = await listener.accept()
                         except OSError as exc:
@@ -189,20 +190,28 @@ class HTTP1Server:
             await self._no_connections.wait()
             conns.cancel_scope.cancel()  # the watcher
 
-    async def _room(self) -> None:
-        """Wait until this listener is below ``limits.max_connections``.
+    async def _room(self, sock: Any) -> None:
+        """Wait until this listener may accept another connection (``limits.max_connections``).
 
-        At the cap, the idle keep-alive connection closest to its idle timeout is closed to
-        make room (nginx reuses idle connections the same way); with none idle, the accept
-        loop waits, and new connections wait in the kernel's listen backlog.
+        At the cap, once a new connection is waiting in the listen backlog, the idle keep-alive
+        connection closest to its idle timeout is closed to make room for it (nginx reuses idle
+        connections the same way); with none idle, the new connection waits in the kernel's
+        backlog until a connection ends or goes idle.
         """
         cap = self._current_settings().limits.max_connections
-        while cap and self._open >= cap:
-            idle = [c for c in self.connections if c.phase == "idle" and c.reused and c.scope is not None]
-            if idle:
-                min(idle, key=lambda c: c.deadline).scope.cancel()  # type: ignore[union-attr]
-            self._freed = trio.Event()
-            await self._freed.wait()
+        if not cap or self._open < cap:
+            return
+        await trio.lowlevel.wait_readable(sock)  # someone is knocking
+        try:
+            while self._open >= cap:
+                idle = [c for c in self.connections if c.phase == "idle" and c.reused and c.scope is not None]
+                self._freed = trio.Event()
+                self._at_cap = True
+                if idle:
+                    min(idle, key=lambda c: c.deadline).scope.cancel()  # type: ignore[union-attr]
+                await self._freed.wait()
+        finally:
+            self._at_cap = False
 
     async def _counted_connection(self, stream: trio.abc.Stream) -> None:
         try:
@@ -270,6 +279,8 @@ class HTTP1Server:
                         break
                     c.proto.start_next_cycle()
                     c.reused = True
+                    if self._at_cap:
+                        self._freed.set()  # an idle connection the accept loop may close
             if c.timed_out and not c.responded and c.phase in ("head", "body"):
                 with trio.move_on_after(1.0):
                     detail = "request head not received in time" if c.phase == "head" else \
@@ -375,7 +386,7 @@ class HTTP1Server:
                     data = await receive_some(c.sock, c.stream, READ_SIZE)
                     c.deadline = _INF
                     c.phase = prior
-                    pacer.read(started, now(), len(data))
+                    pacer.waited += now() - started
                     proto.receive_data(data)
                 elif type(event) is bytes:
                     nxt = proto.next_event()
@@ -385,6 +396,7 @@ class HTTP1Server:
                             parts.append(nxt)
                         event = b"".join(parts)
                     received += len(event)
+                    pacer.received = received
                     if limit and (received > limit or proto.declared_body > limit):
                         raise BodyTooLarge(limit)  # a chunk header announcing too much is refused before its data
                     yield event
