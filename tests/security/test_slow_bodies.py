@@ -13,7 +13,6 @@ import h2.config
 import h2.connection
 import h2.events
 import trio
-
 from triogate.testing import raw_request
 
 from .conftest import OK_RESPONSE, RawConnection, route_to

@@ -38,7 +38,7 @@ class RequestTimeout(GatewayError):
 class BodyPacer:
     """Deadlines for the reads of one request body (trio clock seconds)."""
 
-    __slots__ = ("gap", "end", "rate", "grace", "waited", "received", "bound")
+    __slots__ = ("bound", "end", "gap", "grace", "rate", "received", "waited")
 
     def __init__(self, limits: Any, timeouts: Any, now: float) -> None:
         self.gap: float = timeouts.body

@@ -21,6 +21,7 @@ from typing import Any
 import trio
 
 from .config import ListenerConfig
+from .connlimit import ConnectionCap
 from .deadlines import DeadlineWatcher
 from .headers import Headers
 from .http1 import CLOSED, END, NEED_DATA, PAUSED, Limits, ProtocolError, RequestHead, server_connection_factory
@@ -162,9 +163,7 @@ class HTTP1Server:
         self._conns_scope: trio.CancelScope | None = None
         self._no_connections = trio.Event()
         self._no_connections.set()
-        self._open = 0  # connections accepted here and not closed yet (TLS handshakes included)
-        self._freed = trio.Event()  # set when a connection ends (or goes idle while at the cap)
-        self._at_cap = False
+        self.cap = ConnectionCap(lambda: self._current_settings().limits.max_connections, self._idle)
 
     # ------------------------------------------------------------------ accepting
 
@@ -176,7 +175,7 @@ class HTTP1Server:
                 task_status.started()
                 async with listener:
                     while True:
-                        await self._room(listener.socket)
+                        await self.cap.room(listener.socket)
                         try:
                             stream = await listener.accept()
                         except OSError as exc:
@@ -185,40 +184,21 @@ class HTTP1Server:
                                 await trio.sleep(0.1)
                                 continue
                             raise
-                        self._open += 1
+                        self.cap.opened()
                         conns.start_soon(self._counted_connection, stream)
             await self._no_connections.wait()
             conns.cancel_scope.cancel()  # the watcher
 
-    async def _room(self, sock: Any) -> None:
-        """Wait until this listener may accept another connection (``limits.max_connections``).
-
-        At the cap, once a new connection is waiting in the listen backlog, the idle keep-alive
-        connection closest to its idle timeout is closed to make room for it (nginx reuses idle
-        connections the same way); with none idle, the new connection waits in the kernel's
-        backlog until a connection ends or goes idle.
-        """
-        cap = self._current_settings().limits.max_connections
-        if not cap or self._open < cap:
-            return
-        await trio.lowlevel.wait_readable(sock)  # someone is knocking
-        try:
-            while self._open >= cap:
-                idle = [c for c in self.connections if c.phase == "idle" and c.reused and c.scope is not None]
-                self._freed = trio.Event()
-                self._at_cap = True
-                if idle:
-                    min(idle, key=lambda c: c.deadline).scope.cancel()  # type: ignore[union-attr]
-                await self._freed.wait()
-        finally:
-            self._at_cap = False
+    def _idle(self) -> list[tuple[float, trio.CancelScope]]:
+        """Keep-alive connections waiting for their next request: the cap may close them."""
+        return [(c.deadline, c.scope) for c in self.connections
+                if c.phase == "idle" and c.reused and c.scope is not None]
 
     async def _counted_connection(self, stream: trio.abc.Stream) -> None:
         try:
             await self._connection(stream)
         finally:
-            self._open -= 1
-            self._freed.set()
+            self.cap.closed()
 
     def stop_accepting(self) -> None:
         """Stop taking connections; close idle keep-alive ones; busy ones close after their response."""
@@ -279,8 +259,7 @@ class HTTP1Server:
                         break
                     c.proto.start_next_cycle()
                     c.reused = True
-                    if self._at_cap:
-                        self._freed.set()  # an idle connection the accept loop may close
+                    self.cap.went_idle()
             if c.timed_out and not c.responded and c.phase in ("head", "body"):
                 with trio.move_on_after(1.0):
                     detail = "request head not received in time" if c.phase == "head" else \
