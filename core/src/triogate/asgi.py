@@ -16,6 +16,7 @@ import trio
 from .config import ListenerConfig
 from .headers import Headers
 from .messages import Body, Request
+from .pacing import BodyPacer, RequestTimeout
 from .problem import problem
 from .proxy import new_request_id
 from .routing import BadPath, normalize_path
@@ -80,7 +81,8 @@ class ASGIApp:
             length = int(cl)
         elif scope.get("http_version") == "1.1" and "transfer-encoding" not in headers:
             length = 0
-        body = Body(_receive_body(receive), length) if length != 0 else Body(b"")
+        gcfg = self.gateway.config.gateway
+        body = Body(_receive_body(receive, gcfg.limits, gcfg.timeouts), length) if length != 0 else Body(b"")
         client = scope.get("client")
         request = Request(
             scope["method"], path, scope.get("query_string", b"").decode("latin-1"), headers, body,
@@ -108,18 +110,42 @@ class ASGIApp:
             await self.gateway.finish(ctx)
 
 
-async def _receive_body(receive: Any) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            from .pipeline import ClientError
+async def _receive_body(receive: Any, limits: Any, timeouts: Any) -> AsyncIterator[bytes]:
+    """Body messages as byte chunks, paced like the native listener's reads (pacing.py).
 
-            raise ClientError("client disconnected mid-body")
-        chunk = message.get("body", b"")
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return
+    Messages the server has already queued are joined into one chunk (when ``receive`` is
+    a trio memory channel's, as with hypercorn's trio worker), so a stream of tiny DATA
+    frames does not become one upstream write per frame.
+    """
+    from .pipeline import ClientError
+
+    nowait = getattr(getattr(receive, "__self__", None), "receive_nowait", None)
+    pacer = BodyPacer(limits, timeouts, trio.current_time())
+    more = True
+    while more:
+        started = trio.current_time()
+        with trio.CancelScope(deadline=pacer.deadline(started)) as cs:
+            message = await receive()
+        if cs.cancelled_caught:
+            raise RequestTimeout(pacer.reason())
+        parts: list[bytes] = []
+        while True:
+            if message["type"] == "http.disconnect":
+                raise ClientError("client disconnected mid-body")
+            chunk = message.get("body", b"")
+            if chunk:
+                parts.append(chunk)
+            more = message.get("more_body", False)
+            if not more or nowait is None:
+                break
+            try:
+                message = nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
+        data = b"".join(parts) if len(parts) != 1 else parts[0]
+        pacer.read(started, trio.current_time(), len(data))
+        if data:
+            yield data
 
 
 async def _send_simple(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:

@@ -82,6 +82,15 @@ class LimitsConfig:
     max_header_bytes: int = setting(32768, description="largest request head in bytes (431 beyond)")
     max_headers: int = setting(100, description="most header fields in a request (431 beyond)")
     max_body_bytes: int = setting(100 * 1024 * 1024, description="largest request body in bytes, 0 for no limit (413 beyond)")
+    body_buffer_bytes: int = setting(
+        65536, description="request body bytes read before an upstream is contacted; smaller bodies arrive whole "
+        "(and can be retried), larger ones stream after that")
+    min_body_rate: int = setting(
+        8192, description="bytes per second a request body must average while the gateway waits for it, after "
+        "timeouts.body_rate_grace; 0 for no minimum (408 below it)")
+    max_connections: int = setting(
+        4096, description="open client connections per listener (per worker); beyond it idle keep-alive ones are "
+        "closed, else new ones wait in the kernel's backlog; 0 for no cap")
 
 
 @attrs.define(frozen=True)
@@ -99,6 +108,10 @@ class TimeoutsConfig:
     header: float = setting(10.0, description="seconds to receive a whole request head")
     idle: float = setting(60.0, description="seconds a keep-alive connection may wait for its next request")
     body: float = setting(60.0, description="seconds between two reads of a request body")
+    request_body: float = setting(
+        300.0, description="seconds a whole request body may take, from its first read to its end (408 beyond)")
+    body_rate_grace: float = setting(
+        5.0, description="seconds of waiting for a request body before limits.min_body_rate applies")
     send: float = setting(60.0, description="seconds between two writes to a client")
     drain: float = setting(30.0, description="seconds in-flight requests get to finish on shutdown or reload")
     startup: float = setting(30.0, description="seconds the plugins' startup hooks get before the start (or reload) fails")
@@ -574,10 +587,13 @@ def _check_references(cfg: Config, raw: dict[str, Any] | None = None) -> list[st
             split_hostport(cfg.admin.listen)
         except ValueError:
             errors.append(f'admin.listen: expected "host:port", got {cfg.admin.listen!r}')
-    for name in ("header", "idle", "body", "send", "drain", "startup", "shutdown", "tunnel_idle"):
+    for name in ("header", "idle", "body", "request_body", "send", "drain", "startup", "shutdown", "tunnel_idle"):
         if getattr(cfg.gateway.timeouts, name) <= 0:
             errors.append(f"gateway.timeouts.{name}: expected a number of seconds above 0")
-    for name in ("max_request_line", "max_header_bytes", "max_headers", "max_body_bytes"):
+    if cfg.gateway.timeouts.body_rate_grace < 0:
+        errors.append("gateway.timeouts.body_rate_grace: expected 0 or more seconds")
+    for name in ("max_request_line", "max_header_bytes", "max_headers", "max_body_bytes", "body_buffer_bytes",
+                 "min_body_rate", "max_connections"):
         if getattr(cfg.gateway.limits, name) < 0:
             errors.append(f"gateway.limits.{name}: expected 0 or more")
     if cfg.gateway.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):

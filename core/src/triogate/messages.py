@@ -67,38 +67,48 @@ class Body:
     def data(self) -> bytes | None:
         return self._data
 
-    async def prime(self) -> None:
-        """Read the first chunk of a streamed body now (it is kept and streamed first).
+    async def prime(self, buffer: int = 0) -> None:
+        """Read the start of a streamed body now: up to ``buffer`` bytes, at least one chunk.
 
-        The proxy calls this before it contacts an upstream, so a malformed, missing or
-        too-large body fails before a single byte goes upstream, and no upstream
-        connection waits for a slow client. A body of known length that arrives in
-        that first chunk becomes buffered (so it can be replayed on a retry).
+        The proxy calls this before it picks a target, so a malformed, missing or too-large
+        start of a body fails before a single byte goes upstream, and no upstream connection
+        waits while a slow client sends it. A body that ends within what was read (most API
+        bodies, with ``gateway.limits.body_buffer_bytes``) becomes buffered: it goes upstream
+        in one write and can be replayed on a retry. A longer one keeps what was read and
+        streams it first.
         """
         if self._data is not None or self._consumed or self._head is not None:
             return
         assert self._source is not None
         it = self._source.__aiter__()
         self._source = it
-        head = b""
-        while not head:
+        parts: list[bytes] = []
+        size = 0
+        length = self.length
+        while True:
             try:
-                head = await it.__anext__()
-                self.received += len(head)
+                chunk = await it.__anext__()
             except StopAsyncIteration:
-                self._data = b""
+                self._data = b"".join(parts) if len(parts) != 1 else parts[0]
                 self._source = None
-                self.length = 0
+                self.length = len(self._data)
                 return
-        if self.length is not None and len(head) >= self.length:
-            async for extra in it:  # the end of the message: lets the source finish cleanly
-                self.received += len(extra)
-                head += extra
-            self._data = bytes(head)
-            self._source = None
-            self.length = len(self._data)
-            return
-        self._head = head
+            if not chunk:
+                continue
+            self.received += len(chunk)
+            parts.append(chunk)
+            size += len(chunk)
+            if length is not None and size >= length:
+                async for extra in it:  # the end of the message: lets the source finish cleanly
+                    self.received += len(extra)
+                    parts.append(extra)
+                self._data = b"".join(parts)
+                self._source = None
+                self.length = len(self._data)
+                return
+            if size >= buffer:
+                break
+        self._head = b"".join(parts) if len(parts) != 1 else parts[0]
 
     async def read(self, limit: int) -> bytes:
         """Buffer the whole body, up to ``limit`` bytes."""

@@ -98,6 +98,7 @@ class Pipeline:
         self._rid_header_b = self.request_id_header.encode("latin-1")
         self.max_body = gcfg.limits.max_body_bytes
         self.path_policy = PathPolicy(gcfg.paths.encoded_slash, gcfg.paths.trailing_dot)
+        self.body_buffer = gcfg.limits.body_buffer_bytes
         self.skipped: list[str] = []  # plugins left out with plugins_on_error = "skip"
         self._identity: set[str] = set()  # headers declared by plugin instances (Plugin.identity_headers)
         self._route_uses: dict[str, list[_Use]] = {}
@@ -431,6 +432,8 @@ class Pipeline:
         path = self.upstream_path(ctx)
         target = path + ("?" + req.query if req.query else "")
         body = req.body
+        # before a target is picked: a small body arrives whole, and no upstream connection waits for it
+        await body.prime(self.body_buffer)
         if body.length == 0 and not body.started:
             body = None
         started = ctx.elapsed

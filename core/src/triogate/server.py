@@ -21,10 +21,12 @@ from typing import Any
 import trio
 
 from .config import ListenerConfig
+from .connlimit import ConnectionCap
 from .deadlines import DeadlineWatcher
 from .headers import Headers
 from .http1 import CLOSED, END, NEED_DATA, PAUSED, Limits, ProtocolError, RequestHead, server_connection_factory
 from .messages import Body, BodyTooLarge, Request, Response
+from .pacing import BodyPacer
 from .pipeline import ClientError
 from .proxy import new_request_id
 from .routing import BadPath, normalize_path
@@ -100,7 +102,7 @@ class _Conn:
     """One client connection; ``deadline`` is enforced by the server's DeadlineWatcher."""
 
     __slots__ = ("stream", "sock", "proto", "peer", "body_done", "deadline", "scope", "timed_out", "phase",
-                 "responded", "keep_alive", "limits", "timeouts")
+                 "responded", "keep_alive", "limits", "timeouts", "pacer", "reused")
 
     def __init__(self, stream: trio.abc.Stream, proto: Any, peer: tuple[str, int] | None,
                  settings: _Settings) -> None:
@@ -117,6 +119,8 @@ class _Conn:
         self.phase = "idle"     # idle | head | busy | body | send
         self.responded = False
         self.keep_alive = True
+        self.pacer: BodyPacer | None = None  # of the body being read (names the bound a 408 hit)
+        self.reused = False  # served a request already: an idle keep-alive connection, closed first at the cap
 
     def expire(self) -> None:
         self.timed_out = True
@@ -154,11 +158,12 @@ class HTTP1Server:
         self.connections: set[_Conn] = set()
         self.draining = False
         # timeouts are enforced to within a quarter of the shortest one (at most 250 ms late)
-        self.watcher = DeadlineWatcher(min(0.25, max(0.01, min(t.header, t.idle, t.body, t.send) / 4)))
+        self.watcher = DeadlineWatcher(min(0.25, max(0.01, min(t.header, t.idle, t.body, t.request_body, t.send) / 4)))
         self._accept_scope: trio.CancelScope | None = None
         self._conns_scope: trio.CancelScope | None = None
         self._no_connections = trio.Event()
         self._no_connections.set()
+        self.cap = ConnectionCap(lambda: self._current_settings().limits.max_connections, self._idle)
 
     # ------------------------------------------------------------------ accepting
 
@@ -170,6 +175,7 @@ class HTTP1Server:
                 task_status.started()
                 async with listener:
                     while True:
+                        await self.cap.room(listener.socket)
                         try:
                             stream = await listener.accept()
                         except OSError as exc:
@@ -178,9 +184,21 @@ class HTTP1Server:
                                 await trio.sleep(0.1)
                                 continue
                             raise
-                        conns.start_soon(self._connection, stream)
+                        self.cap.opened()
+                        conns.start_soon(self._counted_connection, stream)
             await self._no_connections.wait()
             conns.cancel_scope.cancel()  # the watcher
+
+    def _idle(self) -> list[tuple[float, trio.CancelScope]]:
+        """Keep-alive connections waiting for their next request: the cap may close them."""
+        return [(c.deadline, c.scope) for c in self.connections
+                if c.phase == "idle" and c.reused and c.scope is not None]
+
+    async def _counted_connection(self, stream: trio.abc.Stream) -> None:
+        try:
+            await self._connection(stream)
+        finally:
+            self.cap.closed()
 
     def stop_accepting(self) -> None:
         """Stop taking connections; close idle keep-alive ones; busy ones close after their response."""
@@ -240,10 +258,12 @@ class HTTP1Server:
                     if c.proto.must_close or self.draining:
                         break
                     c.proto.start_next_cycle()
+                    c.reused = True
+                    self.cap.went_idle()
             if c.timed_out and not c.responded and c.phase in ("head", "body"):
                 with trio.move_on_after(1.0):
                     detail = "request head not received in time" if c.phase == "head" else \
-                        "request body not received in time"
+                        c.pacer.reason() if c.pacer is not None else "request body not received in time"
                     await stream.send_all(raw_problem(408, detail, self.request_id_header))
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, ssl.SSLError):
             pass
@@ -322,33 +342,51 @@ class HTTP1Server:
         )
 
     async def _body(self, c: _Conn) -> AsyncIterator[bytes]:
+        """The request body as the parser decodes it, paced by a :class:`BodyPacer`.
+
+        Every data event the parser already has is joined into one piece before it is
+        yielded, so one read from the client becomes at most one upstream write however
+        small the client's chunks are.
+        """
         proto = c.proto
         if proto.waiting_for_100_continue:
             await self._send(c, proto.send_informational(100, b"Continue", []))
         limit = c.limits.max_body_bytes
         received = 0
-        timeout = c.timeouts.body
+        now = trio.current_time
+        c.pacer = pacer = BodyPacer(c.limits, c.timeouts, now())
         try:
+            event = proto.next_event()
             while True:
-                event = proto.next_event()
                 if event is NEED_DATA:
                     prior, c.phase = c.phase, "body"
-                    c.deadline = trio.current_time() + timeout
+                    started = now()
+                    c.deadline = pacer.deadline(started)
                     data = await receive_some(c.sock, c.stream, READ_SIZE)
                     c.deadline = _INF
                     c.phase = prior
+                    pacer.waited += now() - started
                     proto.receive_data(data)
-                    continue
-                if type(event) is bytes:
+                elif type(event) is bytes:
+                    nxt = proto.next_event()
+                    if type(nxt) is bytes:  # tiny chunks: one piece per read, not one per chunk
+                        parts = [event, nxt]
+                        while type(nxt := proto.next_event()) is bytes:
+                            parts.append(nxt)
+                        event = b"".join(parts)
                     received += len(event)
+                    pacer.received = received
                     if limit and (received > limit or proto.declared_body > limit):
                         raise BodyTooLarge(limit)  # a chunk header announcing too much is refused before its data
                     yield event
+                    event = nxt
+                    continue
                 elif event is END:
                     c.body_done = True
                     return
                 else:
                     raise ClientError("client closed the connection mid-body")
+                event = proto.next_event()
         except ProtocolError as exc:
             raise ClientError(f"malformed request body: {exc.detail}") from None
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):

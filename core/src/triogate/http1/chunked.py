@@ -34,55 +34,87 @@ class ChunkedDecoder:
         self.done = False
 
     def feed(self, data: bytes, out: list[object]) -> bytes:
-        """Decode ``data``; returns bytes after the end of the body (the next request)."""
+        """Decode ``data``; returns bytes after the end of the body (the next request).
+
+        The data of every chunk decoded from one ``data`` goes into ``out`` as one bytes
+        piece, so a client's tiny chunks cost one event per read, not one per chunk; a chunk
+        whose data and CRLF are all here is taken in one step.
+        """
         buf = self.buf + data if self.buf else data
         self.buf = b""
         pos = 0
         n = len(buf)
-        while pos < n:
-            state = self.state
-            if state == 1:
-                take = min(self.remaining, n - pos)
-                out.append(buf[pos:pos + take])
-                pos += take
-                self.remaining -= take
-                if self.remaining == 0:
-                    self.state = 2
-                continue
-            if state == 2:
-                if n - pos < 2:
-                    break
-                if buf[pos:pos + 2] != b"\r\n":
-                    raise ProtocolError("chunk data not followed by CRLF")
-                pos += 2
-                self.state = 0
-                continue
-            end = buf.find(b"\r\n", pos)
-            if end < 0:
-                if n - pos > _MAX_LINE or b"\n" in buf[pos:]:
-                    raise ProtocolError("bad chunk size line")
-                break
-            line = buf[pos:end + 2]
-            pos = end + 2
-            if state == 0:
-                m = _SIZE_LINE.fullmatch(line)
-                if m is None or (m.group(2) and _EXT_OK.fullmatch(m.group(2)) is None):
-                    raise ProtocolError("bad chunk size line")
-                size = int(m.group(1), 16)
-                self.declared += size
-                if self.declared > MAX_CHUNKED_TOTAL:
-                    raise ProtocolError("chunk size out of range")
-                if size == 0:
-                    self.state = 3
-                else:
+        pieces: list[bytes] = []
+        match = _SIZE_LINE.match
+        try:
+            while pos < n:
+                state = self.state
+                if state == 0:
+                    m = match(buf, pos)
+                    if m is None:
+                        if buf.find(b"\r\n", pos) >= 0:
+                            raise ProtocolError("bad chunk size line")
+                        if n - pos > _MAX_LINE or b"\n" in buf[pos:]:
+                            raise ProtocolError("bad chunk size line")
+                        break
+                    digits_end = m.end(1)
+                    size = int(buf[pos:digits_end], 16)
+                    pos = m.end()
+                    if pos - digits_end != 2 and _EXT_OK.fullmatch(m.group(2)) is None:
+                        raise ProtocolError("bad chunk size line")
+                    self.declared += size
+                    if self.declared > MAX_CHUNKED_TOTAL:
+                        raise ProtocolError("chunk size out of range")
+                    if size == 0:
+                        self.state = 3
+                        continue
+                    end = pos + size
+                    if end + 2 <= n:  # the whole chunk and its CRLF are here
+                        if buf[end] != 13 or buf[end + 1] != 10:
+                            raise ProtocolError("chunk data not followed by CRLF")
+                        pieces.append(buf[pos:end])
+                        pos = end + 2
+                        continue
                     self.remaining = size
                     self.state = 1
-            else:  # trailers (dropped), until the empty line
+                    continue
+                if state == 1:
+                    take = min(self.remaining, n - pos)
+                    pieces.append(buf[pos:pos + take])
+                    pos += take
+                    self.remaining -= take
+                    if self.remaining == 0:
+                        self.state = 2
+                    continue
+                if state == 2:
+                    if n - pos < 2:
+                        break
+                    if buf[pos:pos + 2] != b"\r\n":
+                        raise ProtocolError("chunk data not followed by CRLF")
+                    pos += 2
+                    self.state = 0
+                    continue
+                end = buf.find(b"\r\n", pos)  # trailers (dropped), until the empty line
+                if end < 0:
+                    if n - pos > _MAX_LINE or b"\n" in buf[pos:]:
+                        raise ProtocolError("bad trailer field")
+                    break
+                line = buf[pos:end + 2]
+                pos = end + 2
                 if line == b"\r\n":
                     self.done = True
+                    _flush(pieces, out)
                     out.append(END)
                     return buf[pos:]
                 if _TRAILER_LINE.fullmatch(line) is None:
                     raise ProtocolError("bad trailer field")
+        finally:
+            _flush(pieces, out)  # what was decoded before an error still counts (and is then refused)
         self.buf = buf[pos:]
         return b""
+
+
+def _flush(pieces: list[bytes], out: list[object]) -> None:
+    if pieces:
+        out.append(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+        pieces.clear()
