@@ -1,0 +1,122 @@
+"""Class 6: stale upstream bytes never reach another client.
+
+A misbehaving upstream writes more than the response it was asked for: bytes after a HEAD
+response, a 204, a 304 or a Content-Length body (here a whole forged second response).
+The pooled connection must not be reused, whether the extra bytes came with the response or
+a moment later, and however soon the next request comes: the next client's request goes out
+on a fresh connection and gets the real answer. The upstream client uses the parser the
+gateway is configured with (``front`` sets it), so both client backends are attacked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+
+from triogate.testing import raw_request
+
+from .conftest import RawConnection, route_to
+
+FORGED = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 5\r\n\r\npwned"
+PARTIAL = b"HTTP/1.1 200 OK\r\ncontent-type: text/pl"  # the start of a forged head
+REAL = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 4\r\n\r\nreal"
+
+# kind -> (method of the first request, the upstream's exact answer to it, status the client sees)
+FIRST = {
+    "head": ("HEAD", b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 4\r\n\r\n", 200),
+    "204": ("GET", b"HTTP/1.1 204 No Content\r\n\r\n", 204),
+    "304": ("GET", b'HTTP/1.1 304 Not Modified\r\netag: "v1"\r\n\r\n', 304),
+    "content-length": ("GET", b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok", 200),
+}
+
+
+class MisbehavingUpstream:
+    """Answers ``/first`` with ``first``, then (after ``delay`` seconds, 0: in the same write)
+    with ``extra``; answers every other request with :data:`REAL`. Records every byte."""
+
+    def __init__(self, first: bytes, extra: bytes, delay: float) -> None:
+        self.first, self.extra, self.delay = first, extra, delay
+        self.connections: list[RawConnection] = []
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.port = listeners[0].socket.getsockname()[1]
+        task_status.started(self)
+        await trio.serve_listeners(self._serve, listeners)
+
+    async def _serve(self, stream: trio.SocketStream) -> None:
+        conn = RawConnection()
+        self.connections.append(conn)
+        pending = bytearray()
+        try:
+            while chunk := await stream.receive_some(65536):
+                conn.data += chunk
+                pending += chunk
+                while (end := pending.find(b"\r\n\r\n")) >= 0:  # bodiless requests only
+                    head = bytes(pending[:end + 4])
+                    del pending[:end + 4]
+                    conn.heads.append(head)
+                    if b" /first " not in head:
+                        await stream.send_all(REAL)
+                    elif self.delay:
+                        await stream.send_all(self.first)
+                        await trio.sleep(self.delay)
+                        await stream.send_all(self.extra)
+                    else:
+                        await stream.send_all(self.first + self.extra)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            return
+        finally:
+            await trio.aclose_forcefully(stream)
+
+
+async def _ask(port: int, method: str, path: str) -> tuple[int, bytes]:
+    raw = await raw_request(port, b"%s %s HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+                            % (method.encode(), path.encode()), timeout=3)
+    assert raw.startswith(b"HTTP/1.1 "), raw[:300]
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return int(raw.split(b" ", 2)[1]), body
+
+
+async def _attack(nursery, secure_gateway, kind: str, extra: bytes, delay: float, pause: float) -> None:
+    method, answer, status = FIRST[kind]
+    up = MisbehavingUpstream(answer, extra, delay)
+    await nursery.start(up.run)
+    gw = await secure_gateway(route_to(up))
+    first_status, first_body = await _ask(gw.port, method, "/first")
+    assert first_status == status
+    assert b"pwned" not in first_body
+    await trio.sleep(pause)
+    for i in range(3):  # the next clients: every one gets the real answer
+        got_status, body = await _ask(gw.port, "GET", f"/next{i}")
+        assert (got_status, body) == (200, b"real"), body
+    # the poisoned connection carried nothing more: /next0 went out on a fresh connection
+    assert [h.split(b" ")[1] for h in up.connections[0].heads] == [b"/first"]
+    assert up.connections[1].heads[0].startswith(b"GET /next0 ")
+
+
+@pytest.mark.parametrize("kind", list(FIRST))
+@pytest.mark.parametrize("pause", [0.0, 0.05], ids=["immediately", "after-50ms"])
+async def test_extra_bytes_with_the_response(front, secure_gateway, nursery, kind, pause):
+    """The forged response arrives in the same write as the real one."""
+    await _attack(nursery, secure_gateway, kind, FORGED, 0.0, pause)
+
+
+@pytest.mark.parametrize("kind", list(FIRST))
+async def test_start_of_a_forged_head_with_the_response(front, secure_gateway, nursery, kind):
+    await _attack(nursery, secure_gateway, kind, PARTIAL, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("kind", list(FIRST))
+@pytest.mark.parametrize("pause", [0.06, 0.3], ids=["inside-100ms", "after-300ms"])
+async def test_extra_bytes_after_the_response(front, secure_gateway, nursery, kind, pause):
+    """The forged response follows 30 ms later, while the connection sits idle in the pool
+    (the idle check used to be skipped for connections idle under 100 ms)."""
+    await _attack(nursery, secure_gateway, kind, FORGED, 0.03, pause)
