@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 
+import h2.config
+import h2.connection
+import h2.events
 import pytest
 import trio
-
 from triogate.testing import raw_request
-from triogate.upstream import CircuitState
+from triogate.upstream import CircuitState, RequestNotSendable
+from triogate_request_transform import RequestTransform
 
 from .conftest import route_to
 
@@ -134,12 +137,43 @@ async def test_garbled_chunked_bodies_do_not_open_the_circuit(front, secure_gate
         assert r.status == 200 and r.content == b"ok"
 
 
+async def test_values_a_plugin_builds_from_client_input_do_not_open_the_circuit(front, secure_gateway, raw_upstream):
+    """A client cannot smuggle a DEL in through a template either (``%7F`` in a query parameter)."""
+    up = await raw_upstream()
+    cfg = _breaker_config(up)
+    cfg["routes"]["r"]["plugins"] = {"request-transform": {"add": {"headers": {"x-q": "{query.q}"}}}}
+    gw = await secure_gateway(cfg, plugins={"request-transform": RequestTransform})
+    for i in range(6):
+        raw = await raw_request(gw.port, b"GET /?q=a%%7F%d HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n" % i,
+                                timeout=3)
+        assert _status(raw) == 200, raw[:300]  # the rule does nothing, as for any value it cannot send
+    assert len(up.heads) == 6 and not any(b"\x7f" in h or b"x-q:" in h for h in up.heads)
+    breaker = _breaker(gw)
+    assert breaker.state is CircuitState.CLOSED and breaker.failures == 0
+
+
+async def test_a_request_the_gateway_cannot_serialize_is_not_the_targets_fault(front, secure_gateway, raw_upstream):
+    """A field the gateway itself got wrong (a plugin, a hook) is a 500 that sends nothing and counts nothing."""
+    up = await raw_upstream()
+    gw = await secure_gateway(_breaker_config(up))
+    upstream = gw.gateway.pipeline.upstreams["u"]
+    for _ in range(4):
+        with pytest.raises(RequestNotSendable) as caught:
+            await upstream.request("GET", "/", [(b"x-bad", b"a\x7fb")])
+        assert caught.value.status == 500
+    assert up.heads == []
+    breaker = _breaker(gw)
+    assert breaker.state is CircuitState.CLOSED and breaker.failures == 0
+    r = await gw.client.get("/")
+    assert r.status == 200 and r.content == b"ok"
+
+
 @pytest.mark.parametrize("fault", ["refused", "invalid-response"])
 async def test_a_failing_target_still_opens_the_circuit(front, secure_gateway, raw_upstream, fault):
     if fault == "refused":
         probe = trio.socket.socket()
         await probe.bind(("127.0.0.1", 0))
-        url = "http://127.0.0.1:%d" % probe.getsockname()[1]
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
         probe.close()  # nothing listens there any more: connection refused
     else:
         up = await raw_upstream(lambda head, conn: b"garbage, not HTTP\r\n\r\n")
@@ -154,3 +188,40 @@ async def test_a_failing_target_still_opens_the_circuit(front, secure_gateway, r
     assert breaker.state is CircuitState.OPEN
     r = await gw.client.get("/")
     assert r.status == 503 and r.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("byte", [0x01, 0x1F, 0x7F], ids=["0x01", "0x1f", "0x7f"])
+async def test_control_byte_in_an_http2_header_value_is_refused(gateway_factory, raw_upstream, byte):
+    """HTTP/2 requests on the h2 listener pass the same field rule (h2 itself refuses only CR, LF, NUL)."""
+    up = await raw_upstream()
+    cfg = _breaker_config(up)
+    cfg["gateway"] = {"listen": [{"address": "127.0.0.1:0", "protocol": "h2"}]}
+    gw = await gateway_factory(cfg)
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True,
+                                                                       validate_outbound_headers=False))
+    conn.initiate_connection()
+    conn.send_headers(1, [(b":method", b"GET"), (b":path", b"/"), (b":scheme", b"http"),
+                          (b":authority", b"localhost"), (b"x-evil", b"a" + bytes([byte]) + b"b")], end_stream=True)
+    stream = await trio.open_tcp_stream("127.0.0.1", gw.port)
+    headers: dict[bytes, bytes] = {}
+    body = b""
+    async with stream:
+        await stream.send_all(conn.data_to_send())
+        with trio.fail_after(5):
+            ended = False
+            while not ended:
+                data = await stream.receive_some(65536)
+                assert data, "connection closed"
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.ResponseReceived):
+                        headers = dict(ev.headers)
+                    elif isinstance(ev, h2.events.DataReceived):
+                        body += ev.data
+                    elif isinstance(ev, (h2.events.StreamEnded, h2.events.StreamReset)):
+                        ended = True
+                await stream.send_all(conn.data_to_send())
+    assert headers.get(b":status") == b"400", (headers, body)
+    assert headers[b"content-type"] == b"application/problem+json"
+    assert json.loads(body)["request_id"]
+    assert up.heads == []
+    assert _breaker(gw).failures == 0

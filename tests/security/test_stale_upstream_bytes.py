@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import trio
-
 from triogate.testing import raw_request
 
 from .conftest import RawConnection, route_to
@@ -81,7 +80,7 @@ async def _ask(port: int, method: str, path: str) -> tuple[int, bytes]:
     raw = await raw_request(port, b"%s %s HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
                             % (method.encode(), path.encode()), timeout=3)
     assert raw.startswith(b"HTTP/1.1 "), raw[:300]
-    head, _, body = raw.partition(b"\r\n\r\n")
+    body = raw.partition(b"\r\n\r\n")[2]
     return int(raw.split(b" ", 2)[1]), body
 
 
