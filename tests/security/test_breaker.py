@@ -15,6 +15,7 @@ import h2.connection
 import h2.events
 import pytest
 import trio
+from triogate import Response
 from triogate.testing import raw_request
 from triogate.upstream import CircuitState, RequestNotSendable
 from triogate_request_transform import RequestTransform
@@ -135,6 +136,27 @@ async def test_garbled_chunked_bodies_do_not_open_the_circuit(front, secure_gate
     for _ in range(3):
         r = await gw.client.get("/")
         assert r.status == 200 and r.content == b"ok"
+
+
+async def test_clients_that_go_away_while_waiting_do_not_open_the_circuit(front, secure_gateway, upstream_factory):
+    """A client that hangs up before the (slow but healthy) target answers cancels nothing of the target's."""
+
+    async def slow(req):
+        await trio.sleep(0.3)
+        return Response(200, [("content-type", "text/plain")], b"ok")
+
+    up = await upstream_factory(slow)
+    gw = await secure_gateway(_breaker_config(up))
+    for _ in range(5):
+        stream = await trio.open_tcp_stream("127.0.0.1", gw.port)
+        await stream.send_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
+        await trio.sleep(0.05)
+        await trio.aclose_forcefully(stream)
+    await trio.sleep(0.4)
+    breaker = _breaker(gw)
+    assert breaker.state is CircuitState.CLOSED and breaker.failures == 0
+    r = await gw.client.get("/")
+    assert r.status == 200 and r.content == b"ok"
 
 
 async def test_values_a_plugin_builds_from_client_input_do_not_open_the_circuit(front, secure_gateway, raw_upstream):
