@@ -2,14 +2,13 @@
 
 LIFO idle reuse (the warmest connection first), a cap on open connections,
 stale-connection detection on checkout and one safe retry when a reused
-connection turns out dead before the upstream said anything. A connection goes back
-to the pool only if its response was framed exactly: no byte after the response's end,
-neither in the parser nor on the socket when it is checked out again (an upstream that
-writes extra bytes after a HEAD, 204 or Content-Length response must not answer the next
-client's request with them). Read and write
-timeouts are deadlines enforced by a shared watcher (deadlines.py), which
-closes a late connection's socket instead of wrapping every I/O call in a
-cancel scope.
+connection turns out dead before the upstream said anything. A connection is reused
+only if its response was framed exactly: no byte after the response's end, neither in
+the parser, nor in the TLS layer, nor on the socket when it is checked out again (an
+upstream that writes extra bytes after a HEAD, 204 or Content-Length response must not
+answer the next client's request with them). Read and write timeouts are deadlines
+enforced by a shared watcher (deadlines.py), which closes a late connection's socket
+instead of wrapping every I/O call in a cancel scope.
 """
 
 from __future__ import annotations
@@ -110,8 +109,11 @@ class Connection:
         """Is an idle keep-alive connection readable, i.e. closed by the upstream or holding bytes
         no request asked for? Either way it must not carry another request.
 
-        One poll(2) with a zero timeout (~0.3 µs; poll, not select, so any fd number works).
+        One poll(2) with a zero timeout (~0.3 µs; poll, not select, so any fd number works). On a
+        TLS connection, bytes already read from the socket may wait in the TLS layer instead.
         """
+        if self.sock is None and _tls_buffered(self.stream):
+            return True
         poller = self._poller
         if poller is None:
             sock = self._socket()
@@ -134,6 +136,17 @@ class Connection:
                 await trio.aclose_forcefully(self.stream)
             except Exception:  # noqa: BLE001 - closing a broken socket must not raise
                 pass
+
+
+def _tls_buffered(stream: Any) -> bool:
+    """Bytes a ``trio.SSLStream`` holds that nobody read: records not yet decrypted, or plaintext.
+
+    trio does not expose these; its MemoryBIO and SSLObject are looked up defensively, and a
+    trio without them is only checked on the socket.
+    """
+    incoming = getattr(stream, "_incoming", None)
+    ssl_object = getattr(stream, "_ssl_object", None)
+    return bool(getattr(incoming, "pending", 0)) or bool(ssl_object is not None and ssl_object.pending())
 
 
 class ConnectionPool:
