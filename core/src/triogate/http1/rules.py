@@ -55,7 +55,7 @@ def valid_header(name: bytes, value: bytes) -> bool:
 
 
 def check_controls(block: bytes) -> None:
-    """Refuse a request head with a control character other than HTAB, CR, LF (or DEL) anywhere.
+    """Refuse a request head with a control character anywhere (0x00-0x1f but HTAB, CR, LF; DEL).
 
     One C-level pass over the whole head: cheaper than a check per field, and the same verdict
     whichever parser read the head (h11 accepts 0x01-0x08, 0x0e-0x1f and DEL in values).
