@@ -155,7 +155,7 @@ class Gateway:
         worker: int = 0,
     ) -> None:
         self.registry = registry if registry is not None else PluginRegistry()
-        self.http = HTTPClient()
+        self.http = HTTPClient(http1_parser=config.gateway.http1_parser)
         self.config_path = Path(config_path) if config_path else None
         self.worker = worker
         self.version = 1

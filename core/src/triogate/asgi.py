@@ -15,6 +15,8 @@ import trio
 
 from .config import ListenerConfig
 from .headers import Headers
+from .http1 import ProtocolError
+from .http1.rules import check_fields
 from .messages import Body, Request
 from .pacing import BodyPacer, RequestTimeout
 from .problem import problem
@@ -71,7 +73,16 @@ class ASGIApp:
             resp = problem(400, f"bad path: {exc}", request_id=new_request_id())
             await _send_simple(send, resp.status, resp.headers.raw, resp.body.data or b"")
             return
-        headers = Headers.from_raw([(bytes(n).lower(), bytes(v)) for n, v in scope["headers"]])
+        fields = [(bytes(n).lower(), bytes(v)) for n, v in scope["headers"]]
+        try:
+            check_fields(fields)  # the listener's rule: nothing accepted may fail to serialize upstream
+        except ProtocolError as exc:
+            rid = new_request_id()
+            resp = problem(400, exc.detail, request_id=rid,
+                           headers=[(self.gateway.pipeline.request_id_header, rid)])
+            await _send_simple(send, resp.status, resp.headers.raw, resp.body.data or b"")
+            return
+        headers = Headers.from_raw(fields)
         if "host" not in headers and scope.get("server"):
             server = scope["server"]
             headers.add("host", f"{server[0]}:{server[1]}")

@@ -149,7 +149,8 @@ class GatewayConfig:
     plugins_on_error: Literal["fail", "skip"] = setting(
         "fail", description="a plugin that fails to load or has an incompatible triogate: refuse to start, or skip it")
     http1_parser: Literal["auto", "fast", "h11"] = setting(
-        "auto", description='HTTP/1.1 parser: "fast" (llhttp, the triogate[fast] extra), "h11" (the reference), '
+        "auto", description='HTTP/1.1 parser of the listener and the upstream client: "fast" (llhttp, the '
+        'triogate[fast] extra), "h11" (the reference), '
         '"auto" (fast when installed; $TRIOGATE_HTTP1_PARSER overrides)')
 
 

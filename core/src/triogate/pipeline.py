@@ -86,7 +86,8 @@ class Pipeline:
     ) -> None:
         self.config = config
         errors: list[str] = []
-        self.upstreams = {name: Upstream(name, cfg) for name, cfg in config.upstreams.items()}
+        self.upstreams = {name: Upstream(name, cfg, config.gateway.http1_parser)
+                          for name, cfg in config.upstreams.items()}
         self.services = GatewayServices(config, http, self.upstreams, version=version, worker=worker, extras=extras)
         self.pm: pluggy.PluginManager = make_plugin_manager()
         self.instances: list[Plugin] = []

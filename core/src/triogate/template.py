@@ -9,7 +9,7 @@ goes. Both live here, once, so every plugin gets the same syntax and the same pr
   a malformed one is a ``ValueError`` naming its config key; rendering a request is a join;
 - every value is encoded for the exact place it goes: ``encode_segment`` (exactly one path
   segment), ``encode_query_value`` (exactly one query value), ``header_value`` (one header
-  field value: CR, LF, NUL and non-Latin-1 refused) or ``raw`` (JSON bodies and other text
+  field value: control characters but HTAB, and non-Latin-1, refused) or ``raw`` (JSON bodies and other text
   that is not parsed again);
 - a path value that holds a dot-segment (``.``, ``..``, also behind an encoded slash,
   backslash or ``;``) or renders to an empty segment is refused: many servers decode
@@ -122,13 +122,17 @@ def encode_query_value(value: str) -> str:
     return quote(value, safe="")
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def header_value(value: str) -> str:
     """Check that a value can be sent as (part of) one header field value; ``ValueError`` if not.
 
-    CR and LF would start a new header (response splitting), NUL is refused by every parser,
-    and a field value is Latin-1 on the wire.
+    CR and LF would start a new header (response splitting); NUL, DEL and the other control
+    characters (HTAB aside) are not field content (RFC 9110 §5.5): the upstream serializer
+    refuses them, and the listener refuses them from clients. A field value is Latin-1 on the wire.
     """
-    if "\r" in value or "\n" in value or "\x00" in value:
+    if _CONTROL.search(value) is not None:
         raise ValueError("not a valid header value")
     try:
         value.encode("latin-1")
@@ -254,7 +258,7 @@ def parse_header(text: str, where: str, extra: Iterable[Namespace] = ()) -> Temp
                 header_value(p)
             except ValueError:
                 raise ValueError(f"{where}: {text!r} is not a valid header value"
-                                 " (CR, LF, NUL or non-Latin-1)") from None
+                                 " (a control character or non-Latin-1)") from None
     return t
 
 

@@ -15,7 +15,7 @@ import httptools
 
 from .chunked import ChunkedDecoder
 from .events import CLOSED, END, NEED_DATA, PAUSED, ProtocolError, RequestHead, ResponseHead
-from .rules import Limits, check_request, valid_header, valid_name
+from .rules import Limits, check_controls, check_request, valid_header, valid_name
 
 __all__ = ["FastServerConnection", "FastClientConnection"]
 
@@ -122,6 +122,7 @@ class FastServerConnection:
             line_end = head.find(b"\r\n")
             if (head[:line_end] if line_end >= 0 else head).count(b" ") != 2:
                 raise ProtocolError("malformed request line")
+            check_controls(head)  # llhttp refuses these too; the rule is ours, whatever its version
             req = check_request(self._parser.get_method().decode("ascii"), self._url, self._headers,
                                 self._parser.get_http_version(), self.limits)
         except ProtocolError as exc:
@@ -276,7 +277,12 @@ class FastServerConnection:
 
 
 class FastClientConnection:
-    """Client side: frame requests, parse responses (one at a time; no pipelining)."""
+    """Client side: frame requests, parse responses (one at a time; no pipelining).
+
+    A byte after the end of the final response (llhttp starting another message, or data
+    after a HEAD response's head) makes the connection not reusable: an upstream must not
+    answer the next request with stale bytes.
+    """
 
     def __init__(self, max_head_bytes: int = 65536) -> None:
         self.max_head_bytes = max_head_bytes
@@ -296,9 +302,14 @@ class FastClientConnection:
         self.received_any = False
         self._head_bytes = 0
         self._last_status = 0
+        self._buf = b""             # HEAD only: the input being parsed (and the tail of an unfinished head)
+        self._scan = 0              # HEAD only: where in _buf the next response head starts
+        self._tail = b""
 
     # -- httptools callbacks
     def on_message_begin(self) -> None:
+        if self._done:  # a message after the final response: the upstream sent bytes no request asked for
+            self._failed = True
         self._headers = []
         self._reason = b""
         self._in_head = True
@@ -327,6 +338,10 @@ class FastClientConnection:
         if self._method == "HEAD" or status in (204, 304) or status < 200:
             length = 0
         self._close_delimited = length is None and not chunked and status >= 200
+        if self._method == "HEAD":
+            # llhttp refused bare CR/LF, so this head ends at the first CRLFCRLF after its start
+            end = self._buf.find(b"\r\n\r\n", self._scan)
+            self._scan = end + 4 if end >= 0 else len(self._buf) + 1  # not found: never reuse
         self._events.append(ResponseHead(status, self._reason, self._headers, p.get_http_version(), length))
         if self._method == "HEAD" and status >= 200:
             # llhttp cannot be told a HEAD response has no body: finish it here, start a fresh parser.
@@ -379,12 +394,18 @@ class FastClientConnection:
         self.received_any = True
         if self._failed:
             return
+        head = self._method == "HEAD"
+        if head:  # a head may span inputs: keep the last 3 bytes of an unfinished one to find its CRLFCRLF
+            self._buf = (self._tail if self._in_head else b"") + data
+            self._scan = 0
         try:
             self._parser.feed_data(data)
         except _HeadDone:
-            pass
+            self._failed = self._scan != len(self._buf)  # bytes after a HEAD response: never reuse
         except httptools.HttpParserCallbackError as exc:
-            if not isinstance(exc.__context__, _HeadDone):
+            if isinstance(exc.__context__, _HeadDone):
+                self._failed = self._scan != len(self._buf)
+            else:
                 self._events.append(ProtocolError(f"invalid response: {exc}", 502))
                 self._failed = True
         except httptools.HttpParserUpgrade as exc:
@@ -395,6 +416,8 @@ class FastClientConnection:
             self._events.append(ProtocolError(f"invalid response: {exc}", 502))
             self._failed = True
         if self._in_head:
+            if head:
+                self._tail = self._buf[-3:]
             self._head_bytes += len(data)
             if self._head_bytes > self.max_head_bytes:
                 self._events.append(ProtocolError("response head too large", 502))

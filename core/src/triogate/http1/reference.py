@@ -155,13 +155,19 @@ class H11ClientConnection:
         try:
             return self._conn.send(h11.Request(method=method, target=target, headers=hdrs)) or b""
         except h11.LocalProtocolError as exc:
-            raise ProtocolError(f"cannot send request: {exc}", 502) from None
+            raise ProtocolError(f"cannot send request: {exc}", 500) from None
 
     def send_data(self, data: bytes) -> bytes:
-        return self._conn.send(h11.Data(data=data)) or b""
+        try:
+            return self._conn.send(h11.Data(data=data)) or b""
+        except h11.LocalProtocolError as exc:  # e.g. more body than the Content-Length it announced
+            raise ProtocolError(f"cannot send request body: {exc}", 500) from None
 
     def send_end(self) -> bytes:
-        return self._conn.send(h11.EndOfMessage()) or b""
+        try:
+            return self._conn.send(h11.EndOfMessage()) or b""
+        except h11.LocalProtocolError as exc:
+            raise ProtocolError(f"cannot end request body: {exc}", 500) from None
 
     def receive_data(self, data: bytes) -> None:
         if data:
@@ -203,7 +209,9 @@ class H11ClientConnection:
 
     @property
     def reusable(self) -> bool:
-        return self._conn.our_state is h11.DONE and self._conn.their_state is h11.DONE
+        """Both sides done and not one byte after the response's end (stale bytes poison the next exchange)."""
+        c = self._conn
+        return c.our_state is h11.DONE and c.their_state is h11.DONE and not c.trailing_data[0]
 
     def start_next_cycle(self) -> None:
         self._conn.start_next_cycle()

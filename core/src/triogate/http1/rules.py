@@ -10,11 +10,21 @@ import re
 
 from .events import ProtocolError, RequestHead
 
-__all__ = ["Limits", "check_request", "check_raw_head", "valid_header", "valid_name", "HTTP_VERSIONS"]
+__all__ = [
+    "Limits", "check_request", "check_raw_head", "check_controls", "check_fields", "valid_header", "valid_name",
+    "HTTP_VERSIONS",
+]
 
 HTTP_VERSIONS = frozenset({"1.0", "1.1"})
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# RFC 9110 §5.5: a field value is VCHAR, obs-text (0x80-0xff), SP and HTAB; every other control
+# character (and DEL) is refused on the way in, so nothing accepted fails to serialize upstream.
+# Checked by deleting every allowed byte (bytes.translate, ~1 ns a byte; a regex class scan is ~6x
+# slower): whatever is left is refused. CR and LF are line ends in a raw head (bare ones are
+# refused by check_raw_head), never part of a parsed value.
+_HEAD_OK = bytes(b for b in range(256) if b >= 0x20 and b != 0x7f or b in b"\t\r\n")
+_VALUE_OK = bytes(b for b in range(256) if b >= 0x20 and b != 0x7f or b == 0x09)
 _CL_LINE = re.compile(rb"\ncontent-length:([^\r\n]*)")
 _known_good_names: set[bytes] = set()
 
@@ -44,8 +54,28 @@ def valid_header(name: bytes, value: bytes) -> bool:
     return valid_name(name) and _BAD_VALUE.search(value) is None
 
 
+def check_controls(block: bytes) -> None:
+    """Refuse a request head with a control character anywhere (0x00-0x1f but HTAB, CR, LF; DEL).
+
+    One C-level pass over the whole head: cheaper than a check per field, and the same verdict
+    whichever parser read the head (h11 accepts 0x01-0x08, 0x0e-0x1f and DEL in values).
+    """
+    if block.translate(None, _HEAD_OK):
+        raise ProtocolError("control character in request head")
+
+
+def check_fields(headers: list[tuple[bytes, bytes]]) -> None:
+    """The same rule for parsed fields (the ASGI front-end): token names, values without controls."""
+    if b" ".join([v for _, v in headers]).translate(None, _VALUE_OK):
+        raise ProtocolError("control character in a header field value")
+    for name, _ in headers:
+        if not valid_name(name):
+            raise ProtocolError(f"invalid header field name {name[:40]!r}")
+
+
 def check_raw_head(block: bytes) -> None:
     """Rules on the raw head bytes for parsers that tolerate them (h11 accepts bare LF and obs-fold)."""
+    check_controls(block)
     if block.count(b"\n") != block.count(b"\r\n") or block.count(b"\r") != block.count(b"\r\n"):
         raise ProtocolError("bare CR or LF in request head")
     if b"\n " in block or b"\n\t" in block:

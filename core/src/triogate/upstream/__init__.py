@@ -4,9 +4,9 @@ from .balancer import Target
 from .client import Fetched, HTTPClient
 from .group import Upstream
 from .health import CircuitBreaker, CircuitState
-from .pool import ConnectError, ConnectionPool, PoolTimeout, UpstreamError, UpstreamTimeout
+from .pool import ConnectError, ConnectionPool, PoolTimeout, RequestNotSendable, UpstreamError, UpstreamTimeout
 
 __all__ = [
     "CircuitBreaker", "CircuitState", "ConnectError", "ConnectionPool", "Fetched", "HTTPClient",
-    "PoolTimeout", "Target", "Upstream", "UpstreamError", "UpstreamTimeout",
+    "PoolTimeout", "RequestNotSendable", "Target", "Upstream", "UpstreamError", "UpstreamTimeout",
 ]

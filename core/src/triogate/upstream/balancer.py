@@ -50,7 +50,8 @@ class Target:
         return f"<Target {self.url}>"
 
 
-def pool_for(url: str, cfg: Any) -> ConnectionPool:
+def pool_for(url: str, cfg: Any, http1_parser: str = "auto") -> ConnectionPool:
+    """A pool for one target; ``http1_parser`` is the gateway's (the listener's) parser choice."""
     u = urlsplit(url)
     tls = u.scheme == "https"
     host = u.hostname or ""
@@ -60,7 +61,7 @@ def pool_for(url: str, cfg: Any) -> ConnectionPool:
         host, u.port or (443 if tls else 80), tls=tls, tls_verify=cfg.tls_verify,
         max_connections=cfg.max_connections, max_idle=cfg.max_idle, idle_timeout=cfg.idle_timeout,
         connect_timeout=cfg.connect_timeout, read_timeout=cfg.read_timeout, write_timeout=cfg.write_timeout,
-        pool_timeout=getattr(cfg, "pool_timeout", None),
+        pool_timeout=getattr(cfg, "pool_timeout", None), http1_parser=http1_parser,
     )
 
 

@@ -31,6 +31,7 @@ class _PoolSettings:
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     write_timeout: float = 30.0
+    http1_parser: str = "auto"
 
 
 @attrs.define
@@ -65,7 +66,7 @@ class HTTPClient:
         key = (u.scheme, u.hostname or "", u.port)
         p = self._pools.get(key)
         if p is None:
-            p = self._pools[key] = pool_for(f"{u.scheme}://{u.netloc}", self.settings)
+            p = self._pools[key] = pool_for(f"{u.scheme}://{u.netloc}", self.settings, self.settings.http1_parser)
         return p
 
     async def request(

@@ -10,7 +10,7 @@ import trio
 from ..messages import Body, Response
 from ..problem import ServiceUnavailable
 from .balancer import Target, make_balancer, pool_for
-from .health import CircuitBreaker
+from .health import CircuitBreaker, status_verdict, verdict
 from .pool import IDEMPOTENT_METHODS, PoolTimeout, UpstreamError, UpstreamTimeout
 
 __all__ = ["Upstream"]
@@ -65,12 +65,12 @@ class Upstream:
     together stay within the upstream's :class:`RetryBudget`.
     """
 
-    def __init__(self, name: str, cfg: Any) -> None:
+    def __init__(self, name: str, cfg: Any, http1_parser: str = "auto") -> None:
         self.name = name
         self.cfg = cfg
         cb = cfg.circuit_breaker
         self.targets = [
-            Target(t.url, t.weight, pool_for(t.url, cfg), CircuitBreaker(cb.failures, cb.open_seconds))
+            Target(t.url, t.weight, pool_for(t.url, cfg, http1_parser), CircuitBreaker(cb.failures, cb.open_seconds))
             for t in cfg.targets
         ]
         self.balancer = make_balancer(cfg.balancer, self.targets)
@@ -119,7 +119,7 @@ class Upstream:
             try:
                 resp = await t.pool.request(method, target, headers, body)
             except (UpstreamError, UpstreamTimeout) as exc:
-                breaker.on_failure()
+                breaker.record(verdict(exc))
                 tried.append(t)
                 last = exc
                 if body is not None and body.started and not body.is_buffered:
@@ -128,17 +128,14 @@ class Upstream:
                     raise  # the target may have acted on it
                 continue
             except PoolTimeout as exc:
-                breaker.on_abandon()
+                breaker.record(verdict(exc))
                 tried.append(t)
                 last = exc
                 continue
-            except BaseException:
-                breaker.on_abandon()  # cancelled or the client's fault: not the target's
+            except BaseException as exc:
+                breaker.record(verdict(exc))  # not retried: the client's fault, cancelled, or ours
                 raise
-            if resp.status in self.failure_statuses:
-                breaker.on_failure()
-            else:
-                breaker.on_success()
+            breaker.record(status_verdict(resp.status, self.failure_statuses))
             return resp, t
         if last is not None:
             raise last

@@ -10,8 +10,11 @@ The circuit breaker's rules are one table, like h11's ``_state.py``::
     half-open   failure    -> open
     half-open   abandoned  -> half-open   (probe cancelled or the client's fault: the next request probes)
 
-A failure is a connect error, reset, timeout or a status in ``failure_statuses``;
-a pool timeout (the gateway's own connection limit) is not the target's fault.
+Whose fault an attempt's outcome is, is one table too (:data:`FAULTS`, :func:`verdict`):
+only what the target did counts. A client can make a request fail in many ways (a field
+our serializer refuses, a body it abandons or garbles mid-stream, a body too large, going
+away so the request is cancelled); if those counted, a handful of crafted requests would
+keep the circuit open for everyone.
 """
 
 from __future__ import annotations
@@ -21,16 +24,50 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from ..messages import BodyTooLarge
+from .pool import PoolTimeout, RequestNotSendable, UpstreamError, UpstreamTimeout
+
 if TYPE_CHECKING:
     from .balancer import Target
 
-__all__ = ["CircuitState", "CircuitBreaker", "run_health_checks"]
+__all__ = ["CircuitState", "CircuitBreaker", "Verdict", "FAULTS", "verdict", "status_verdict", "run_health_checks"]
 
 
 class CircuitState(enum.Enum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half-open"
+
+
+class Verdict(enum.Enum):
+    SUCCESS = "success"    # the target answered well: closes the circuit, resets the count
+    FAILURE = "failure"    # the target's fault: counts toward opening the circuit
+    NONE = "none"          # no verdict on the target: counts nothing, frees a half-open probe slot
+
+
+#   raised by an attempt             verdict           why
+FAULTS: tuple[tuple[type[BaseException], Verdict], ...] = (
+    (RequestNotSendable, Verdict.NONE),    # our serializer refused the request; nothing reached the target
+    (PoolTimeout, Verdict.NONE),           # the gateway's own connection limit
+    (BodyTooLarge, Verdict.NONE),          # the client's body
+    (UpstreamTimeout, Verdict.FAILURE),    # connect, read or write timeout
+    (UpstreamError, Verdict.FAILURE),      # refused, reset, closed early, invalid response
+)
+# Anything else is Verdict.NONE: the client sent a bad body or went away mid-body
+# (pipeline.ClientError), the request was cancelled (client gone, total timeout), a bug.
+
+
+def verdict(exc: BaseException) -> Verdict:
+    """Whose fault is an attempt that raised ``exc``? First matching row of :data:`FAULTS`."""
+    for kind, v in FAULTS:
+        if isinstance(exc, kind):
+            return v
+    return Verdict.NONE
+
+
+def status_verdict(status: int, failure_statuses: frozenset[int]) -> Verdict:
+    """A response is the target's failure when its status is in ``failure_statuses`` (default 5xx gateway errors)."""
+    return Verdict.FAILURE if status in failure_statuses else Verdict.SUCCESS
 
 
 class CircuitBreaker:
@@ -70,6 +107,14 @@ class CircuitBreaker:
         if self.state is not CircuitState.CLOSED:
             self.state = CircuitState.CLOSED
             self.probe_in_flight = False
+
+    def record(self, v: Verdict) -> None:
+        if v is Verdict.SUCCESS:
+            self.on_success()
+        elif v is Verdict.FAILURE:
+            self.on_failure()
+        else:
+            self.on_abandon()
 
     def on_failure(self) -> None:
         if self.threshold <= 0:

@@ -2,10 +2,13 @@
 
 LIFO idle reuse (the warmest connection first), a cap on open connections,
 stale-connection detection on checkout and one safe retry when a reused
-connection turns out dead before the upstream said anything. Read and write
-timeouts are deadlines enforced by a shared watcher (deadlines.py), which
-closes a late connection's socket instead of wrapping every I/O call in a
-cancel scope.
+connection turns out dead before the upstream said anything. A connection is reused
+only if its response was framed exactly: no byte after the response's end, neither in
+the parser, nor in the TLS layer, nor on the socket when it is checked out again (an
+upstream that writes extra bytes after a HEAD, 204 or Content-Length response must not
+answer the next client's request with them). Read and write timeouts are deadlines
+enforced by a shared watcher (deadlines.py), which closes a late connection's socket
+instead of wrapping every I/O call in a cancel scope.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from ..sockio import raw_socket, receive_some, send_all
 from ..problem import BadGateway, GatewayError, GatewayTimeout, ServiceUnavailable
 
 __all__ = [
-    "ConnectionPool", "UpstreamError", "ConnectError", "UpstreamTimeout", "PoolTimeout",
+    "ConnectionPool", "UpstreamError", "ConnectError", "UpstreamTimeout", "PoolTimeout", "RequestNotSendable",
     "IDEMPOTENT_METHODS",
 ]
 
@@ -58,6 +61,16 @@ class PoolTimeout(ServiceUnavailable):
         super().__init__("upstream connection limit reached")
 
 
+class RequestNotSendable(GatewayError):
+    """The gateway could not serialize the request (an invalid field a plugin or hook added): 500.
+
+    Nothing went upstream and the target is not at fault. Client input that would fail here
+    is refused by the listener (400) already.
+    """
+
+    status = 500
+
+
 class _StaleConnection(Exception):
     """A reused connection died before any response byte: safe to retry once."""
 
@@ -66,7 +79,7 @@ _INF = math.inf
 
 
 class Connection:
-    __slots__ = ("stream", "sock", "proto", "idle_since", "pool", "deadline", "timed_out")
+    __slots__ = ("stream", "sock", "proto", "idle_since", "pool", "deadline", "timed_out", "_poller")
 
     def __init__(self, stream: trio.abc.Stream, pool: ConnectionPool) -> None:
         self.stream = stream
@@ -76,6 +89,7 @@ class Connection:
         self.idle_since = 0.0
         self.deadline = _INF
         self.timed_out = False
+        self._poller: Any = None
 
     def _socket(self) -> Any:
         s = self.stream
@@ -91,16 +105,29 @@ class Connection:
         if sock is not None:
             sock.close()
 
-    def looks_dead(self) -> bool:
-        """An idle keep-alive connection that is readable has been closed (or sent junk)."""
-        sock = self._socket()
-        if sock is None:
-            return False
-        try:
-            r, _, _ = select.select([sock.fileno()], [], [], 0)
-        except (OSError, ValueError):
+    def has_unread(self) -> bool:
+        """Is an idle keep-alive connection readable, i.e. closed by the upstream or holding bytes
+        no request asked for? Either way it must not carry another request.
+
+        One poll(2) with a zero timeout (~0.3 µs; poll, not select, so any fd number works). On a
+        TLS connection, bytes already read from the socket may wait in the TLS layer instead.
+        """
+        if self.sock is None and _tls_buffered(self.stream):
             return True
-        return bool(r)
+        poller = self._poller
+        if poller is None:
+            sock = self._socket()
+            if sock is None:
+                return False
+            poller = self._poller = select.poll()
+            try:
+                poller.register(sock.fileno(), select.POLLIN)
+            except (OSError, ValueError):
+                return True
+        try:
+            return bool(poller.poll(0))  # POLLIN, POLLHUP, POLLERR or POLLNVAL (closed): all unusable
+        except OSError:
+            return True
 
     async def aclose(self) -> None:
         shared_watcher().discard(self)
@@ -109,6 +136,17 @@ class Connection:
                 await trio.aclose_forcefully(self.stream)
             except Exception:  # noqa: BLE001 - closing a broken socket must not raise
                 pass
+
+
+def _tls_buffered(stream: Any) -> bool:
+    """Bytes a ``trio.SSLStream`` holds that nobody read: records not yet decrypted, or plaintext.
+
+    trio does not expose these; its MemoryBIO and SSLObject are looked up defensively, and a
+    trio without them is only checked on the socket.
+    """
+    incoming = getattr(stream, "_incoming", None)
+    ssl_object = getattr(stream, "_ssl_object", None)
+    return bool(getattr(incoming, "pending", 0)) or bool(ssl_object is not None and ssl_object.pending())
 
 
 class ConnectionPool:
@@ -198,9 +236,9 @@ class ConnectionPool:
             while self._idle:
                 conn = self._idle.pop()
                 idle = now - conn.idle_since
-                # a readable idle connection was closed by the upstream; a connection that was busy
-                # less than 100 ms ago skips the check (a syscall) under load
-                if idle > self.idle_timeout or (idle > 0.1 and conn.looks_dead()):
+                # a readable idle connection was closed by the upstream or holds stale bytes: checked
+                # on every checkout, however short the idle time (stale bytes may follow a response)
+                if idle > self.idle_timeout or conn.has_unread():
                     await self._discard(conn)
                     continue
                 return conn, True
@@ -308,8 +346,8 @@ class ConnectionPool:
                 return await self._read_response(conn, method)
             except GatewayError:
                 raise UpstreamError("upstream connection broke while sending the request") from None
-        except ProtocolError as exc:
-            raise UpstreamError(f"cannot send request upstream: {exc.detail}") from None
+        except ProtocolError as exc:  # our serializer refused the request (the connection is dropped)
+            raise RequestNotSendable(f"cannot send request upstream: {exc.detail}") from None
         except BodyTooLarge:
             raise
         return await self._read_response(conn, method, reused=reused)
