@@ -1,15 +1,19 @@
 """Render the copier template, install the result with the core into a fresh venv, run its tests.
 
-This is what a plugin author does on day one; it must pass out of the box. The venv
-is created without pip (seconds saved) and filled by this interpreter's pip through
-``pip --python``; the core is installed from the repository path (a real, non-editable
-build), the rendered plugin likewise, and nothing is installed with ``--no-deps``, so a
-dependency missing from either pyproject.toml fails here. Takes ~10-15 s, mostly pip.
+This is what a plugin author does on day one; it must pass out of the box, with the commands
+the rendered README's "Develop" section gives, run as written: ``python -m venv .venv``, then
+``.venv/bin/pip install --find-links /path/to/triogate/dist -e '.[test]'`` with the placeholder
+replaced by a folder ``make dist`` filled (the ``make_dist`` fixture of the root conftest.py,
+built once per session), then ``.venv/bin/python -m pytest``. The core comes from its wheel (not
+the source tree); nothing is installed with ``--no-deps``, so a dependency missing from either
+pyproject.toml fails here. Takes ~15 s, mostly pip.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import subprocess
 import sys
 import time
@@ -21,7 +25,7 @@ import pytest
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 REPO = TEMPLATE.parent
-CORE = REPO / "core"
+DIST_PLACEHOLDER = "/path/to/triogate/dist"
 ANSWERS = {
     "plugin_name": "request-stamp",
     "description": "Stamps requests and responses with the request id.",
@@ -83,21 +87,35 @@ def test_invalid_plugin_name_is_refused(tmp_path: Path) -> None:
         render(tmp_path / "bad", plugin_name="Bad_Name")
 
 
-def test_rendered_plugin_passes_its_tests_in_a_fresh_venv(tmp_path: Path) -> None:
+def develop_commands(readme: str) -> list[list[str]]:
+    """The commands of the README's "Develop" section (its first ``sh`` block), as argv lists."""
+    m = re.search(r"^## Develop\n+```sh\n(.*?)^```", readme, re.MULTILINE | re.DOTALL)
+    assert m, "no sh block under '## Develop'"
+    return [shlex.split(line, comments=True) for line in m.group(1).splitlines() if line.strip()]
+
+
+def test_rendered_plugin_passes_its_tests_in_a_fresh_venv(tmp_path: Path, make_dist: Path) -> None:
     started = time.monotonic()
     project = render(tmp_path / "triogate-request-stamp")
-    venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", "--without-pip", str(venv)], tmp_path, 60)
-    py = venv / "bin" / "python"
-    run([sys.executable, "-m", "pip", "--python", str(py), "install", "--quiet", str(CORE), f"{project}[test]"],
-        tmp_path, 300)
+    commands = develop_commands((project / "README.md").read_text())
+    assert commands == [
+        ["python", "-m", "venv", ".venv"],
+        [".venv/bin/pip", "install", "--find-links", DIST_PLACEHOLDER, "-e", ".[test]"],
+        [".venv/bin/python", "-m", "pytest"],
+    ]
+    make_venv, install, pytest_cmd = commands
+    run([sys.executable, *make_venv[1:]], project, 120)  # `python`: this interpreter
+    run([str(make_dist) if arg == DIST_PLACEHOLDER else arg for arg in install], project, 300)
     installed = time.monotonic()
-    # nothing from the source tree may be importable in that venv except through the install
-    where = run([str(py), "-c", "import triogate, triogate_request_stamp as m; print(triogate.__file__, m.__file__)"],
-                tmp_path, 60).stdout
-    assert str(REPO) not in where and str(project) not in where, where
-    tests = run([str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider"], project, 120)
+    py = project / ".venv" / "bin" / "python"
+    # the core from its wheel in the venv, the plugin from the project (editable), nothing from the repository
+    where = run([str(py), "-c", "import triogate, triogate_request_stamp as m; print(triogate.__file__); print(m.__file__)"],
+                tmp_path, 60).stdout.split()
+    assert where[0].startswith(str(project / ".venv")) and "site-packages" in where[0], where
+    assert where[1] == str(project / "src" / "triogate_request_stamp" / "__init__.py"), where
+    assert not any(w.startswith(str(REPO)) for w in where), where
+    tests = run(pytest_cmd, project, 120)
     assert " passed" in tests.stdout and "failed" not in tests.stdout and "skipped" not in tests.stdout, tests.stdout
     # the README table the template ships is exactly what docgen generates from the Config
     run([str(py), "-m", "triogate.docgen", "--check", "."], project, 60)
-    print(f"render+install {installed - started:.1f}s, tests+docgen {time.monotonic() - installed:.1f}s")
+    print(f"render+venv+install {installed - started:.1f}s, tests+docgen {time.monotonic() - installed:.1f}s")

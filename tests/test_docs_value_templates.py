@@ -1,4 +1,4 @@
-"""The code in docs/templates.md runs: its scripts, and its example plugin behind a live gateway."""
+"""The code in docs/value-templates.md runs: its scripts, and its example plugin behind a live gateway."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "templates.md"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "value-templates.md"
 FENCE = re.compile(r"^```python\n# file: (\S+)\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 
@@ -20,7 +20,7 @@ def blocks() -> dict[str, str]:
 
 def module(name: str) -> types.ModuleType:
     mod = types.ModuleType(name.removesuffix(".py"))
-    exec(compile(blocks()[name], f"docs/templates.md:{name}", "exec"), mod.__dict__)  # noqa: S102
+    exec(compile(blocks()[name], f"docs/value-templates.md:{name}", "exec"), mod.__dict__)  # noqa: S102
     return mod
 
 
