@@ -10,13 +10,15 @@ import re
 
 from .events import ProtocolError, RequestHead
 
-__all__ = ["Limits", "check_request", "check_raw_head", "valid_header", "valid_name", "HTTP_VERSIONS"]
+__all__ = ["Limits", "check_request", "check_raw_head", "valid_header", "valid_host", "valid_name", "HTTP_VERSIONS"]
 
 HTTP_VERSIONS = frozenset({"1.0", "1.1"})
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _CL_LINE = re.compile(rb"\ncontent-length:([^\r\n]*)")
 _known_good_names: set[bytes] = set()
+# RFC 3986 reg-name / IPv4 characters, and what an IP-literal or port adds
+_HOST_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=%:[]")
 
 
 class Limits:
@@ -42,6 +44,27 @@ def valid_name(name: bytes) -> bool:
 def valid_header(name: bytes, value: bytes) -> bool:
     """Is this field safe to serialize (no response splitting, a token name)?"""
     return valid_name(name) and _BAD_VALUE.search(value) is None
+
+
+def valid_host(value: bytes) -> bool:
+    """uri-host [ ":" port ] (RFC 9110 §7.2): no path, userinfo, spaces or controls.
+
+    Used for the HTTP/1.1 Host header and absolute-form authority and for HTTP/2's :authority.
+    """
+    if not value:
+        return True  # an empty Host is allowed (RFC 9112 §3.2) and matches no host-bound route
+    if not _HOST_BYTES.issuperset(value):
+        return False
+    if value.startswith(b"["):
+        end = value.find(b"]")
+        if end < 0:
+            return False
+        rest = value[end + 1:]
+        return not rest or (rest[:1] == b":" and rest[1:].isdigit())
+    host, sep, port = value.rpartition(b":")
+    if sep:
+        return bool(host) and b":" not in host and b"[" not in host and port.isdigit()
+    return b"]" not in value
 
 
 def check_raw_head(block: bytes) -> None:
