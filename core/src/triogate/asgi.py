@@ -80,6 +80,9 @@ class ASGIApp:
         except BadPath as exc:
             raise _Refused(400, f"bad path: {exc}") from None
         raw = [(bytes(n).lower(), bytes(v)) for n, v in scope["headers"]]
+        limits = self.gateway.config.gateway.limits
+        if len(raw) > limits.max_headers:
+            raise _Refused(431, "too many header fields")
         hosts = 0
         cl: bytes | None = None
         for name, value in raw:
@@ -104,7 +107,7 @@ class ASGIApp:
             length = int(cl)
         elif scope.get("http_version") == "1.1" and "transfer-encoding" not in headers:
             length = 0
-        limit = self.gateway.config.gateway.limits.max_body_bytes
+        limit = limits.max_body_bytes
         if limit and length is not None and length > limit:
             raise _Refused(413, f"request body larger than {limit} bytes")
         return headers, path, length
@@ -142,10 +145,11 @@ class ASGIApp:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except Exception as exc:  # noqa: BLE001 - client went away or upstream broke mid-body
             ctx.error = ctx.error or f"response aborted: {type(exc).__name__}"
-        finally:
-            await resp.body.aclose()
-            ctx.bytes_in = request.body.length or 0
-            await self.gateway.finish(ctx)
+        finally:  # also when hypercorn cancels the request because its connection ended
+            with trio.CancelScope(shield=True):
+                await resp.body.aclose()
+                ctx.bytes_in = request.body.length or 0
+                await self.gateway.finish(ctx)
 
 
 class _Refused(Exception):

@@ -22,7 +22,7 @@ from typing import Any
 
 import trio
 from hypercorn.config import Config as HyperConfig
-from hypercorn.protocol import ProtocolWrapper
+from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.trio.task_group import TaskGroup
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
@@ -41,6 +41,7 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _ACCEPT_RETRY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 _HEADERS, _RST_STREAM, _CONTINUATION = 0x1, 0x3, 0x9
 _END_HEADERS = 0x4
+MAX_CONTINUATIONS = 32  # CONTINUATION frames in one header block (h2 itself allows 64 before an error)
 _ENHANCE_YOUR_CALM = 0xB
 
 
@@ -55,11 +56,12 @@ class FrameGuard:
 
     ``max_resets`` RST_STREAM frames per second (a rapid-reset client opens and cancels
     streams so the concurrent-stream limit never binds, while the gateway keeps working
-    on each); a header block (HEADERS plus CONTINUATION payloads) above ``max_header_block``.
+    on each); a header block (HEADERS plus CONTINUATION payloads) above ``max_header_block``
+    bytes or in more than ``MAX_CONTINUATIONS`` CONTINUATION frames (CONTINUATION floods).
     """
 
     __slots__ = ("max_resets", "max_header_block", "_skip", "_head", "_window", "_resets", "_block",
-                 "last_stream_id", "reason")
+                 "_frames", "last_stream_id", "reason")
 
     def __init__(self, max_resets: int, max_header_block: int) -> None:
         self.max_resets = max_resets
@@ -69,6 +71,7 @@ class FrameGuard:
         self._window = -1.0
         self._resets = 0
         self._block = -1  # bytes of the header block being received; -1: none open
+        self._frames = 0  # its CONTINUATION frames
         self.last_stream_id = 0
         self.reason = ""
 
@@ -93,10 +96,12 @@ class FrameGuard:
             if kind == _HEADERS or kind == _CONTINUATION:
                 if kind == _HEADERS:
                     self.last_stream_id = max(self.last_stream_id, int.from_bytes(head[5:9], "big") & 0x7FFFFFFF)
-                    self._block = 0
+                    self._block = self._frames = 0
+                else:
+                    self._frames += 1
                 self._block += length
-                if self._block > self.max_header_block:
-                    self.reason = "header block larger than the header limit"
+                if self._block > self.max_header_block or self._frames > MAX_CONTINUATIONS:
+                    self.reason = "header block over the header limit or in too many CONTINUATION frames"
                     return True
                 if flags & _END_HEADERS:
                     self._block = -1
@@ -137,10 +142,14 @@ class _GuardedStream(trio.abc.Stream):
     async def _calm(self) -> None:
         self.calmed = True
         log.warning("HTTP/2 client ended with GOAWAY(ENHANCE_YOUR_CALM): %s", self.guard.reason)
-        with trio.move_on_after(1.0):
-            try:
+        with trio.move_on_after(1.0):  # lingering close: a client still sending must get to read the GOAWAY,
+            try:                        # which a close with unread input (a TCP reset) would destroy
                 async with self._send_lock:
                     await self.inner.send_all(goaway(self.guard.last_stream_id, _ENHANCE_YOUR_CALM))
+                    if isinstance(self.inner, trio.SocketStream):
+                        await self.inner.send_eof()
+                while await self.inner.receive_some(65536):
+                    pass
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 pass
         await trio.aclose_forcefully(self.inner)  # responses still in flight are not sent
@@ -161,6 +170,27 @@ class _GuardedStream(trio.abc.Stream):
         await self.inner.aclose()
 
 
+class _H2Protocol(H2Protocol):
+    """hypercorn's HTTP/2 protocol with two fixes.
+
+    hypercorn advertises ``h2_max_header_list_size`` but sets it as an already-acknowledged
+    setting, so h2's HPACK decoder keeps its 64 KiB default: the limit is applied here. And a
+    non-ASCII :method or :path (malformed, RFC 9113 §8.1.1), on which hypercorn would crash the
+    connection, is reset with PROTOCOL_ERROR.
+    """
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.connection.decoder.max_header_list_size = self.config.h2_max_header_list_size
+
+    async def _create_stream(self, request: Any) -> None:
+        for name, value in request.headers:
+            if (name == b":path" or name == b":method") and not value.isascii():
+                self.connection.reset_stream(request.stream_id, error_code=0x1)
+                return
+        await super()._create_stream(request)
+
+
 class _H2Connection(TCPServer):
     """hypercorn's per-connection server, started on HTTP/2 directly (the TLS handshake and the
     protocol choice were made by the front door, so its h11 path is never entered)."""
@@ -177,13 +207,17 @@ class _H2Connection(TCPServer):
             server = parse_socket_addr(self.sock.family, self.sock.getsockname())
             async with TaskGroup() as task_group:
                 self._task_group = task_group
-                self.protocol = ProtocolWrapper(
+                self.protocol = _H2Protocol(  # type: ignore[assignment]
                     self.app, self.config, self.context, task_group, ConnectionState(self.state.copy()),
-                    self.tls, client, server, self.protocol_send, "h2",
+                    self.tls, client, server, self.protocol_send,
                 )
                 await self.protocol.initiate()
                 await self.idle_task.restart(self._task_group, self._idle_timeout)
                 await self._read_data()
+                # The connection is gone (client EOF, protocol error, timeout or GOAWAY): no stream can send
+                # anything more, and hypercorn would wait forever for a closed stream's response to drain,
+                # keeping the request (and its upstream call) alive. End them; their cleanup is shielded.
+                task_group._nursery.cancel_scope.cancel()
         except OSError:
             pass
         finally:
@@ -335,8 +369,9 @@ class H2Server:
             self._h2_idle = trio.Event()
         try:
             await conn.run()
-        except Exception:  # noqa: BLE001 - one broken connection must not take the listener down
-            log.exception("HTTP/2 connection failed")
+        except Exception as exc:  # noqa: BLE001 - one broken connection must not take the listener down
+            log.warning("HTTP/2 connection ended by an error: %s: %s", type(exc).__name__, exc,
+                        exc_info=log.isEnabledFor(logging.DEBUG))
         finally:
             self.h2_connections -= 1
             if not self.h2_connections:
