@@ -589,3 +589,38 @@ async def test_h2_rapid_reset_is_cut_off(gateway_factory, raw_upstream):
     attack = [x for x in up.heads if x.startswith(b"GET /r")]
     assert len(attack) <= 50 + 100 + 20, len(attack)  # the reset budget plus what was in flight
     assert normal == [200] * 5
+
+
+# --------------------------------------------------------------------------- shutdown
+
+
+async def test_h2_listener_drains_both_protocols(gateway_factory, upstream_factory):
+    """Shutdown: stop accepting, let in-flight HTTP/2 and HTTP/1.1 requests on the h2 port finish."""
+    arrived = trio.Semaphore(0)
+
+    async def slow(req):
+        arrived.release()
+        await trio.sleep(0.5)
+        return {"ok": True}
+
+    up = await upstream_factory(slow)
+    gw = await gateway_factory({**route_to(up), "gateway": {"listen": _listen("h2")}})
+    results: dict[str, Any] = {}
+
+    async def h2_client() -> None:
+        results["h2"] = await normal_h2_get(gw.port, "/h2")
+
+    async def h1_client() -> None:
+        results["h1"] = await raw_request(gw.port, b"GET /h1 HTTP/1.1\r\nhost: x\r\n\r\n", timeout=4)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as n:
+            n.start_soon(h2_client)
+            n.start_soon(h1_client)
+            await arrived.acquire()
+            await arrived.acquire()
+            await gw.stop()
+    assert results["h2"] == 200
+    assert results["h1"].startswith(b"HTTP/1.1 200") and b"connection: close" in results["h1"].lower()
+    with pytest.raises(OSError):
+        await trio.open_tcp_stream("127.0.0.1", gw.port)

@@ -38,6 +38,7 @@ __all__ = ["H2Server", "PREFACE", "FrameGuard"]
 
 log = logging.getLogger("triogate.h2")
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+READ_SIZE = 65536  # the first read takes what came: an HTTP/1.1 head is usually parsed without another
 _ACCEPT_RETRY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 _HEADERS, _RST_STREAM, _CONTINUATION = 0x1, 0x3, 0x9
 _END_HEADERS = 0x4
@@ -252,9 +253,6 @@ class H2Server:
         self.http1 = HTTP1Server(gateway, listener, self.ssl_context)
         self.app = wrap_app(ASGIApp(gateway), 0, "asgi")
         self.context = WorkerContext(None)
-        self.h2_connections = 0
-        self._h2_idle = trio.Event()
-        self._h2_idle.set()
         self._sniffing: set[trio.CancelScope] = set()  # connections not yet given to a protocol
         self._hc: tuple[Any, HyperConfig] | None = None
         self._nursery: trio.Nursery | None = None
@@ -281,7 +279,6 @@ class H2Server:
                                     continue
                                 raise
                             nursery.start_soon(self._connection, stream)
-                    await self._h2_idle.wait()
         finally:
             self.sock.close()
             self._done.set()
@@ -318,33 +315,35 @@ class H2Server:
         initial = b""
         head_deadline = trio.current_time() + t.header
         tls: trio.SSLStream[Any] | None = None
+        ready = False
         with trio.CancelScope() as sniffing:
             self._sniffing.add(sniffing)
             try:
                 if self._accept_scope is None or self._accept_scope.cancel_called:
                     sniffing.cancel()  # draining
-                if self.ssl_context is not None:
+                if self.ssl_context is not None:  # ALPN decides
                     tls = trio.SSLStream(stream, self.ssl_context, server_side=True)
                     with trio.move_on_at(head_deadline):
                         await tls.do_handshake()
-                        initial = b"-"
+                        ready = True
                 else:
-                    # the HTTP/2 preface or HTTP/1.1? Wait for the first byte as long as an idle keep-alive
-                    # connection may wait, then for the rest of the preface within the header timeout
+                    # The HTTP/2 preface or HTTP/1.1? Wait for the first bytes as long as an idle keep-alive
+                    # connection may wait, then for the rest of the preface within the header timeout.
                     with trio.move_on_after(t.idle):
-                        initial = await stream.receive_some(len(PREFACE))
+                        initial = await stream.receive_some(READ_SIZE)
                     head_deadline = trio.current_time() + t.header
                     with trio.move_on_at(head_deadline):
                         while initial and len(initial) < len(PREFACE) and PREFACE.startswith(initial):
-                            more = await stream.receive_some(len(PREFACE) - len(initial))
+                            more = await stream.receive_some(READ_SIZE)
                             if not more:
                                 break
                             initial += more
+                    ready = bool(initial)
             except (trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError, OSError):
-                initial = b""
+                ready = False
             finally:
                 self._sniffing.discard(sniffing)
-        if not initial or sniffing.cancel_called:  # closed, failed or timed-out handshake, idle, draining
+        if not ready or sniffing.cancel_called:  # closed, failed or slow handshake, idle, draining
             await trio.aclose_forcefully(tls or stream)
             return
         if tls is not None:
@@ -352,7 +351,7 @@ class H2Server:
                 await self._serve_h2(tls, b"", sock)
             else:
                 await self.http1.serve_stream(tls, peer)
-        elif initial == PREFACE:
+        elif initial.startswith(PREFACE):
             await self._serve_h2(stream, initial, sock)
         else:  # HTTP/1.1 (or garbage, or a stalled preface: the native rules answer it, 408 included)
             await self.http1.serve_stream(stream, peer, initial, head_deadline)
@@ -364,17 +363,11 @@ class H2Server:
         guard = FrameGuard(gcfg.limits.h2_max_resets_per_second, gcfg.limits.max_header_bytes)
         conn = _H2Connection(self.app, self._hc[1], self.context, _GuardedStream(stream, initial, guard), sock,
                              tls=isinstance(stream, trio.SSLStream))
-        self.h2_connections += 1
-        if self._h2_idle.is_set():
-            self._h2_idle = trio.Event()
         try:
             await conn.run()
         except Exception as exc:  # noqa: BLE001 - one broken connection must not take the listener down
             log.warning("HTTP/2 connection ended by an error: %s: %s", type(exc).__name__, exc,
                         exc_info=log.isEnabledFor(logging.DEBUG))
         finally:
-            self.h2_connections -= 1
-            if not self.h2_connections:
-                self._h2_idle.set()
             await trio.aclose_forcefully(stream)
 
