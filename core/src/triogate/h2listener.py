@@ -126,7 +126,7 @@ class _GuardedStream(trio.abc.Stream):
         self.pending = initial
         self.guard = guard
         self.calmed = False
-        self._send_lock = trio.Lock()
+        self.send_lock = trio.Lock()  # replaced by hypercorn's own send lock (see _H2Connection)
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self.calmed:
@@ -145,7 +145,7 @@ class _GuardedStream(trio.abc.Stream):
         log.warning("HTTP/2 client ended with GOAWAY(ENHANCE_YOUR_CALM): %s", self.guard.reason)
         with trio.move_on_after(1.0):  # lingering close: a client still sending must get to read the GOAWAY,
             try:                        # which a close with unread input (a TCP reset) would destroy
-                async with self._send_lock:
+                async with self.send_lock:
                     await self.inner.send_all(goaway(self.guard.last_stream_id, _ENHANCE_YOUR_CALM))
                     if isinstance(self.inner, trio.SocketStream):
                         await self.inner.send_eof()
@@ -156,8 +156,7 @@ class _GuardedStream(trio.abc.Stream):
         await trio.aclose_forcefully(self.inner)  # responses still in flight are not sent
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        async with self._send_lock:
-            await self.inner.send_all(data)
+        await self.inner.send_all(data)  # hypercorn sends under its send lock
 
     async def wait_send_all_might_not_block(self) -> None:
         await self.inner.wait_send_all_might_not_block()
@@ -199,6 +198,7 @@ class _H2Connection(TCPServer):
     def __init__(self, app: Any, config: HyperConfig, context: WorkerContext, stream: _GuardedStream,
                  sock: Any, tls: bool) -> None:
         super().__init__(app, config, context, ConnectionState({}), stream)  # type: ignore[arg-type]
+        stream.send_lock = self.send_lock  # a GOAWAY of the guard never interleaves with hypercorn's writes
         self.sock = sock
         self.tls = tls
 
