@@ -34,7 +34,7 @@ from .config import ListenerConfig
 from .listeners import server_ssl_context
 from .server import HTTP1Server
 
-__all__ = ["H2Server", "PREFACE", "FrameGuard"]
+__all__ = ["PREFACE", "FrameGuard", "H2Server"]
 
 log = logging.getLogger("triogate.h2")
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -365,7 +365,7 @@ class H2Server:
                              tls=isinstance(stream, trio.SSLStream))
         try:
             await conn.run()
-        except Exception as exc:  # noqa: BLE001 - one broken connection must not take the listener down
+        except Exception as exc:
             log.warning("HTTP/2 connection ended by an error: %s: %s", type(exc).__name__, exc,
                         exc_info=log.isEnabledFor(logging.DEBUG))
         finally:
