@@ -31,7 +31,7 @@ from hyperframe.frame import (
 )
 from triogate.testing import raw_request
 
-from .conftest import route_to
+from .conftest import OK_RESPONSE, route_to
 
 _TESTS = Path(__file__).resolve().parent.parent
 
@@ -486,18 +486,19 @@ async def test_h2_advertises_limits_that_agree_with_http1(gateway_factory, raw_u
 
 async def test_h2_more_streams_than_allowed_are_refused(gateway_factory, raw_upstream):
     def responder(head: bytes, conn: Any) -> bytes | None:
-        return None  # never answers: the streams stay open
+        return None if head.startswith(b"GET /stall") else OK_RESPONSE  # the attack's streams stay open
 
     up = await raw_upstream(responder)
     gw = await gateway_factory({**route_to(up), "gateway": {
         "listen": _listen("h2"), "limits": {"h2_max_concurrent_streams": 3}}})
     h = await _h2(gw.port)
-    await h.send(b"".join(h.headers_frame(sid, _req(f"/s{sid}")) for sid in (1, 3, 5, 7, 9)))
+    await h.send(b"".join(h.headers_frame(sid, _req(f"/stall{sid}")) for sid in (1, 3, 5, 7, 9)))
     await h.until_closed()
     # h2 treats a stream over the advertised limit as a connection error
     assert h.goaway is not None and h.goaway.error_code == PROTOCOL_ERROR and h.goaway.last_stream_id <= 5, h.goaway
     await trio.sleep(0.3)
-    assert len(up.heads) <= 3, up.heads
+    assert len([x for x in up.heads if x.startswith(b"GET /stall")]) <= 3, up.heads
+    assert await normal_h2_get(gw.port, "/still-up") == 200
 
 
 async def test_h2_oversized_frame_is_a_frame_size_error(gateway_factory, raw_upstream):
