@@ -1,29 +1,29 @@
-"""The pipeline as an ASGI app, and the HTTP/2 listener that serves it with hypercorn.
+"""The pipeline as an ASGI app: what hypercorn serves for HTTP/2 (see h2listener.py), and what
+anyone can mount under another ASGI server.
 
-The same :class:`~triogate.app.Gateway` handles requests from both front-ends;
-only the byte plumbing differs.
+The same :class:`~triogate.app.Gateway` handles requests from both front-ends; only the
+byte plumbing differs. Requests get the native listener's checks before the pipeline
+(field syntax, Host, the declared body length), whatever server parsed them.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 import trio
 
-from .config import ListenerConfig
 from .headers import Headers
-from .http1 import ProtocolError
-from .http1.rules import check_fields
-from .messages import Body, Request
+from .http1.rules import valid_header, valid_host, valid_name
+from .messages import Body, BodyTooLarge, Request
 from .pacing import BodyPacer, RequestTimeout
+from .pipeline import ClientError
 from .problem import problem
 from .proxy import new_request_id
 from .routing import BadPath, normalize_path
 
-__all__ = ["ASGIApp", "H2Server", "asgi_app"]
+__all__ = ["ASGIApp", "asgi_app"]
 
 log = logging.getLogger("triogate.asgi")
 _FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection", b"keep-alive", b"upgrade"})
@@ -65,35 +65,66 @@ class ASGIApp:
                     nursery.cancel_scope.cancel()
                     return
 
-    async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        raw_path = scope.get("raw_path") or scope["path"].encode()
+    def _check(self, scope: dict[str, Any], raw_path: bytes) -> tuple[Headers, str, int | None]:
+        """The native listener's rules for a request another server parsed (HTTP/2 through hypercorn):
+        (headers, normalized path, declared body length) or :class:`_Refused`."""
+        if not valid_name(scope["method"].encode("latin-1")):
+            raise _Refused(400, "invalid method")
         try:
-            path = normalize_path(raw_path.decode("ascii"))
-        except (BadPath, UnicodeDecodeError) as exc:
-            resp = problem(400, f"bad path: {exc}", request_id=new_request_id())
-            await _send_simple(send, resp.status, resp.headers.raw, resp.body.data or b"")
-            return
-        fields = [(bytes(n).lower(), bytes(v)) for n, v in scope["headers"]]
+            text = raw_path.decode("ascii")
+        except UnicodeDecodeError:
+            raise _Refused(400, "non-ASCII request target") from None
+        if not text.startswith("/") or "#" in text:
+            raise _Refused(400, "unsupported request target")
         try:
-            check_fields(fields)  # the listener's rule: nothing accepted may fail to serialize upstream
-        except ProtocolError as exc:
-            rid = new_request_id()
-            resp = problem(400, exc.detail, request_id=rid,
-                           headers=[(self.gateway.pipeline.request_id_header, rid)])
-            await _send_simple(send, resp.status, resp.headers.raw, resp.body.data or b"")
-            return
-        headers = Headers.from_raw(fields)
-        if "host" not in headers and scope.get("server"):
+            path = normalize_path(text)
+        except BadPath as exc:
+            raise _Refused(400, f"bad path: {exc}") from None
+        raw = [(bytes(n).lower(), bytes(v)) for n, v in scope["headers"]]
+        limits = self.gateway.config.gateway.limits
+        if len(raw) > limits.max_headers:
+            raise _Refused(431, "too many header fields")
+        hosts = 0
+        cl: bytes | None = None
+        for name, value in raw:
+            if not valid_header(name, value):
+                raise _Refused(400, "invalid header field")
+            if name == b"host":
+                hosts += 1
+                if not valid_host(value):
+                    raise _Refused(400, "invalid Host header")
+            elif name == b"content-length":
+                if cl is not None or not value.isdigit() or len(value) > 18:
+                    raise _Refused(400, "bad Content-Length")
+                cl = value
+        if hosts > 1:
+            raise _Refused(400, "more than one Host header")
+        headers = Headers.from_raw(raw)
+        if not hosts and scope.get("server"):
             server = scope["server"]
             headers.add("host", f"{server[0]}:{server[1]}")
         length: int | None = None
-        cl = headers.get("content-length")
-        if cl is not None and cl.isdigit():
+        if cl is not None:
             length = int(cl)
         elif scope.get("http_version") == "1.1" and "transfer-encoding" not in headers:
             length = 0
+        limit = limits.max_body_bytes
+        if limit and length is not None and length > limit:
+            raise _Refused(413, f"request body larger than {limit} bytes")
+        return headers, path, length
+
+    async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        try:
+            headers, path, length = self._check(scope, raw_path)
+        except _Refused as exc:  # never reaches the pipeline
+            rid = new_request_id()
+            rid_header = self.gateway.config.gateway.request_id_header.lower()
+            resp = problem(exc.status, exc.detail, request_id=rid, headers=[(rid_header, rid)])
+            await _send_simple(send, resp.status, resp.headers.raw, resp.body.data or b"")
+            return
         gcfg = self.gateway.config.gateway
-        body = Body(_receive_body(receive, gcfg.limits, gcfg.timeouts), length) if length != 0 else Body(b"")
+        body = Body(_receive_body(receive, length, gcfg.limits, gcfg.timeouts), length) if length != 0 else Body(b"")
         client = scope.get("client")
         request = Request(
             scope["method"], path, scope.get("query_string", b"").decode("latin-1"), headers, body,
@@ -115,23 +146,32 @@ class ASGIApp:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except Exception as exc:  # noqa: BLE001 - client went away or upstream broke mid-body
             ctx.error = ctx.error or f"response aborted: {type(exc).__name__}"
-        finally:
-            await resp.body.aclose()
-            ctx.bytes_in = request.body.length or 0
-            await self.gateway.finish(ctx)
+        finally:  # also when hypercorn cancels the request because its connection ended
+            with trio.CancelScope(shield=True):
+                await resp.body.aclose()
+                ctx.bytes_in = request.body.length or 0
+                await self.gateway.finish(ctx)
 
 
-async def _receive_body(receive: Any, limits: Any, timeouts: Any) -> AsyncIterator[bytes]:
-    """Body messages as byte chunks, paced like the native listener's reads (pacing.py).
+class _Refused(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+async def _receive_body(receive: Any, length: int | None, limits: Any, timeouts: Any) -> AsyncIterator[bytes]:
+    """The request body, paced like the native listener's reads (pacing.py), never more than the
+    declared Content-Length (nor the body limit): a body that disagrees with it fails the request.
 
     Messages the server has already queued are joined into one chunk (when ``receive`` is
     a trio memory channel's, as with hypercorn's trio worker), so a stream of tiny DATA
     frames does not become one upstream write per frame.
     """
-    from .pipeline import ClientError
-
     nowait = getattr(getattr(receive, "__self__", None), "receive_nowait", None)
     pacer = BodyPacer(limits, timeouts, trio.current_time())
+    limit = limits.max_body_bytes
+    received = 0
     more = True
     while more:
         started = trio.current_time()
@@ -155,8 +195,15 @@ async def _receive_body(receive: Any, limits: Any, timeouts: Any) -> AsyncIterat
                 break
         data = b"".join(parts) if len(parts) != 1 else parts[0]
         pacer.read(started, trio.current_time(), len(data))
+        received += len(data)
+        if length is not None and received > length:
+            raise ClientError("request body longer than its Content-Length")
+        if limit and received > limit:
+            raise BodyTooLarge(limit)
         if data:
             yield data
+    if length is not None and received != length:
+        raise ClientError("request body shorter than its Content-Length")
 
 
 async def _send_simple(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
@@ -170,70 +217,3 @@ def asgi_app(config_path: str = "gateway.toml") -> ASGIApp:
     from .config import load_config
 
     return ASGIApp(Gateway(load_config(config_path), config_path=config_path))
-
-
-class H2Server:
-    """An HTTP/2 listener (h2c prior knowledge or upgrade, and TLS with ALPN) via hypercorn's trio worker."""
-
-    def __init__(self, gateway: Any, listener: ListenerConfig, sock: Any) -> None:
-        self.gateway = gateway
-        self.listener = listener
-        self.sock = sock
-        self._stop = trio.Event()
-        self._done = trio.Event()
-        self._scope: trio.CancelScope | None = None
-
-    async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        from hypercorn.config import Config as HyperConfig
-        from hypercorn.trio import serve as hyper_serve
-
-        hc = HyperConfig()
-        # hypercorn adopts the fd it is given (and closes it): hand it a duplicate, so the
-        # listening socket bound here (or inherited from the supervisor) keeps its own
-        fd = os.dup(self.sock.fileno())
-        hc.bind = [f"fd://{fd}"]
-        if self.listener.tls_cert:
-            hc.certfile = self.listener.tls_cert
-            hc.keyfile = self.listener.tls_key
-            hc.alpn_protocols = ["h2", "http/1.1"]
-        hc.accesslog = None
-        hc.errorlog = logging.getLogger("triogate.hypercorn")
-        t = self.gateway.config.gateway.timeouts
-        hc.keep_alive_timeout = t.idle
-        hc.graceful_timeout = t.drain
-        hc.h11_max_incomplete_size = self.gateway.config.gateway.limits.max_header_bytes
-        app = _NoLifespan(ASGIApp(self.gateway))
-        try:
-            with trio.CancelScope() as self._scope:
-                await hyper_serve(app, hc, shutdown_trigger=self._stop.wait, task_status=task_status)  # type: ignore[arg-type]
-        finally:
-            self.sock.close()
-            self._done.set()
-
-    def stop_accepting(self) -> None:
-        self._stop.set()
-
-    async def drain(self) -> None:
-        await self._done.wait()
-
-    def close_all(self) -> None:
-        if self._scope is not None:
-            self._scope.cancel()
-
-
-class _NoLifespan:
-    """The gateway's lifecycle is run by ``serve``; hypercorn's lifespan is a no-op here."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        await self.app(scope, receive, send)

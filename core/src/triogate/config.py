@@ -55,7 +55,8 @@ class ConfigError(Exception):
 class ListenerConfig:
     address: str = setting(description="host:port to listen on ([::1]:8000 for IPv6)")
     protocol: Literal["http1", "h2"] = setting(
-        "http1", description="http1: native trio+h11 listener; h2: HTTP/2 (h2c or TLS ALPN) through hypercorn")
+        "http1", description="http1: native HTTP/1.1 listener; h2: HTTP/2 (h2c prior knowledge or TLS ALPN) "
+                             "through hypercorn, and HTTP/1.1 on the same port through the native listener")
     tls_cert: str | None = setting(None, description="PEM certificate chain file; enables TLS")
     tls_key: str | None = setting(None, description="PEM private key file")
 
@@ -91,6 +92,12 @@ class LimitsConfig:
     max_connections: int = setting(
         4096, description="open client connections per listener (per worker); beyond it idle keep-alive ones are "
         "closed, else new ones wait in the kernel's backlog; 0 for no cap")
+    h2_max_concurrent_streams: int = setting(
+        100, description="HTTP/2: most streams a client may have open on one connection "
+                         "(SETTINGS_MAX_CONCURRENT_STREAMS)")
+    h2_max_resets_per_second: int = setting(
+        100, description="HTTP/2: RST_STREAM frames per second a client may send on one connection before "
+                         "GOAWAY(ENHANCE_YOUR_CALM) ends it (rapid reset)")
 
 
 @attrs.define(frozen=True)

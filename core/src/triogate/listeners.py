@@ -64,7 +64,7 @@ async def serve_listeners(nursery: trio.Nursery, gateway: Any, listeners: list[B
     servers = []
     for bl in listeners:
         if bl.cfg.protocol == "h2":
-            from .asgi import H2Server
+            from .h2listener import H2Server
 
             server: Any = H2Server(gateway, bl.cfg, bl.sock)
         else:

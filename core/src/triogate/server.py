@@ -25,6 +25,7 @@ from .connlimit import ConnectionCap
 from .deadlines import DeadlineWatcher
 from .headers import Headers
 from .http1 import CLOSED, END, NEED_DATA, PAUSED, Limits, ProtocolError, RequestHead, server_connection_factory
+from .http1.rules import valid_host as _valid_host
 from .messages import Body, BodyTooLarge, Request, Response
 from .pacing import BodyPacer
 from .pipeline import ClientError
@@ -41,26 +42,6 @@ _RESPONSE_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connec
 _REASONS = {s.value: s.phrase.encode() for s in __import__("http").HTTPStatus}
 _ACCEPT_RETRY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 _INF = math.inf
-# RFC 3986 reg-name / IPv4 characters, and what an IP-literal or port adds
-_HOST_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=%:[]")
-
-
-def _valid_host(value: bytes) -> bool:
-    """uri-host [ ":" port ] (RFC 9110 §7.2): no path, userinfo, spaces or controls."""
-    if not value:
-        return True  # an empty Host is allowed (RFC 9112 §3.2) and matches no host-bound route
-    if not _HOST_BYTES.issuperset(value):
-        return False
-    if value.startswith(b"["):
-        end = value.find(b"]")
-        if end < 0:
-            return False
-        rest = value[end + 1:]
-        return not rest or (rest[:1] == b":" and rest[1:].isdigit())
-    host, sep, port = value.rpartition(b":")
-    if sep:
-        return bool(host) and b":" not in host and b"[" not in host and port.isdigit()
-    return b"]" not in value
 
 
 class _Reject(Exception):
@@ -167,12 +148,16 @@ class HTTP1Server:
 
     # ------------------------------------------------------------------ accepting
 
-    async def run(self, listener: trio.SocketListener, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, listener: trio.SocketListener | None, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Accept and serve ``listener``; with None, only serve what :meth:`serve_stream` is given
+        (the h2 listener's front door accepts and hands HTTP/1.1 connections over)."""
         async with trio.open_nursery() as conns:
             self._conns_scope = conns.cancel_scope
             conns.start_soon(self.watcher.run)
             with trio.CancelScope() as self._accept_scope:
                 task_status.started()
+                if listener is None:
+                    await trio.sleep_forever()
                 async with listener:
                     while True:
                         await self.cap.room(listener.socket)
@@ -245,7 +230,21 @@ class HTTP1Server:
             if cs.cancelled_caught:
                 await trio.aclose_forcefully(stream)
                 return
+        await self.serve_stream(stream, peer)
+
+    async def serve_stream(self, stream: trio.abc.Stream, peer: tuple[str, int] | None, initial: bytes = b"",
+                           head_deadline: float = _INF) -> None:
+        """Serve an accepted (with TLS: handshaken) connection until it closes, then close it.
+
+        ``initial`` are bytes already read from it (the h2 listener read them to tell HTTP/2 from
+        HTTP/1.1); the first request head must then be complete by ``head_deadline`` (trio time).
+        """
+        settings = self._current_settings()
         c = _Conn(stream, self.new_proto(settings.proto_limits), peer, settings)
+        if initial:
+            c.proto.receive_data(initial)
+            c.phase = "head"
+            c.deadline = head_deadline
         self.connections.add(c)
         self.watcher.add(c)
         if self._no_connections.is_set():
@@ -258,6 +257,7 @@ class HTTP1Server:
                     if c.proto.must_close or self.draining:
                         break
                     c.proto.start_next_cycle()
+                    c.phase = "idle"
                     c.reused = True
                     self.cap.went_idle()
             if c.timed_out and not c.responded and c.phase in ("head", "body"):
@@ -401,7 +401,6 @@ class HTTP1Server:
 
     async def _one_request(self, c: _Conn) -> bool:
         """Serve one request on ``c``; False when the connection must close."""
-        c.phase = "idle"
         c.responded = False
         try:
             head = await self._read_head(c)

@@ -11,8 +11,8 @@ import re
 from .events import ProtocolError, RequestHead
 
 __all__ = [
-    "Limits", "check_request", "check_raw_head", "check_controls", "check_fields", "valid_header", "valid_name",
-    "HTTP_VERSIONS",
+    "Limits", "check_request", "check_raw_head", "check_controls", "valid_header", "valid_host",
+    "valid_name", "HTTP_VERSIONS",
 ]
 
 HTTP_VERSIONS = frozenset({"1.0", "1.1"})
@@ -24,9 +24,10 @@ _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # slower): whatever is left is refused. CR and LF are line ends in a raw head (bare ones are
 # refused by check_raw_head), never part of a parsed value.
 _HEAD_OK = bytes(b for b in range(256) if b >= 0x20 and b != 0x7f or b in b"\t\r\n")
-_VALUE_OK = bytes(b for b in range(256) if b >= 0x20 and b != 0x7f or b == 0x09)
 _CL_LINE = re.compile(rb"\ncontent-length:([^\r\n]*)")
 _known_good_names: set[bytes] = set()
+# RFC 3986 reg-name / IPv4 characters, and what an IP-literal or port adds
+_HOST_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=%:[]")
 
 
 class Limits:
@@ -64,13 +65,26 @@ def check_controls(block: bytes) -> None:
         raise ProtocolError("control character in request head")
 
 
-def check_fields(headers: list[tuple[bytes, bytes]]) -> None:
-    """The same rule for parsed fields (the ASGI front-end): token names, values without controls."""
-    if b" ".join([v for _, v in headers]).translate(None, _VALUE_OK):
-        raise ProtocolError("control character in a header field value")
-    for name, _ in headers:
-        if not valid_name(name):
-            raise ProtocolError(f"invalid header field name {name[:40]!r}")
+
+def valid_host(value: bytes) -> bool:
+    """uri-host [ ":" port ] (RFC 9110 §7.2): no path, userinfo, spaces or controls.
+
+    Used for the HTTP/1.1 Host header and absolute-form authority and for HTTP/2's :authority.
+    """
+    if not value:
+        return True  # an empty Host is allowed (RFC 9112 §3.2) and matches no host-bound route
+    if not _HOST_BYTES.issuperset(value):
+        return False
+    if value.startswith(b"["):
+        end = value.find(b"]")
+        if end < 0:
+            return False
+        rest = value[end + 1:]
+        return not rest or (rest[:1] == b":" and rest[1:].isdigit())
+    host, sep, port = value.rpartition(b":")
+    if sep:
+        return bool(host) and b":" not in host and b"[" not in host and port.isdigit()
+    return b"]" not in value
 
 
 def check_raw_head(block: bytes) -> None:
