@@ -11,12 +11,18 @@ than being accepted and dropped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import errno
+import logging
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import trio
 
 __all__ = ["ConnectionCap"]
+
+log = logging.getLogger("triogate.server")
+# accept() errors that pass (out of file descriptors or memory): log, wait a little, go on
+_ACCEPT_RETRY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 
 #: (idle deadline, cancel scope) of a connection that may be closed to make room
 Idle = tuple[float, trio.CancelScope]
@@ -58,3 +64,27 @@ class ConnectionCap:
         """A connection finished a request and waits for the next: at the cap, it may make room."""
         if self._waiting:
             self._freed.set()
+
+    async def accept_forever(self, listener: trio.SocketListener, nursery: trio.Nursery,
+                             handler: Callable[[trio.SocketStream], Awaitable[None]]) -> None:
+        """The accept loop of a listener: accept within the cap, run ``handler`` for each connection
+        in ``nursery`` (counted until it returns); transient accept errors are logged and retried."""
+        while True:
+            await self.room(listener.socket)
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                if exc.errno in _ACCEPT_RETRY_ERRNOS:
+                    log.error("accept failed (%s); retrying", exc)
+                    await trio.sleep(0.1)
+                    continue
+                raise
+            self.opened()
+            nursery.start_soon(self._counted, handler, stream)
+
+    async def _counted(self, handler: Callable[[trio.SocketStream], Awaitable[None]],
+                       stream: trio.SocketStream) -> None:
+        try:
+            await handler(stream)
+        finally:
+            self.closed()

@@ -13,7 +13,6 @@ than the header limit; both end the connection with GOAWAY(ENHANCE_YOUR_CALM).
 
 from __future__ import annotations
 
-import errno
 import logging
 import socket
 import ssl
@@ -39,7 +38,6 @@ __all__ = ["PREFACE", "FrameGuard", "H2Server"]
 log = logging.getLogger("triogate.h2")
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 READ_SIZE = 65536  # the first read takes what came: an HTTP/1.1 head is usually parsed without another
-_ACCEPT_RETRY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 _HEADERS, _RST_STREAM, _CONTINUATION = 0x1, 0x3, 0x9
 _END_HEADERS = 0x4
 MAX_CONTINUATIONS = 32  # CONTINUATION frames in one header block (h2 itself allows 64 before an error)
@@ -269,28 +267,11 @@ class H2Server:
                     listener = trio.SocketListener(self.sock)
                     with trio.CancelScope() as self._accept_scope:
                         task_status.started()
-                        cap = self.http1.cap  # one connection cap per listener, HTTP/1.1 and HTTP/2 alike
-                        while True:
-                            await cap.room(self.sock)
-                            try:
-                                stream = await listener.accept()
-                            except OSError as exc:
-                                if exc.errno in _ACCEPT_RETRY_ERRNOS:
-                                    log.error("accept failed (%s); retrying", exc)
-                                    await trio.sleep(0.1)
-                                    continue
-                                raise
-                            cap.opened()
-                            nursery.start_soon(self._counted_connection, stream)
+                        # one connection cap per listener, HTTP/1.1 and HTTP/2 alike
+                        await self.http1.cap.accept_forever(listener, nursery, self._connection)
         finally:
             self.sock.close()
             self._done.set()
-
-    async def _counted_connection(self, stream: trio.SocketStream) -> None:
-        try:
-            await self._connection(stream)
-        finally:
-            self.http1.cap.closed()
 
     def stop_accepting(self) -> None:
         if self._accept_scope is not None:

@@ -10,7 +10,6 @@ The parser is llhttp (fast) or h11 (reference), chosen by ``gateway.http1_parser
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import math
@@ -40,7 +39,6 @@ READ_SIZE = 65536
 _NO_BODY_STATUS = frozenset({204, 304})
 _RESPONSE_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection", b"keep-alive"})
 _REASONS = {s.value: s.phrase.encode() for s in __import__("http").HTTPStatus}
-_ACCEPT_RETRY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 _INF = math.inf
 
 
@@ -159,18 +157,7 @@ class HTTP1Server:
                 if listener is None:
                     await trio.sleep_forever()
                 async with listener:
-                    while True:
-                        await self.cap.room(listener.socket)
-                        try:
-                            stream = await listener.accept()
-                        except OSError as exc:
-                            if exc.errno in _ACCEPT_RETRY_ERRNOS:
-                                log.error("accept failed (%s); retrying", exc)
-                                await trio.sleep(0.1)
-                                continue
-                            raise
-                        self.cap.opened()
-                        conns.start_soon(self._counted_connection, stream)
+                    await self.cap.accept_forever(listener, conns, self._connection)
             await self._no_connections.wait()
             conns.cancel_scope.cancel()  # the watcher
 
@@ -178,12 +165,6 @@ class HTTP1Server:
         """Keep-alive connections waiting for their next request: the cap may close them."""
         return [(c.deadline, c.scope) for c in self.connections
                 if c.phase == "idle" and c.reused and c.scope is not None]
-
-    async def _counted_connection(self, stream: trio.abc.Stream) -> None:
-        try:
-            await self._connection(stream)
-        finally:
-            self.cap.closed()
 
     def stop_accepting(self) -> None:
         """Stop taking connections; close idle keep-alive ones; busy ones close after their response."""
