@@ -22,9 +22,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# BENCH_ARGS=--quick for a one-round smoke run; wrk and nginx come from apt (the script names what is missing)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -r bench/requirements.txt
-	$(PY) bench/proxy_bench.py
+	$(PY) bench/proxy_bench.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check core plugins contrib tests

@@ -79,6 +79,8 @@ def test_report_prints_every_issue_row(bench) -> None:
                "cpu_us": 200.0, "p50_c1": 0.3}
     chosen = bench.setups()
     rounds = [{s.key: dict(metrics) for s in chosen}, {s.key: dict(metrics, rps=3000.0) for s in chosen}]
+    for rnd, added in zip(rounds, (12.0, 14.0), strict=True):  # paired with a baseline measured just before
+        rnd["p-jwt"]["added_us"] = added
     res = bench.medians(rounds)
     assert res["log-bare"]["rps"] == 2000.0
     rows = bench.issue_rows(res)
@@ -96,7 +98,7 @@ def test_report_prints_every_issue_row(bench) -> None:
     assert "p99.9" in text and "jwt (HS256)" in text and "nan" not in text
     plugins = bench.plugin_rows(res, chosen)
     assert {r["plugin"] for r in plugins} >= {"jwt", "key-auth", "rate-limit", "cache", "cors", "request-transform"}
-    assert all(r["added_us"] == 0.0 for r in plugins)
+    assert {r["key"]: r["added_us"] for r in plugins if r["added_us"]} == {"p-jwt": 13.0}
     # a setup left out is reported as not measured, never as met
     partial = bench.issue_rows({"off-bare": res["off-bare"]})
     assert all(r[4] is None for r in partial) and math.isnan(float(partial[0][2]))
