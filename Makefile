@@ -35,9 +35,10 @@ dist: $(STAMP)
 		--no-isolation --skip-dependency-check --outdir $(DIST_DIR) {} >/dev/null && rm -rf {}/build'
 	@ls $(DIST_DIR)/*.whl | wc -l | xargs printf '%s wheels in $(DIST_DIR)/\n'
 
+# BENCH_ARGS=--quick for a one-round smoke run; wrk and nginx come from apt (the script names what is missing)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -r bench/requirements.txt
-	$(PY) bench/proxy_bench.py
+	$(PY) bench/proxy_bench.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check core plugins contrib tests

@@ -7,20 +7,34 @@ in ``ctx.log_extra`` (trace ids from the opentelemetry plugin, for instance).
 Secrets never reach it: query parameters, logged headers (``access_log_headers``) and
 ``log_extra`` keys that look like credentials are redacted -- Authorization keeps only its scheme,
 cookies only their names, API keys and tokens become ``REDACTED``.
+
+Cost: a JSON line is built as one string (no intermediate dict, no ``json.dumps`` of the whole
+entry) and lines are buffered in memory: they are written out when the buffer reaches
+:data:`BUFFER_BYTES`, when a line finds the last write older than :data:`FLUSH_INTERVAL`, by the
+gateway's flush task at least every :data:`FLUSH_INTERVAL`, and on reload and shutdown. A request
+never makes a write syscall of its own. A crash (SIGKILL, OOM) loses at most the lines of the last
+interval.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
+import logging
+import os
 import re
 import sys
 import time
-from typing import IO, Any
+from json.encoder import encode_basestring_ascii as _quote  # C-accelerated; json.dumps's own escaping
+from typing import Any
 from urllib.parse import unquote_plus
 
 from .context import Context
 
-__all__ = ["REDACTED", "AccessLog", "redact_extra", "redact_header", "redact_query"]
+__all__ = ["BUFFER_BYTES", "FLUSH_INTERVAL", "REDACTED", "AccessLog", "redact_extra", "redact_header",
+           "redact_query"]
+
+log = logging.getLogger("triogate")
 
 REDACTED = "REDACTED"
 # names of query parameters, headers and log_extra keys whose values are secrets
@@ -29,6 +43,14 @@ _SECRET_NAME = re.compile(
     r"session|cookie|authorization|^auth$|^auth[-_]|jwt|^x-amz-|^sig$|^key$|^code$|^pass$|^otp$)"
 )
 _PROBLEM_JSON = "application/problem+json"
+
+#: seconds a buffered line may wait before it is written (the flush task's period)
+FLUSH_INTERVAL = 0.5
+#: buffered bytes (approximately: characters) that trigger a write at once
+BUFFER_BYTES = 64 * 1024
+# stdout may be a pipe shared by several workers: writes up to PIPE_BUF bytes are atomic there,
+# so lines are written in chunks of whole lines no larger than this (a longer line goes alone)
+_PIPE_BUF = 4096
 
 
 def is_secret_name(name: str) -> bool:
@@ -98,32 +120,93 @@ def _short_circuit_reason(ctx: Context) -> str | None:
     return detail if isinstance(detail, str) else None
 
 
-class AccessLog:
-    """Writes the access log; the format and logged headers follow the serving config (reloads)."""
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
 
-    def __init__(self, destination: str) -> None:
+
+def _value(value: Any) -> str:
+    """``value`` as JSON, exactly as ``json.dumps(..., default=str)`` writes it; str/int/None without it."""
+    cls = value.__class__
+    if cls is str:
+        return _quote(value)
+    if cls is int:
+        return int.__repr__(value)
+    if cls is float and value - value == 0.0:  # finite (json.dumps writes NaN/Infinity for the others)
+        return float.__repr__(value)
+    if value is None:
+        return "null"
+    return _dumps(value)
+
+
+# every key a line may have besides log_extra's: a log_extra key among these replaces the value in
+# place (dict.update), which the slow path reproduces exactly
+_ENTRY_KEYS = frozenset({"time", "request_id", "client_ip", "method", "path", "status", "bytes_in", "bytes_out",
+                         "duration_ms", "route", "query", "upstream", "target", "upstream_ms", "consumer",
+                         "short_circuit", "error", "headers"})
+
+
+class _Clock:
+    """The ``time`` field, formatted once per second instead of once per line."""
+
+    __slots__ = ("second", "text")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.text = ""
+
+    def now(self) -> str:
+        second = int(time.time())
+        if second != self.second:
+            self.second = second
+            self.text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+        return self.text
+
+
+class AccessLog:
+    """Writes the access log; the format and logged headers follow the serving config (reloads).
+
+    Lines are buffered (see the module docstring); :meth:`flush` writes them out, :meth:`close`
+    flushes and closes. A log that is still open when the interpreter exits is flushed then too.
+    """
+
+    def __init__(self, destination: str, *, flush_interval: float = FLUSH_INTERVAL,
+                 buffer_bytes: int = BUFFER_BYTES) -> None:
         self.enabled = destination != "off"
-        self._fh: IO[str] | None = None
-        if destination == "-":
-            self._fh = sys.stdout
-        elif self.enabled:
-            self._fh = open(destination, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives as long as the gateway
+        self.destination = destination
+        self.flush_interval = flush_interval
+        self.buffer_bytes = buffer_bytes
+        self._fd: int | None = None
+        self._stdout = destination == "-"
+        if self.enabled and not self._stdout:
+            # O_APPEND: each write lands at the end, whole, even with several workers on one file
+            self._fd = os.open(destination, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        self._lines: list[str] = []
+        self._size = 0
+        self._flushed_at = time.monotonic()
+        self._closed = False
+        self._failing = False
         self._cfg: Any = None
         self._console = False
         self._headers: tuple[str, ...] = ()
+        self._clock = _Clock()
+        if self.enabled:
+            atexit.register(self.flush)
 
     def _configure(self, gcfg: Any) -> None:
         self._cfg = gcfg
         self._console = getattr(gcfg, "access_log_format", "json") == "console"
         self._headers = tuple(h.lower() for h in getattr(gcfg, "access_log_headers", ()))
 
+    # ------------------------------------------------------------------ formatting
+
     def record(self, ctx: Context) -> dict[str, Any]:
+        """The line as a dict (the console format, and the JSON reference the fast path matches)."""
         gcfg = ctx.gateway.config.gateway
         if gcfg is not self._cfg:
             self._configure(gcfg)
         req = ctx.request
         entry: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z",
+            "time": self._clock.now(),
             "request_id": ctx.request_id,
             "client_ip": ctx.client_ip,
             "method": req.method,
@@ -145,43 +228,153 @@ class AccessLog:
         if ctx.principal is not None and ctx.principal.consumer:
             entry["consumer"] = ctx.principal.consumer
         if ctx.short_circuit is not None:
-            decision: dict[str, Any] = {"plugin": ctx.short_circuit[0], "phase": ctx.short_circuit[1],
-                                        "status": ctx.status}
-            reason = _short_circuit_reason(ctx)
-            if reason:
-                decision["reason"] = reason
-            entry["short_circuit"] = decision
+            entry["short_circuit"] = self._decision(ctx)
         if ctx.error:
             entry["error"] = ctx.error
         if self._headers:
-            logged = {}
-            for name in self._headers:
-                values = req.headers.get_all(name)
-                if values:
-                    logged[name] = redact_header(name, ", ".join(values))
+            logged = self._logged_headers(ctx)
             if logged:
                 entry["headers"] = logged
         if ctx.log_extra:
             entry.update(redact_extra(ctx.log_extra))
         return entry
 
+    @staticmethod
+    def _decision(ctx: Context) -> dict[str, Any]:
+        assert ctx.short_circuit is not None
+        decision: dict[str, Any] = {"plugin": ctx.short_circuit[0], "phase": ctx.short_circuit[1],
+                                    "status": ctx.status}
+        reason = _short_circuit_reason(ctx)
+        if reason:
+            decision["reason"] = reason
+        return decision
+
+    def _logged_headers(self, ctx: Context) -> dict[str, str]:
+        logged = {}
+        headers = ctx.request.headers
+        for name in self._headers:
+            values = headers.get_all(name)
+            if values:
+                logged[name] = redact_header(name, ", ".join(values))
+        return logged
+
+    def json_line(self, ctx: Context) -> str:
+        """The JSON line, built as one string; byte for byte what ``json.dumps(record(ctx))`` gives."""
+        extra = ctx.log_extra
+        if extra and not all(k.__class__ is str and k not in _ENTRY_KEYS for k in extra):
+            return _dumps(self.record(ctx))  # a log_extra key overrides a field, or is not a string
+        try:
+            return self._json_line(ctx, extra)
+        except TypeError:  # a field of an unexpected type (None client_ip, an IntEnum status): the general path
+            return _dumps(self.record(ctx))
+
+    def _json_line(self, ctx: Context, extra: dict[str, Any]) -> str:
+        # the fields every line has, in one f-string: str fields go through json's own escaping
+        # (TypeError when one is not a str), ints are checked to be plain ints
+        req = ctx.request
+        status, bytes_in, bytes_out = ctx.status, ctx.bytes_in, ctx.bytes_out
+        if status.__class__ is not int or bytes_in.__class__ is not int or bytes_out.__class__ is not int:
+            raise TypeError("not a plain int")
+        route = ctx.route_name
+        line = (f'{{"time":"{self._clock.now()}","request_id":{_quote(ctx.request_id)},'
+                f'"client_ip":{_quote(ctx.client_ip)},"method":{_quote(req.method)},"path":{_quote(req.path)},'
+                f'"status":{status},"bytes_in":{bytes_in},"bytes_out":{bytes_out},'
+                f'"duration_ms":{float.__repr__(round(ctx.elapsed * 1000, 3))},'
+                f'"route":{"null" if route is None else _quote(route)}')
+        if ctx.upstream_target is not None:
+            upstream = (f',"upstream":{_value(ctx.upstream_name)},"target":{_quote(ctx.upstream_target)},'
+                        f'"upstream_ms":{_value(round((ctx.upstream_seconds or 0) * 1000, 3))}')
+        elif ctx.upstream_name is not None:
+            upstream = f',"upstream":{_value(ctx.upstream_name)}'
+        else:
+            upstream = ""
+        if req.query:
+            line += f',"query":{_quote(redact_query(req.query))}'
+        line += upstream
+        if ctx.principal is not None and ctx.principal.consumer:
+            line += f',"consumer":{_value(ctx.principal.consumer)}'
+        if ctx.short_circuit is not None:
+            line += f',"short_circuit":{_dumps(self._decision(ctx))}'
+        if ctx.error:
+            line += f',"error":{_value(ctx.error)}'
+        if self._headers:
+            logged = self._logged_headers(ctx)
+            if logged:
+                line += f',"headers":{_dumps(logged)}'
+        if extra:
+            line += "".join([f",{_quote(k)}:{_value(v)}" for k, v in redact_extra(extra).items()])
+        return line + "}"
+
     def format(self, ctx: Context) -> str:
-        entry = self.record(ctx)
+        gcfg = ctx.gateway.config.gateway
+        if gcfg is not self._cfg:
+            self._configure(gcfg)
         if self._console:
-            return console_line(entry)
-        return json.dumps(entry, separators=(",", ":"), default=str)
+            return console_line(self.record(ctx))
+        return self.json_line(ctx)
+
+    # ------------------------------------------------------------------ buffering
 
     def write(self, ctx: Context) -> None:
-        if self._fh is None:
+        """Buffer the request's line; write the buffer out if it is full or the last write is old."""
+        if not self.enabled or self._closed:
             return
-        self._fh.write(self.format(ctx) + "\n")
-        if self._fh is sys.stdout:
-            # one write per line: workers sharing stdout never interleave inside a line
-            self._fh.flush()
+        line = self.format(ctx)
+        self._lines.append(line)
+        self._size += len(line) + 1
+        if self._size >= self.buffer_bytes or time.monotonic() - self._flushed_at >= self.flush_interval:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every buffered line: one ``write`` for a file, whole-line chunks of ≤ 4 KiB for stdout."""
+        self._flushed_at = time.monotonic()
+        lines = self._lines
+        if not lines:
+            return
+        self._lines = []
+        self._size = 0
+        try:
+            if self._stdout:
+                self._write_stdout(lines)
+            elif self._fd is not None:
+                data = ("\n".join(lines) + "\n").encode("utf-8", "backslashreplace")
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view):]
+        except (OSError, ValueError, AttributeError) as exc:  # disk full, closed or no stdout: lines lost, still serving
+            if not self._failing:
+                log.error("access log %s: write failed, %d lines lost: %s", self.destination, len(lines), exc)
+            self._failing = True
+        else:
+            self._failing = False
+
+    @staticmethod
+    def _write_stdout(lines: list[str]) -> None:
+        out = sys.stdout  # looked up each time: tests and embedders replace it
+        chunk: list[str] = []
+        size = 0
+        for line in lines:
+            n = len(line) + 1
+            if chunk and size + n > _PIPE_BUF:
+                out.write("\n".join(chunk) + "\n")
+                out.flush()
+                chunk, size = [], 0
+            chunk.append(line)
+            size += n
+        out.write("\n".join(chunk) + "\n")
+        out.flush()
 
     def close(self) -> None:
-        if self._fh is not None and self._fh is not sys.stdout:
-            self._fh.close()
+        """Flush, then close the file; later lines are dropped (the gateway has stopped serving)."""
+        if self._closed:
+            return
+        self.flush()
+        self._closed = True
+        if self.enabled:
+            atexit.unregister(self.flush)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 _CONSOLE_FIRST = ("time", "request_id", "client_ip", "method", "path", "query", "status", "bytes_in", "bytes_out",

@@ -17,7 +17,7 @@ from typing import Any
 
 import trio
 
-from .accesslog import AccessLog
+from .accesslog import FLUSH_INTERVAL, AccessLog
 from .config import Config, ConfigError, load_config
 from .context import Context
 from .messages import Request, Response
@@ -168,6 +168,7 @@ class Gateway:
         self.reloads = {"ok": 0, "failed": 0}
         self._nursery: trio.Nursery | None = None
         self.draining = False
+        self._closed = False
         self._reload_lock = trio.Lock()
 
     @property
@@ -187,6 +188,13 @@ class Gateway:
         """
         self._nursery = nursery
         await nursery.start(self._run_generation, self._gen)
+        nursery.start_soon(self._flush_access_log, name="access log flush")
+
+    async def _flush_access_log(self) -> None:
+        """Access-log lines are buffered: write them out within FLUSH_INTERVAL even when traffic stops."""
+        while not self._closed:
+            await trio.sleep(FLUSH_INTERVAL)
+            self.access_log.flush()
 
     async def _run_generation(self, gen: _Generation, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         pipeline = gen.pipeline
@@ -313,7 +321,8 @@ class Gateway:
         for key in _RESTART_ONLY:
             if getattr(old.gateway, key) != getattr(new.gateway, key):
                 log.warning("gateway.%s changed: it takes effect after a restart, not a reload", key)
-        # reopen the access log: picks up a new destination, and a rotated file (logrotate + SIGHUP)
+        # reopen the access log: picks up a new destination, and a rotated file (logrotate + SIGHUP);
+        # closing flushes the old one's buffered lines to the old file first
         self.access_log.close()
         self.access_log = AccessLog(new.gateway.access_log)
 
@@ -324,7 +333,8 @@ class Gateway:
         gen.retire()
         await gen.done.wait()
         await self.http.aclose()
-        self.access_log.close()
+        self.access_log.close()  # flushes the buffered lines
+        self._closed = True
 
     # ------------------------------------------------------------------ requests
 
