@@ -373,6 +373,8 @@ REFUSED_BY_PROTOCOL = {
     "duplicate-method": _req("/x") + [(":method", "POST")],
     "empty-path": _req(""),
     "content-length-plus": _req("/x", method="POST", extra=[("content-length", "+0")]),
+    "empty-name": _req("/x", extra=[("", "v")]),  # 0-length names (CVE-2019-9516)
+    "many-empty-fields": _req("/x", extra=[("", "")] * 50),
 }
 
 
@@ -723,6 +725,25 @@ async def test_h2_flood_of_frames_that_carry_little_is_cut_off(name, gateway_fac
     assert sent < 20000, "the attacker was never cut off"
     assert not [x for x in up.heads if b"/dribble" in x]
     assert normal == [200] * 5
+
+
+@pytest.mark.parametrize("trailers", [False, True], ids=["new-stream", "trailers-without-end-stream"])
+async def test_h2_empty_header_block_ends_the_connection(trailers, gateway_factory, raw_upstream):
+    """CVE-2019-9516 (0-length headers): an empty header block opens no request (h2 refuses it:
+    no pseudo-headers; trailers must end their stream), so empty HEADERS frames cannot pile up;
+    empty CONTINUATION frames are bounded by the CONTINUATION limit above."""
+    up = await raw_upstream()
+    gw = await gateway_factory({**route_to(up), "gateway": {"listen": _listen("h2")}})
+    h = await _h2(gw.port)
+    if trailers:
+        await h.send(h.headers_frame(1, _req("/t", method="POST"), end_stream=False))
+    empty = HeadersFrame(1)
+    empty.flags.add("END_HEADERS")
+    await h.send(empty.serialize())
+    await h.until_closed()
+    assert h.goaway is not None and h.goaway.error_code == PROTOCOL_ERROR, h.goaway
+    assert up.data == b""
+    assert await normal_h2_get(gw.port, "/still-up") == 200
 
 
 async def _h2_upload(port: int, path: str, pieces: list[bytes], pause: float = 0.0) -> tuple[int, bytes]:
