@@ -685,6 +685,9 @@ FLOODS = {
     "priority": (True, lambda sid: PriorityFrame(1, depends_on=0, stream_weight=16).serialize()),  # CVE-2019-9513
     "priority-idle-streams": (False, lambda sid: PriorityFrame(sid, depends_on=0, stream_weight=16).serialize()),
     "window-update": (False, lambda sid: WindowUpdateFrame(0, window_increment=1).serialize()),
+    # on a stream already closed, each makes h2 answer RST_STREAM(STREAM_CLOSED) (CVE-2019-9514)
+    "window-update-closed-stream": ("closed", lambda sid: WindowUpdateFrame(1, window_increment=1).serialize()),
+    "unknown-type": (False, lambda sid: b"\x00\x00\x00\xfa\x00\x00\x00\x00\x00"),  # h2 parses and ignores it
 }
 
 
@@ -698,7 +701,10 @@ async def test_h2_flood_of_frames_that_carry_little_is_cut_off(name, gateway_fac
     gw = await gateway_factory({**route_to(up), "gateway": {"listen": _listen("h2")}})
     opens, frame = FLOODS[name]
     h = await _h2(gw.port)
-    if opens:
+    if opens == "closed":
+        await h.send(h.headers_frame(1, _req("/done")))
+        assert (await h.response(1))[0] == 200
+    elif opens:
         await h.send(h.headers_frame(1, _req("/dribble", method="POST"), end_stream=False))
     normal: list[int] = []
 

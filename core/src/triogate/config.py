@@ -103,9 +103,9 @@ class LimitsConfig:
                           "second on one connection before GOAWAY(ENHANCE_YOUR_CALM) ends it (tiny-frame floods; "
                           "also more than 10 empty ones in a row); 0 for no limit")
     h2_max_control_frames_per_second: int = setting(
-        1000, description="HTTP/2: PING, SETTINGS, PRIORITY and WINDOW_UPDATE frames a client may send per second on "
-                          "one connection before GOAWAY(ENHANCE_YOUR_CALM) ends it (WINDOW_UPDATEs answering the "
-                          "gateway's DATA frames are not counted); 0 for no limit")
+        1000, description="HTTP/2: PING, SETTINGS, PRIORITY, WINDOW_UPDATE and unknown-type frames a client may send "
+                          "per second on one connection before GOAWAY(ENHANCE_YOUR_CALM) ends it (WINDOW_UPDATEs "
+                          "answering the gateway's DATA frames are not counted); 0 for no limit")
 
 
 @attrs.define(frozen=True)

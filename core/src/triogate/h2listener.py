@@ -41,8 +41,7 @@ log = logging.getLogger("triogate.h2")
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 READ_SIZE = 65536  # the first read takes what came: an HTTP/1.1 head is usually parsed without another
 _ACCEPT_RETRY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
-_DATA, _HEADERS, _PRIORITY, _RST_STREAM, _SETTINGS, _PING, _WINDOW_UPDATE, _CONTINUATION = 0, 1, 2, 3, 4, 6, 8, 9
-_CONTROL = frozenset((_PRIORITY, _SETTINGS, _PING, _WINDOW_UPDATE))
+_DATA, _HEADERS, _RST_STREAM, _WINDOW_UPDATE, _CONTINUATION = 0x0, 0x1, 0x3, 0x8, 0x9
 _END_STREAM = 0x1
 _END_HEADERS = 0x4
 SMALL_DATA = 1024  # a DATA payload under this many bytes is "small" (budgeted when it does not end its stream)
@@ -70,8 +69,9 @@ class FrameGuard:
       end their stream (data dribble, CVE-2019-9511; 1 MiB as 1-byte frames would cost ~45 CPU
       seconds), and at most ``MAX_EMPTY_DATA_IN_A_ROW`` empty ones in a row (empty-frames flood,
       CVE-2019-9518: they carry nothing);
-    - ``max_control`` PING, SETTINGS, PRIORITY and WINDOW_UPDATE frames per second (PING and
-      SETTINGS floods, CVE-2019-9512; PRIORITY floods, CVE-2019-9513); a WINDOW_UPDATE that
+    - ``max_control`` PING, SETTINGS, PRIORITY, WINDOW_UPDATE and other frames (unknown extension
+      types, which h2 parses and ignores) per second (PING and SETTINGS floods, CVE-2019-9512 and
+      -9515; PRIORITY floods, CVE-2019-9513); a WINDOW_UPDATE that
       answers a DATA frame the gateway sent (up to two per frame: stream and connection) is free,
       so a fast download is never limited;
     - a header block (HEADERS plus CONTINUATION payloads) above ``max_header_block`` bytes or in
@@ -163,14 +163,15 @@ class FrameGuard:
                 if self._resets > self.max_resets:
                     self.reason = "too many stream resets"
                     return True
-            elif kind in _CONTROL:  # ACKs too: the gateway never pings, and sends SETTINGS once
+            else:  # PING, SETTINGS (ACKs too: the gateway never pings, and sends SETTINGS once), PRIORITY,
+                # WINDOW_UPDATE, and the frames h2 ignores (unknown extension types) or refuses (PUSH_PROMISE)
                 if kind == _WINDOW_UPDATE and self._credit:
                     self._credit -= 1
                     continue
                 self._tick()
                 self._control += 1
                 if self._control > self.max_control > 0:
-                    self.reason = "too many control frames (PING, SETTINGS, PRIORITY, WINDOW_UPDATE)"
+                    self.reason = "too many control frames (PING, SETTINGS, PRIORITY, WINDOW_UPDATE, unknown types)"
                     return True
         return False
 
