@@ -778,7 +778,7 @@ async def _h2_upload(port: int, path: str, pieces: list[bytes], pause: float = 0
             elif isinstance(ev, h2.events.StreamEnded):
                 ended = True
             elif isinstance(ev, h2.events.ConnectionTerminated):
-                raise AssertionError(f"GOAWAY {ev.error_code}")
+                pytest.fail(f"GOAWAY {ev.error_code}")
         await pump(False)
 
     async with stream:
@@ -850,7 +850,7 @@ async def test_h2_window_updates_answering_a_download_are_free(gateway_factory, 
                     elif isinstance(ev, h2.events.StreamEnded):
                         ended = True
                     elif isinstance(ev, h2.events.ConnectionTerminated):
-                        raise AssertionError(f"GOAWAY {ev.error_code}")
+                        pytest.fail(f"GOAWAY {ev.error_code}")
                 out = conn.data_to_send()
                 if out:
                     await stream.send_all(out)
