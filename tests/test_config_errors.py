@@ -126,6 +126,16 @@ def test_values_a_type_cannot_express_are_checked() -> None:
     ]
 
 
+def test_h2_frame_budgets_are_zero_or_more() -> None:
+    errs = errors_of("""
+        [gateway.limits]
+        h2_max_small_data_frames_per_second = -1
+        h2_max_control_frames_per_second = -5
+    """)
+    assert errs == ["gateway.limits.h2_max_small_data_frames_per_second: expected 0 or more",
+                    "gateway.limits.h2_max_control_frames_per_second: expected 0 or more"]
+
+
 def test_booleans_are_not_integers_and_literals_keep_their_type() -> None:
     errs = errors_of("""
         [gateway]

@@ -26,9 +26,13 @@ from hyperframe.frame import (
     Frame,
     GoAwayFrame,
     HeadersFrame,
+    PingFrame,
+    PriorityFrame,
     RstStreamFrame,
     SettingsFrame,
+    WindowUpdateFrame,
 )
+from triogate import Response
 from triogate.testing import raw_request
 
 from .conftest import OK_RESPONSE, route_to
@@ -369,6 +373,8 @@ REFUSED_BY_PROTOCOL = {
     "duplicate-method": _req("/x") + [(":method", "POST")],
     "empty-path": _req(""),
     "content-length-plus": _req("/x", method="POST", extra=[("content-length", "+0")]),
+    "empty-name": _req("/x", extra=[("", "v")]),  # 0-length names (CVE-2019-9516)
+    "many-empty-fields": _req("/x", extra=[("", "")] * 50),
 }
 
 
@@ -652,3 +658,200 @@ async def test_websocket_on_the_h2_port_is_the_native_tunnel(both_parsers, gatew
         with trio.fail_after(3):
             while b"pong:ping" not in got:
                 got += await stream.receive_some(65536)
+
+
+# --------------------------------------------------------------------------- floods of frames that carry little
+
+
+def _data(sid: int, data: bytes) -> bytes:
+    return DataFrame(sid, data=data).serialize()
+
+
+def _ping(ack: bool = False) -> bytes:
+    f = PingFrame(0, opaque_data=b"12345678")
+    if ack:
+        f.flags.add("ACK")
+    return f.serialize()
+
+
+# each attack: (frames that open it, one flood frame); a well-behaved client sends few of these
+FLOODS = {
+    "data-1-byte": (True, lambda sid: _data(1, b"x")),  # data dribble (CVE-2019-9511): 1 MiB = 1M frames
+    "data-empty": (True, lambda sid: _data(1, b"")),  # empty frames flood (CVE-2019-9518)
+    "data-empty-and-1-byte": (True, lambda sid: _data(1, b"") + _data(1, b"y")),
+    "ping": (False, lambda sid: _ping()),  # PING flood (CVE-2019-9512)
+    "ping-ack": (False, lambda sid: _ping(ack=True)),  # unsolicited PING ACKs
+    "settings": (False, lambda sid: SettingsFrame(0).serialize()),  # SETTINGS flood (each needs an ACK)
+    "priority": (True, lambda sid: PriorityFrame(1, depends_on=0, stream_weight=16).serialize()),  # CVE-2019-9513
+    "priority-idle-streams": (False, lambda sid: PriorityFrame(sid, depends_on=0, stream_weight=16).serialize()),
+    "window-update": (False, lambda sid: WindowUpdateFrame(0, window_increment=1).serialize()),
+    # on a stream already closed, each makes h2 answer RST_STREAM(STREAM_CLOSED) (CVE-2019-9514)
+    "window-update-closed-stream": ("closed", lambda sid: WindowUpdateFrame(1, window_increment=1).serialize()),
+    "unknown-type": (False, lambda sid: b"\x00\x00\x00\xfa\x00\x00\x00\x00\x00"),  # h2 parses and ignores it
+}
+
+
+@pytest.mark.parametrize("name", sorted(FLOODS))
+async def test_h2_flood_of_frames_that_carry_little_is_cut_off(name, gateway_factory, raw_upstream):
+    """Each of these frames costs hypercorn and h2 5-45 µs of CPU and carries (almost) nothing: as
+    fast as possible, they end the connection with GOAWAY(ENHANCE_YOUR_CALM) within the default
+    per-connection budget; the upstream never sees the attack's request; a normal client on
+    another connection is served all along."""
+    up = await raw_upstream()
+    gw = await gateway_factory({**route_to(up), "gateway": {"listen": _listen("h2")}})
+    opens, frame = FLOODS[name]
+    h = await _h2(gw.port)
+    if opens == "closed":
+        await h.send(h.headers_frame(1, _req("/done")))
+        assert (await h.response(1))[0] == 200
+    elif opens:
+        await h.send(h.headers_frame(1, _req("/dribble", method="POST"), end_stream=False))
+    normal: list[int] = []
+
+    async def normal_client() -> None:
+        for i in range(5):
+            normal.append(await normal_h2_get(gw.port, f"/normal{i}"))
+            await trio.sleep(0.05)
+
+    sent, sid = 0, 3
+    async with trio.open_nursery() as n:
+        n.start_soon(normal_client)
+        with trio.move_on_after(5):
+            while not h.closed and sent < 20000:
+                out = b""
+                for _ in range(100):
+                    out += frame(sid)
+                    sid += 2
+                await h.send(out)
+                sent += 100
+                with trio.move_on_after(0.002):
+                    await h._read()
+        await h.until_closed()
+    assert h.goaway is not None and h.goaway.error_code == ENHANCE_YOUR_CALM, h.goaway
+    assert sent < 20000, "the attacker was never cut off"
+    assert not [x for x in up.heads if b"/dribble" in x]
+    assert normal == [200] * 5
+
+
+@pytest.mark.parametrize("trailers", [False, True], ids=["new-stream", "trailers-without-end-stream"])
+async def test_h2_empty_header_block_ends_the_connection(trailers, gateway_factory, raw_upstream):
+    """CVE-2019-9516 (0-length headers): an empty header block opens no request (h2 refuses it:
+    no pseudo-headers; trailers must end their stream), so empty HEADERS frames cannot pile up;
+    empty CONTINUATION frames are bounded by the CONTINUATION limit above."""
+    up = await raw_upstream()
+    gw = await gateway_factory({**route_to(up), "gateway": {"listen": _listen("h2")}})
+    h = await _h2(gw.port)
+    if trailers:
+        await h.send(h.headers_frame(1, _req("/t", method="POST"), end_stream=False))
+    empty = HeadersFrame(1)
+    empty.flags.add("END_HEADERS")
+    await h.send(empty.serialize())
+    await h.until_closed()
+    assert h.goaway is not None and h.goaway.error_code == PROTOCOL_ERROR, h.goaway
+    assert up.data == b""
+    assert await normal_h2_get(gw.port, "/still-up") == 200
+
+
+async def _h2_upload(port: int, path: str, pieces: list[bytes], pause: float = 0.0) -> tuple[int, bytes]:
+    """A well-behaved client (the h2 library) uploading ``pieces``, one DATA frame each (within flow
+    control), ``pause`` seconds apart; returns the response status and body."""
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    status, body, ended = 0, b"", False
+
+    async def pump(wait: bool) -> None:
+        nonlocal status, body, ended
+        out = conn.data_to_send()
+        if out:
+            await stream.send_all(out)
+        if not wait:
+            return
+        data = await stream.receive_some(65536)
+        assert data, "connection closed"
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived):
+                status = int(dict(ev.headers)[":status"])
+            elif isinstance(ev, h2.events.DataReceived):
+                body += ev.data
+                conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, h2.events.StreamEnded):
+                ended = True
+            elif isinstance(ev, h2.events.ConnectionTerminated):
+                pytest.fail(f"GOAWAY {ev.error_code}")
+        await pump(False)
+
+    async with stream:
+        with trio.fail_after(20):
+            conn.send_headers(1, _req(path, method="POST"))
+            await pump(False)
+            for piece in pieces:
+                while conn.local_flow_control_window(1) < len(piece):
+                    await pump(True)
+                conn.send_data(1, piece)
+                await pump(False)
+                if pause:
+                    await trio.sleep(pause)
+            conn.end_stream(1)
+            await pump(False)
+            while not ended:
+                await pump(True)
+    return status, body
+
+
+@pytest.mark.parametrize("kind", ["1MiB-in-16KiB-frames", "1000-small-messages"])
+async def test_h2_legitimate_uploads_are_not_cut_off(kind, gateway_factory, upstream_factory):
+    """Normal frames pass the budgets: a browser-like upload (16 KiB frames) and a gRPC-like stream of
+    small messages at a normal pace (about 500 a second, one DATA frame each)."""
+    async def count(req):
+        n = 0
+        async for chunk in req.body:
+            n += len(chunk)
+        return {"received": n}
+
+    up = await upstream_factory(count)
+    gw = await gateway_factory({**route_to(up), "gateway": {"listen": _listen("h2")}})
+    if kind == "1MiB-in-16KiB-frames":
+        pieces, pause = [b"u" * 16384] * 64, 0.0
+    else:
+        pieces, pause = [b"m" * 100] * 1000, 0.002
+    status, body = await _h2_upload(gw.port, "/upload", pieces, pause)
+    assert status == 200, body
+    assert json.loads(body) == {"received": sum(map(len, pieces))}
+
+
+async def test_h2_window_updates_answering_a_download_are_free(gateway_factory, upstream_factory):
+    """A client that acknowledges every DATA frame of a large download (two WINDOW_UPDATEs each, far
+    more than the control-frame budget in a second) is not cut off."""
+    big = b"d" * (4 << 20)
+
+    async def download(req):
+        return Response(200, [("content-type", "application/octet-stream")], big)
+
+    up = await upstream_factory(download)
+    gw = await gateway_factory({**route_to(up), "gateway": {"listen": _listen("h2"),
+                                                            "limits": {"h2_max_control_frames_per_second": 50}}})
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    got, ended, updates = 0, False, 0
+    async with await trio.open_tcp_stream("127.0.0.1", gw.port) as stream:
+        conn.send_headers(1, _req("/big"), end_stream=True)
+        await stream.send_all(conn.data_to_send())
+        with trio.fail_after(20):
+            while not ended:
+                data = await stream.receive_some(65536)
+                assert data, "connection closed"
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.DataReceived) and ev.flow_controlled_length:
+                        got += len(ev.data)
+                        conn.increment_flow_control_window(ev.flow_controlled_length)  # every frame, both windows
+                        conn.increment_flow_control_window(ev.flow_controlled_length, ev.stream_id)
+                        updates += 2
+                    elif isinstance(ev, h2.events.StreamEnded):
+                        ended = True
+                    elif isinstance(ev, h2.events.ConnectionTerminated):
+                        pytest.fail(f"GOAWAY {ev.error_code}")
+                out = conn.data_to_send()
+                if out:
+                    await stream.send_all(out)
+    assert got == len(big) and updates > 100

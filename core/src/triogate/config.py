@@ -98,6 +98,14 @@ class LimitsConfig:
     h2_max_resets_per_second: int = setting(
         100, description="HTTP/2: RST_STREAM frames per second a client may send on one connection before "
                          "GOAWAY(ENHANCE_YOUR_CALM) ends it (rapid reset)")
+    h2_max_small_data_frames_per_second: int = setting(
+        1000, description="HTTP/2: DATA frames under 1 KiB that do not end their stream a client may send per "
+                          "second on one connection before GOAWAY(ENHANCE_YOUR_CALM) ends it (tiny-frame floods; "
+                          "also more than 10 empty ones in a row); 0 for no limit")
+    h2_max_control_frames_per_second: int = setting(
+        1000, description="HTTP/2: PING, SETTINGS, PRIORITY, WINDOW_UPDATE and unknown-type frames a client may send "
+                          "per second on one connection before GOAWAY(ENHANCE_YOUR_CALM) ends it (WINDOW_UPDATEs "
+                          "answering the gateway's DATA frames are not counted); 0 for no limit")
 
 
 @attrs.define(frozen=True)
@@ -601,7 +609,8 @@ def _check_references(cfg: Config, raw: dict[str, Any] | None = None) -> list[st
     if cfg.gateway.timeouts.body_rate_grace < 0:
         errors.append("gateway.timeouts.body_rate_grace: expected 0 or more seconds")
     for name in ("max_request_line", "max_header_bytes", "max_headers", "max_body_bytes", "body_buffer_bytes",
-                 "min_body_rate", "max_connections"):
+                 "min_body_rate", "max_connections", "h2_max_small_data_frames_per_second",
+                 "h2_max_control_frames_per_second"):
         if getattr(cfg.gateway.limits, name) < 0:
             errors.append(f"gateway.limits.{name}: expected 0 or more")
     if cfg.gateway.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):

@@ -7,8 +7,9 @@ native :class:`~triogate.server.HTTP1Server` with the bytes already read, so HTT
 this port is held to exactly the native listener's rules, parser, limits and timeouts
 (hypercorn's own h11 path never sees a byte). HTTP/2 connections pass through a frame
 guard that bounds what hypercorn and the h2 library do not: client RST_STREAM floods
-(rapid reset, CVE-2023-44487) and header blocks spread over CONTINUATION frames larger
-than the header limit; both end the connection with GOAWAY(ENHANCE_YOUR_CALM).
+(rapid reset, CVE-2023-44487), floods of tiny or empty DATA frames and of PING, SETTINGS,
+PRIORITY or WINDOW_UPDATE frames, and header blocks spread over CONTINUATION frames larger
+than the header limit; each ends the connection with GOAWAY(ENHANCE_YOUR_CALM).
 """
 
 from __future__ import annotations
@@ -38,8 +39,11 @@ __all__ = ["PREFACE", "FrameGuard", "H2Server"]
 log = logging.getLogger("triogate.h2")
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 READ_SIZE = 65536  # the first read takes what came: an HTTP/1.1 head is usually parsed without another
-_HEADERS, _RST_STREAM, _CONTINUATION = 0x1, 0x3, 0x9
+_DATA, _HEADERS, _RST_STREAM, _WINDOW_UPDATE, _CONTINUATION = 0x0, 0x1, 0x3, 0x8, 0x9
+_END_STREAM = 0x1
 _END_HEADERS = 0x4
+SMALL_DATA = 1024  # a DATA payload under this many bytes is "small" (budgeted when it does not end its stream)
+MAX_EMPTY_DATA_IN_A_ROW = 10  # empty DATA frames without END_STREAM (Envoy allows 1 by default)
 MAX_CONTINUATIONS = 32  # CONTINUATION frames in one header block (h2 itself allows 64 before an error)
 _ENHANCE_YOUR_CALM = 0xB
 
@@ -53,29 +57,57 @@ class FrameGuard:
     """Reads the frame headers of a client's HTTP/2 byte stream as it passes (payloads are skipped,
     not copied) and says when the client crosses a limit hypercorn and h2 do not enforce.
 
-    ``max_resets`` RST_STREAM frames per second (a rapid-reset client opens and cancels
-    streams so the concurrent-stream limit never binds, while the gateway keeps working
-    on each); a header block (HEADERS plus CONTINUATION payloads) above ``max_header_block``
-    bytes or in more than ``MAX_CONTINUATIONS`` CONTINUATION frames (CONTINUATION floods).
+    Every frame costs hypercorn and h2 far more CPU than its bytes (about 25-45 µs for a DATA
+    frame, 5-10 µs for a control frame), so frames that carry little are budgeted per connection:
+
+    - ``max_resets`` RST_STREAM frames per second (rapid reset, CVE-2023-44487: a client opens and
+      cancels streams so the concurrent-stream limit never binds, while the gateway keeps working
+      on each);
+    - ``max_small_data`` DATA frames per second with a payload under ``SMALL_DATA`` bytes that do not
+      end their stream (data dribble, CVE-2019-9511; 1 MiB as 1-byte frames would cost ~45 CPU
+      seconds), and at most ``MAX_EMPTY_DATA_IN_A_ROW`` empty ones in a row (empty-frames flood,
+      CVE-2019-9518: they carry nothing);
+    - ``max_control`` PING, SETTINGS, PRIORITY, WINDOW_UPDATE and other frames (unknown extension
+      types, which h2 parses and ignores) per second (PING and SETTINGS floods, CVE-2019-9512 and
+      -9515; PRIORITY floods, CVE-2019-9513); a WINDOW_UPDATE that
+      answers a DATA frame the gateway sent (up to two per frame: stream and connection) is free,
+      so a fast download is never limited;
+    - a header block (HEADERS plus CONTINUATION payloads) above ``max_header_block`` bytes or in
+      more than ``MAX_CONTINUATIONS`` CONTINUATION frames (CONTINUATION floods, CVE-2019-9516).
+
+    ``max_small_data`` or ``max_control`` 0 turns that rule off. The per-second budgets count in
+    fixed one-second windows.
     """
 
-    __slots__ = ("max_resets", "max_header_block", "_skip", "_head", "_window", "_resets", "_block",
-                 "_frames", "last_stream_id", "reason")
+    __slots__ = ("max_resets", "max_header_block", "max_small_data", "max_control", "_skip", "_head",
+                 "_window", "_resets", "_small", "_control", "_empty_run", "_credit", "_out_skip", "_out_head",
+                 "_block", "_frames", "last_stream_id", "reason")
 
-    def __init__(self, max_resets: int, max_header_block: int) -> None:
+    def __init__(self, max_resets: int, max_header_block: int, max_small_data: int = 0, max_control: int = 0) -> None:
         self.max_resets = max_resets
         self.max_header_block = max_header_block
+        self.max_small_data = max_small_data
+        self.max_control = max_control
         self._skip = len(PREFACE)
         self._head = b""
-        self._window = -1.0
-        self._resets = 0
+        self._window = -1.0  # start of the current one-second window
+        self._resets = self._small = self._control = 0  # counted in it
+        self._empty_run = 0  # empty non-final DATA frames since the last DATA or HEADERS with a payload
+        self._credit = 0  # WINDOW_UPDATEs the DATA frames sent so far justify
+        self._out_skip = 0
+        self._out_head = b""
         self._block = -1  # bytes of the header block being received; -1: none open
         self._frames = 0  # its CONTINUATION frames
         self.last_stream_id = 0
         self.reason = ""
 
+    def _tick(self) -> None:
+        now = trio.current_time()
+        if now - self._window >= 1.0:
+            self._window, self._resets, self._small, self._control = now, 0, 0, 0
+
     def feed(self, data: bytes) -> bool:
-        """Account for ``data``; True when the connection must be ended."""
+        """Account for ``data`` received from the client; True when the connection must be ended."""
         i, n = 0, len(data)
         while i < n:
             if self._skip:
@@ -92,10 +124,29 @@ class FrameGuard:
             length = int.from_bytes(head[:3], "big")
             kind, flags = head[3], head[4]
             self._skip = length
-            if kind == _HEADERS or kind == _CONTINUATION:
+            if kind == _DATA:
+                if flags & _END_STREAM or length >= SMALL_DATA:
+                    if length:
+                        self._empty_run = 0
+                    continue
+                if not length:
+                    self._empty_run += 1
+                    if self._empty_run > MAX_EMPTY_DATA_IN_A_ROW and self.max_small_data:
+                        self.reason = "too many empty DATA frames"
+                        return True
+                elif self._empty_run:
+                    self._empty_run = 0
+                self._tick()
+                self._small += 1
+                if self._small > self.max_small_data > 0:
+                    self.reason = "too many small DATA frames"
+                    return True
+            elif kind == _HEADERS or kind == _CONTINUATION:
                 if kind == _HEADERS:
                     self.last_stream_id = max(self.last_stream_id, int.from_bytes(head[5:9], "big") & 0x7FFFFFFF)
                     self._block = self._frames = 0
+                    if length:
+                        self._empty_run = 0
                 else:
                     self._frames += 1
                 self._block += length
@@ -105,14 +156,41 @@ class FrameGuard:
                 if flags & _END_HEADERS:
                     self._block = -1
             elif kind == _RST_STREAM:
-                now = trio.current_time()
-                if now - self._window >= 1.0:
-                    self._window, self._resets = now, 0
+                self._tick()
                 self._resets += 1
                 if self._resets > self.max_resets:
                     self.reason = "too many stream resets"
                     return True
+            else:  # PING, SETTINGS (ACKs too: the gateway never pings, and sends SETTINGS once), PRIORITY,
+                # WINDOW_UPDATE, and the frames h2 ignores (unknown extension types) or refuses (PUSH_PROMISE)
+                if kind == _WINDOW_UPDATE and self._credit:
+                    self._credit -= 1
+                    continue
+                self._tick()
+                self._control += 1
+                if self._control > self.max_control > 0:
+                    self.reason = "too many control frames (PING, SETTINGS, PRIORITY, WINDOW_UPDATE, unknown types)"
+                    return True
         return False
+
+    def sent(self, data: bytes | bytearray | memoryview) -> None:
+        """Account for ``data`` sent to the client: each DATA frame earns two WINDOW_UPDATEs."""
+        i, n = 0, len(data)
+        while i < n:
+            if self._out_skip:
+                step = min(self._out_skip, n - i)
+                self._out_skip -= step
+                i += step
+                continue
+            take = 9 - len(self._out_head)
+            self._out_head += bytes(data[i:i + take])
+            i += take
+            if len(self._out_head) < 9:
+                return
+            head, self._out_head = self._out_head, b""
+            self._out_skip = int.from_bytes(head[:3], "big")
+            if head[3] == _DATA and self._out_skip:
+                self._credit += 2
 
 
 class _GuardedStream(trio.abc.Stream):
@@ -154,6 +232,7 @@ class _GuardedStream(trio.abc.Stream):
         await trio.aclose_forcefully(self.inner)  # responses still in flight are not sent
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        self.guard.sent(data)
         await self.inner.send_all(data)  # hypercorn sends under its send lock
 
     async def wait_send_all_might_not_block(self) -> None:
@@ -350,7 +429,9 @@ class H2Server:
         gcfg = self.gateway.config.gateway
         if self._hc is None or self._hc[0] is not gcfg:  # a reload applies to new connections
             self._hc = (gcfg, hypercorn_config(gcfg))
-        guard = FrameGuard(gcfg.limits.h2_max_resets_per_second, gcfg.limits.max_header_bytes)
+        lim = gcfg.limits
+        guard = FrameGuard(lim.h2_max_resets_per_second, lim.max_header_bytes, lim.h2_max_small_data_frames_per_second,
+                           lim.h2_max_control_frames_per_second)
         conn = _H2Connection(self.app, self._hc[1], self.context, _GuardedStream(stream, initial, guard), sock,
                              tls=isinstance(stream, trio.SSLStream))
         try:

@@ -96,3 +96,16 @@ def test_route_param_must_exist_in_every_path() -> None:
 def test_aggregate_is_a_route_plugin() -> None:
     errors = _errors({"backends": {"u": {"upstream": "users", "path": "/u"}}}, global_instance=True)
     assert any("plugins.aggregate" in e and "configure it under [routes" in e for e in errors), errors
+
+
+@pytest.mark.parametrize(("backend", "key"), [
+    ({"forward_headers": ["authorization", "X_Tenant"]}, "backends.u.forward_headers[1]"),
+    ({"headers": {"x-tenant": "{header.X_Tenant}"}}, "backends.u.headers.x-tenant"),
+    ({"path": "/users/{header.X_Tenant}"}, "backends.u.path"),
+])
+def test_header_names_with_underscore_never_arrive(backend, key) -> None:
+    """Client headers named with "_" are dropped before any plugin runs (gateway.underscores_in_headers):
+    forwarding or reading one would never see it, so the config is refused (triogate check), naming the key."""
+    errors = _errors({"backends": {"u": {"upstream": "users", "path": "/users/{id}", **backend}}})
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"routes.d.plugins.aggregate.{key}: header 'X_Tenant' contains \"_\""), errors

@@ -67,3 +67,29 @@ def test_gateway_level_errors(rules: dict, expected: str) -> None:
     errors = _gateway_errors(rules, route)
     assert any(e.startswith(f"<string>: {P}") or P in e for e in errors), errors
     assert any(expected in e for e in errors), errors
+
+
+@pytest.mark.parametrize(("rules", "key"), [
+    ({"rename": {"headers": {"X_Foo": "x-bar"}}}, "rename.headers.X_Foo"),
+    ({"add": {"headers": {"x-bar": "v={header.X_Foo}"}}}, "add.headers.x-bar"),
+    ({"replace": {"query": {"q": "{header.X_Foo}"}}}, "replace.query.q"),
+    ({"add": {"body": {"a": {"b": ["{header.X_Foo}"]}}}}, "add.body.a"),
+    ({"path": "/v2/{header.X_Foo}"}, "path"),
+])
+def test_header_names_with_underscore_never_arrive(rules, key) -> None:
+    """Client headers named with "_" are dropped before any plugin runs (gateway.underscores_in_headers):
+    a rule that reads one would never match, so the config is refused (triogate check), naming the key."""
+    errors = _gateway_errors(rules)
+    assert len(errors) == 1 and errors[0].startswith(f"{P}.{key}: header 'X_Foo' contains \"_\""), errors
+
+
+def test_header_names_with_underscore_are_fine_when_allowed() -> None:
+    import tomli_w
+
+    raw = {"gateway": {"underscores_in_headers": "allow"},
+           "upstreams": {"u": {"targets": [{"url": "http://127.0.0.1:1"}]}},
+           "routes": {"r": {"paths": ["/r"], "upstream": "u",
+                            "plugins": {"request-transform": {"rename": {"headers": {"X_Foo": "x-bar"}}}}}}}
+    reg = PluginRegistry(autoload=False)
+    reg.register("request-transform", RequestTransform)
+    Gateway(loads_config(tomli_w.dumps(raw)), registry=reg)

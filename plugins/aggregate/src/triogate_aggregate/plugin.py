@@ -167,6 +167,16 @@ class Aggregate(Plugin):
         self.fail_all = config.on_failure == "fail"
         self.request_id_header = gateway.config.gateway.request_id_header.lower().encode()
 
+    def request_header_names(self) -> list[tuple[str, str]]:
+        out = []
+        for name, b in self.config.backends.items():
+            out += [(f"backends.{name}.forward_headers[{i}]", h) for i, h in enumerate(b.forward_headers)]
+        for plan in self.plans:  # {header.x} in a backend's path or header templates
+            where = f"backends.{plan.name}"
+            out += [(f"{where}.path", r.path[0]) for r in plan.target.refs if r.ns == "header"]
+            out += [(f"{where}.headers.{h}", r.path[0]) for h, t in plan.headers for r in t.refs if r.ns == "header"]
+        return out
+
     @hookimpl
     async def transform(self, ctx: Context) -> Response:
         run = _Run(self, ctx)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from triogate import Body, Context, Plugin, Response, hookimpl
-from triogate.template import Missing, Resolver, check_params, parse_path, route_params
+from triogate.template import Missing, Ref, Resolver, check_params, parse, parse_path, route_params
 from triogate_transform_rules import compile_fields, compile_headers, dumps, is_json, loads
 
 from .config import RequestTransformConfig
@@ -44,6 +44,19 @@ class RequestTransform(Plugin):
         # header rules run last; a snapshot lets {header.x} see the headers as received
         self.snapshot_headers = bool(self.headers) and any(r.ns == "header" for r in refs)
         check_params(refs, params)
+
+    def request_header_names(self) -> list[tuple[str, str]]:
+        c = self.config
+        out = [(f"rename.headers.{old}", old) for old in c.rename.headers]
+        out += [("path", r.path[0]) for r in (self.path.refs if self.path else ()) if r.ns == "header"]
+        templates: list[tuple[str, Any]] = []
+        for op in ("replace", "add", "append"):
+            rules = getattr(c, op)
+            for kind in ("headers", "query", "body"):
+                templates += [(f"{op}.{kind}.{k}", v) for k, v in getattr(rules, kind, {}).items()]
+        for key, value in templates:  # {header.x} references, in strings anywhere in a value
+            out += [(key, ref.path[0]) for ref in _refs(value, key) if ref.ns == "header"]
+        return out
 
     @hookimpl
     async def transform(self, ctx: Context) -> Response | None:
@@ -89,3 +102,14 @@ class RequestTransform(Plugin):
         req.headers.set("content-length", str(len(new)))
         req.body = Body(new)
         return None
+
+
+def _refs(value: Any, where: str) -> list[Ref]:
+    """The references of a configured template value (JSON body values: every string in it)."""
+    if isinstance(value, str):
+        return list(parse(value, where).refs)
+    if isinstance(value, list):
+        return [r for v in value for r in _refs(v, where)]
+    if isinstance(value, dict):
+        return [r for v in value.values() for r in _refs(v, where)]
+    return []
