@@ -70,7 +70,8 @@ async def read_lines(path: Path, count: int) -> list[str]:
 async def test_json_lines_match_the_reference_encoding(gateway_factory, upstream, tmp_path: Path) -> None:
     log = tmp_path / "access.log"
     Extras.seen = []
-    gw = await gateway_factory(config(upstream, log), plugins={"extras": Extras})
+    # an encoded backslash is refused by default (gateway.paths); kept here, it is a path to escape
+    gw = await gateway_factory(config(upstream, log, paths={"encoded_slash": "keep"}), plugins={"extras": Extras})
     paths = ["/api/plain", "/api/a%22b%5Cc%09d%01e%7Ff", "/api/caf%C3%A9/%E2%82%AC/%F0%9F%98%80",
              "/api/q?x=%22%5C&note=caf%C3%A9&token=secret%22"]
     for path in paths:
