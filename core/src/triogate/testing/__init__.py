@@ -18,13 +18,14 @@ Fixtures (pytest-trio, in :mod:`.fixtures`):
   upstreams and the client share the test's trio run, so they all follow the virtual clock).
 
 Helpers: :func:`load_gateway` (load and validate a config without serving it),
-:func:`plugin_config` (schema tests), :func:`raw_request`, :func:`start_gateway`,
+:func:`plugin_config` (schema tests), :func:`readme_is_current` (the README's config table),
+:func:`raw_request`, :func:`start_gateway`,
 :func:`free_port`, :class:`ResetConnection`, :class:`GatewayProcess` (``triogate run`` in a
 child process, for signals, workers and pid files). Every fixture with an example: docs/testing.md.
 
 Submodules, one job each: :mod:`.gateway` (a gateway in the test's nursery, or only loaded),
 :mod:`.client`, :mod:`.fixtures`, :mod:`.idp` (the identity provider), :mod:`.redis`
-(``redis-server``), :mod:`.process` (``triogate run`` as a child process).
+(``redis-server``), :mod:`.process` (``triogate run`` as a child process), :mod:`.readme`.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from .fixtures import (
 )
 from .gateway import RunningGateway, load_gateway, plugin_config, start_gateway
 from .process import GatewayProcess
+from .readme import readme_is_current
 from .redis import RedisServer
 
 if TYPE_CHECKING:
@@ -53,7 +55,7 @@ if TYPE_CHECKING:
 # ``__all__``: they need the ``testing-idp`` extra, and ``import *`` must not need it.
 __all__ = [
     "GatewayClient", "GatewayProcess", "RedisServer", "ResetConnection", "RunningGateway", "UpstreamServer",
-    "echo_handler", "free_port", "load_gateway", "plugin_config", "raw_request", "start_gateway",
+    "echo_handler", "free_port", "load_gateway", "plugin_config", "raw_request", "readme_is_current", "start_gateway",
 ]
 
 # the fixtures are attributes of this module so that the ``pytest11`` entry point registers them
