@@ -258,3 +258,55 @@ async def test_instances_and_the_runtime_view(upstream, gateway_factory) -> None
     assert await gw.reload(new) == []
     assert rt is gw.gateway.services.runtime and rt.config_version == 2 and rt.reloads == {"ok": 1, "failed": 0}
     assert [t.upstream for t in rt.targets()] == ["u", "v"]  # the config now serving
+
+
+async def test_a_resource_that_dies_later_is_logged_and_made_again(upstream, gateway_factory, caplog) -> None:
+    gw = await gateway_factory(config(upstream, routes={"r": {"paths": ["/"], "upstream": "u"}}))
+    services = gw.gateway.services
+    crash = trio.Event()
+
+    @asynccontextmanager
+    async def fragile() -> AsyncIterator[Conn]:
+        async def watchdog() -> None:
+            await crash.wait()
+            raise OSError("connection lost")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watchdog)
+            yield Conn("fragile")
+            nursery.cancel_scope.cancel()
+
+    first = await services.shared("fragile", fragile)
+    crash.set()
+    with trio.fail_after(5):
+        while not any("shared resource 'fragile' (config scope) failed" in r.getMessage() for r in caplog.records):
+            await trio.sleep(0.01)
+    crash = trio.Event()
+    second = await services.shared("fragile", fragile)
+    assert second is not first
+    assert (await gw.client.get("/")).status == 200  # the gateway kept serving
+
+
+async def test_a_resource_that_does_not_close_in_time_is_cancelled(upstream, gateway_factory, caplog) -> None:
+    cfg = config(upstream, routes={"r": {"paths": ["/"], "upstream": "u"}})
+    cfg["gateway"]["timeouts"]["shutdown"] = 0.2
+    gw = await gateway_factory(cfg)
+    cancelled = trio.Event()
+
+    @asynccontextmanager
+    async def stubborn() -> AsyncIterator[str]:
+        try:
+            yield "stubborn"
+        finally:
+            try:
+                await trio.sleep_forever()  # e.g. a flush that never completes
+            except trio.Cancelled:
+                cancelled.set()
+                raise
+
+    await gw.gateway.services.shared("stubborn", stubborn, scope="process")
+    with trio.fail_after(5):
+        await gw.stop()
+    assert cancelled.is_set()
+    assert any("1 shared resource(s) of the process scope did not close within 0.2 s" in r.getMessage()
+               for r in caplog.records)
