@@ -165,7 +165,7 @@ class Gateway:
         self.reloads = {"ok": 0, "failed": 0}
         self.draining = False
         self.runtime = Runtime(self)
-        self.resources = SharedResources("process")  # ``services.shared(..., scope="process")``
+        self.process_resources = SharedResources("process")  # ``services.shared(..., scope="process")``
         self._gen = _Generation(self._pipeline(config, 1))
         for msg in self._gen.pipeline.skipped:
             log.error("%s", msg)
@@ -175,7 +175,7 @@ class Gateway:
 
     def _pipeline(self, config: Config, version: int) -> Pipeline:
         return Pipeline(config, self.registry, self.http, version=version, worker=self.worker,
-                        process=self.resources, runtime=self.runtime)
+                        process=self.process_resources, runtime=self.runtime)
 
     @property
     def pipeline(self) -> Pipeline:
@@ -208,7 +208,7 @@ class Gateway:
         Raises :class:`StartupError` naming the plugin when a startup hook fails.
         """
         self._nursery = nursery
-        self.resources.bind(nursery)
+        self.process_resources.bind(nursery)
         await nursery.start(self._run_generation, self._gen)
 
     async def _run_generation(self, gen: _Generation, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -348,7 +348,7 @@ class Gateway:
         gen = self._gen
         gen.retire()
         await gen.done.wait()
-        await self.resources.aclose(self.config.gateway.timeouts.shutdown)
+        await self.process_resources.aclose(self.config.gateway.timeouts.shutdown)
         await self.http.aclose()
         self.access_log.close()
 

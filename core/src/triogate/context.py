@@ -59,6 +59,7 @@ class GatewayServices:
             Detached(upstreams, version=version, worker=worker))
         self.router: Router | None = None  # set once every route is built
         self.plugins: list[Plugin] = []  # every configured instance of this config, global and per route
+        # the core's bookkeeping behind shared(); plugins call shared()
         self.resources = SharedResources("config")
         self.process_resources = process if process is not None else SharedResources("process")
         self._forward: Callable[[Context], Awaitable[Response]] | None = None  # set by the pipeline that owns these services
