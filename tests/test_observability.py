@@ -13,7 +13,8 @@ import triogate
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
-from triogate.upstream import HTTPClient
+from triogate import HTTPClient
+from triogate_opentelemetry import OpenTelemetryPlugin
 
 TOKEN = "observability-admin-token"
 KEY = "partner-key-0123"
@@ -63,7 +64,7 @@ async def test_metrics_spans_and_log_with_real_plugins(gateway_factory, upstream
         },
     }, autoload=True)
     exporter = InMemorySpanExporter()
-    gw.gateway.extras["opentelemetry"].provider.add_span_processor(SimpleSpanProcessor(exporter))
+    gw.gateway.services.instances(OpenTelemetryPlugin)[0].provider.add_span_processor(SimpleSpanProcessor(exporter))
     c = gw.client
 
     assert (await c.get("/partner")).status == 401                                  # no key: core 401

@@ -38,7 +38,7 @@ HELLO = textwrap.dedent('''
 
         @triogate.hookimpl
         async def startup(self, gateway):
-            gateway.extras.setdefault("hello", []).append(self.route)
+            (await gateway.shared("hello", list, scope="process")).append(self.route)
 
         @triogate.hookimpl
         async def transform(self, ctx):
@@ -243,7 +243,7 @@ async def test_registry_loads_entry_points_in_process(on_path: Path, upstream: U
     }, registry=reg)
     assert (await gw.client.get("/x")).json()["headers"]["x-greeting"] == ["hello"]
     assert (await gw.client.get("/s")).json()["headers"]["x-greeting"] == ["hej"]
-    assert sorted(gw.gateway.extras["hello"], key=str) == [None, "s"]
+    assert sorted(await gw.gateway.services.shared("hello", list, scope="process"), key=str) == [None, "s"]
 
     monkeypatch.setenv("TRIOGATE_DISABLE_PLUGIN_AUTOLOAD", "1")
     assert PluginRegistry().infos == {}

@@ -264,4 +264,4 @@ async def test_no_admin_listener_without_listen(gateway_factory, upstream):
     del cfg["admin"]
     gw = await gateway_factory(cfg)
     assert gw.gateway.admin is None
-    assert gw.gateway.extras["triogate.runtime"].open_connections == 0
+    assert gw.gateway.runtime.open_connections == 0

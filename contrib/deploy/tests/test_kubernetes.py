@@ -6,10 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from triogate.config import loads_config, split_hostport
-from triogate.pipeline import Pipeline
-from triogate.plugins import PluginRegistry
-from triogate.upstream import HTTPClient
+from triogate import loads_config
+from triogate.testing import load_gateway
 
 K8S = Path(__file__).resolve().parent.parent / "kubernetes"
 
@@ -59,12 +57,16 @@ def gateway_toml() -> str:
 
 def test_configmap_gateway_toml_is_valid_with_the_installed_plugins():
     cfg = loads_config(gateway_toml(), "configmap", env={"TRIOGATE_ADMIN_TOKEN": "t" * 32})
-    Pipeline(cfg, PluginRegistry(autoload=True), HTTPClient())  # every plugin table validates
+    load_gateway(cfg, autoload=True)  # every plugin table validates
     assert cfg.gateway.workers >= 2
     assert cfg.admin.allow_remote and cfg.admin.token == "t" * 32
     assert "prometheus" in cfg.plugins
     redis_users = [p for p in (cfg.plugins | cfg.routes["app"].plugins).values() if "redis" in p]
     assert redis_users and all(p["redis"]["url"].startswith("redis://redis:6379") for p in redis_users)
+
+
+def port_of(address: str) -> int:
+    return int(address.rpartition(":")[2])
 
 
 def container(deploy: dict) -> dict:
@@ -81,8 +83,8 @@ def test_gateway_deployment():
     c = container(d)
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     cfg = loads_config(gateway_toml(), env={"TRIOGATE_ADMIN_TOKEN": "t" * 32})
-    assert ports["http"] == split_hostport(cfg.gateway.listen[0].address)[1]
-    assert ports["admin"] == split_hostport(cfg.admin.listen)[1]
+    assert ports["http"] == port_of(cfg.gateway.listen[0].address)
+    assert ports["admin"] == port_of(cfg.admin.listen)
     assert c["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "admin"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
     env = {e["name"]: e for e in c["env"]}

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from triogate.config import load_config
+from triogate import load_config
 
 HERE = Path(__file__).resolve().parent.parent
 UNIT = HERE / "systemd" / "triogate.service"

@@ -63,7 +63,7 @@ def traced_gateway(gateway_factory, upstream):
         gw = await gateway_factory(cfg, plugins={"opentelemetry": OpenTelemetryPlugin, "slowauth": SlowAuth,
                                                  "logcapture": LogCapture})
         exporter = InMemorySpanExporter()
-        gw.gateway.extras["opentelemetry"].provider.add_span_processor(SimpleSpanProcessor(exporter))
+        gw.gateway.services.instances(OpenTelemetryPlugin)[0].provider.add_span_processor(SimpleSpanProcessor(exporter))
         return Traced(gw, exporter)
 
     return make

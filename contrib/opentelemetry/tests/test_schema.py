@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from triogate.config import ConfigError, loads_config
-from triogate.pipeline import Pipeline
-from triogate.plugins import PluginRegistry
-from triogate.upstream import HTTPClient
+from triogate import ConfigError, GatewayServices
+from triogate.testing import load_gateway
 from triogate_opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 
 
-def build(toml: str) -> Pipeline:
-    reg = PluginRegistry(autoload=False)
-    reg.register("opentelemetry", OpenTelemetryPlugin)
-    return Pipeline(loads_config(toml), reg, HTTPClient())
+def build(toml: str) -> GatewayServices:
+    return load_gateway(toml, plugins={"opentelemetry": OpenTelemetryPlugin}).services
 
 
 def test_defaults():
@@ -31,7 +27,7 @@ endpoint = "https://otel.example:4318/v1/traces"
 headers = { authorization = "Bearer x" }
 resource_attributes = { "deployment.environment" = "prod" }
 """)
-    (inst,) = p.instances
+    (inst,) = p.instances(OpenTelemetryPlugin)
     assert inst.config.sampling_ratio == 0.25 and inst.config.headers == {"authorization": "Bearer x"}
     assert inst.provider is None  # nothing starts (no exporter thread) before the startup hook
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from triogate.upstream import HTTPClient
+from triogate import HTTPClient
 
 TOKEN = "metrics-admin-token-0123"
 

@@ -193,7 +193,7 @@ async def test_reloads_and_config_version(gateway_factory, upstream, admin, metr
     await gw.client.get("/api/users")
     assert await gw.reload(base) == []
     bad = {**base, "routes": {"users": {"paths": ["/api/users"], "upstream": "missing"}}}
-    from triogate.config import ConfigError
+    from triogate import ConfigError
 
     try:
         errors = await gw.reload(bad)
@@ -214,7 +214,7 @@ async def test_reloads_and_config_version(gateway_factory, upstream, admin, metr
 
 
 async def test_metrics_need_the_admin_token(gateway_factory, upstream, admin, metrics):
-    from triogate.upstream import HTTPClient
+    from triogate import HTTPClient
 
     gw = await gateway_factory({"admin": admin, "plugins": {"prometheus": {"path": "/prom"}},
                                 "upstreams": {"u": {"targets": [{"url": upstream.url}]}},

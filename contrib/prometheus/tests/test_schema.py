@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from triogate.config import ConfigError, loads_config
-from triogate.pipeline import Pipeline
-from triogate.plugins import PluginRegistry
-from triogate.upstream import HTTPClient
+from triogate import ConfigError, GatewayServices
+from triogate.testing import load_gateway
 from triogate_prometheus import PrometheusConfig, PrometheusPlugin
 
 
-def build(toml: str) -> Pipeline:
-    reg = PluginRegistry(autoload=False)
-    reg.register("prometheus", PrometheusPlugin)
-    return Pipeline(loads_config(toml), reg, HTTPClient())
+def build(toml: str) -> GatewayServices:
+    return load_gateway(toml, plugins={"prometheus": PrometheusPlugin}).services
 
 
 def test_defaults():
@@ -23,7 +19,7 @@ def test_defaults():
 
 def test_global_instance_is_fine():
     p = build("[plugins.prometheus]\nconsumer_label = true\nmax_consumers = 5\n")
-    (inst,) = p.instances
+    (inst,) = p.instances(PrometheusPlugin)
     assert inst.config.consumer_label is True and inst.config.max_consumers == 5
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import trio
 from prometheus_client.multiprocess import MultiProcessCollector
+from triogate import HTTPClient
 from triogate.testing import GatewayProcess, free_port
-from triogate.upstream import HTTPClient
 
 TOKEN = "workers-admin-token-0123"
 N = 40

@@ -1,5 +1,7 @@
 """RedisClient against a real redis-server: calls, scripts, outages, reconnects, timeouts."""
 
+from typing import ClassVar
+
 import pytest
 import trio
 from coredis.exceptions import ResponseError
@@ -119,15 +121,40 @@ async def test_slow_command_counts_as_unavailable(redis_server, nursery):
     client.stop()
 
 
-def test_shared_client_per_loaded_config():
-    class Services:  # stands in for a GatewayServices (one per loaded config)
-        pass
+async def test_shared_client_per_loaded_config(redis_server, gateway_factory, upstream):
+    import triogate
 
-    gen1, gen2 = Services(), Services()
-    a = shared_client(gen1, RedisConfig(url="redis://h:1"))
-    assert shared_client(gen1, RedisConfig(url="redis://h:1")) is a
-    assert shared_client(gen1, RedisConfig(url="redis://h:2")) is not a
-    assert shared_client(gen2, RedisConfig(url="redis://h:1")) is not a
+    class User(triogate.Plugin):
+        clients: ClassVar[list[RedisClient]] = []
+
+        @triogate.hookimpl
+        async def startup(self, gateway):
+            url = redis_server.url if self.route != "other" else redis_server.url.replace("/0", "/1")
+            User.clients.append(await shared_client(gateway, RedisConfig(url=url, **FAST)))
+
+    cfg = {"upstreams": {"u": {"targets": [{"url": upstream.url}]}},
+           "routes": {r: {"paths": [f"/{r}"], "upstream": "u", "plugins": {"user": {}}} for r in ("a", "b", "other")}}
+    gw = await gateway_factory(cfg, plugins={"user": User})
+    a, b, other = User.clients
+    assert a is b and other is not a  # one per config, per loaded gateway config
+    assert a.healthy and other.healthy  # started by the core
+    assert await gw.reload(cfg) == []
+    a2, _, _ = User.clients[3:]
+    assert a2 is not a and a2.healthy
+    with trio.fail_after(5):  # the retired config's pool is closed once it drained
+        while a.state != "down" or other.state != "down":
+            await trio.sleep(0.01)
+    assert a.last_error == "stopped" and a2.healthy
+    with pytest.raises(RedisUnavailable):
+        await a.call(_get, "k")
+
+
+async def test_running_client_outside_a_gateway(redis_server):
+    from triogate_redis import running_client
+
+    async with running_client(RedisConfig(url=redis_server.url, **FAST), name="tool") as client:
+        assert client.healthy and client.name == "tool"
+    assert client.state == "down"
 
 
 def test_load_script_from_package(tmp_path, monkeypatch):

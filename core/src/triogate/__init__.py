@@ -8,20 +8,22 @@ tokens) and ``triogate.testing`` for tests; everything else is internal.
 """
 
 from .admin import AdminRoute
-from .app import Gateway, serve
+from .app import Gateway, StartupError, serve
 from .config import Config, ConfigError, load_config, loads_config
 from .context import Context, GatewayServices
 from .headers import Headers
 from .messages import Body, BodyTooLarge, Principal, Request, Response
 from .plugin import NoConfig, Plugin, hookimpl, setting
 from .problem import GatewayError, problem
+from .resources import Scope, SharedResourceError
+from .runtime import Runtime, TargetState
 from .upstream import Fetched, HTTPClient, UpstreamError, UpstreamTimeout
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AdminRoute", "Body", "BodyTooLarge", "Config", "ConfigError", "Context", "Fetched", "Gateway", "GatewayError",
-    "GatewayServices", "HTTPClient", "Headers", "NoConfig", "Plugin", "Principal", "Request", "Response",
-    "UpstreamError", "UpstreamTimeout", "__version__", "hookimpl", "load_config", "loads_config", "problem",
-    "serve", "setting",
+    "GatewayServices", "HTTPClient", "Headers", "NoConfig", "Plugin", "Principal", "Request", "Response", "Runtime",
+    "Scope", "SharedResourceError", "StartupError", "TargetState", "UpstreamError", "UpstreamTimeout", "__version__",
+    "hookimpl", "load_config", "loads_config", "problem", "serve", "setting",
 ]

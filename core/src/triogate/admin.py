@@ -40,11 +40,12 @@ from .config import AdminConfig, Config, ConfigError, ListenerConfig, split_host
 from .messages import Request, Response
 from .problem import problem
 from .proxy import new_request_id
+from .runtime import Runtime
 
 if TYPE_CHECKING:
     from .app import Gateway
 
-__all__ = ["MIN_TOKEN_LENGTH", "AdminAPI", "AdminRoute", "Runtime", "check_admin", "start_admin"]
+__all__ = ["MIN_TOKEN_LENGTH", "AdminAPI", "AdminRoute", "check_admin", "start_admin"]
 
 log = logging.getLogger("triogate.admin")
 MIN_TOKEN_LENGTH = 16
@@ -125,43 +126,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-class Runtime:
-    """Process-level facts for /status and for plugins: ``gateway.extras["triogate.runtime"]``."""
-
-    def __init__(self, gateway: Gateway, servers: list[Any], *, supervised: bool = False) -> None:
-        self._gateway = gateway
-        self.servers = servers
-        self.supervised = supervised
-        self.pid = os.getpid()
-        self.worker = gateway.worker
-
-    @property
-    def open_connections(self) -> int:
-        """Client connections open on the public listeners of this process."""
-        return sum(len(getattr(s, "connections", ())) for s in self.servers)
-
-    @property
-    def in_flight(self) -> int:
-        return self._gateway._gen.inflight
-
-    @property
-    def reloads(self) -> dict[str, int]:
-        """Config reloads of this process by outcome: ``{"ok": n, "failed": n}``."""
-        return dict(self._gateway.reloads)
-
-    @property
-    def config_version(self) -> int:
-        return self._gateway.version
-
-    @property
-    def started_at(self) -> float:
-        return self._gateway.started_at
-
-    @property
-    def draining(self) -> bool:
-        return self._gateway.draining
 
 
 class _AdminCtx:
@@ -431,7 +395,7 @@ class AdminAPI:
 async def start_admin(
     nursery: trio.Nursery, gateway: Gateway, servers: list[Any], *, supervised: bool = False,
 ) -> AdminAPI | None:
-    """Publish the :class:`Runtime`, and serve the admin API if ``[admin] listen`` is set.
+    """Attach the listeners to ``gateway.runtime``, and serve the admin API if ``[admin] listen`` is set.
 
     Raises :class:`ConfigError` (the gateway refuses to start) when the admin settings are unsafe.
     With workers, each worker binds the admin address with SO_REUSEPORT; any of them answers.
@@ -439,8 +403,8 @@ async def start_admin(
     from .listeners import bind_socket
     from .server import HTTP1Server
 
-    runtime = Runtime(gateway, servers, supervised=supervised)
-    gateway.extras["triogate.runtime"] = runtime
+    runtime = gateway.runtime
+    runtime.attach(servers, supervised=supervised)
     admin_cfg = gateway.config.admin
     if admin_cfg.listen is None:
         return None

@@ -19,11 +19,13 @@ import trio
 
 from .accesslog import FLUSH_INTERVAL, AccessLog
 from .config import Config, ConfigError, load_config
-from .context import Context
+from .context import Context, GatewayServices
 from .messages import Request, Response
 from .pipeline import Pipeline
 from .plugins import PluginRegistry
-from .upstream import HTTPClient
+from .resources import SharedResources
+from .runtime import Runtime
+from .upstream import HTTPClient, Upstream
 from .upstream.health import run_health_checks
 
 __all__ = ["Gateway", "StartupError", "serve"]
@@ -159,21 +161,42 @@ class Gateway:
         self.config_path = Path(config_path) if config_path else None
         self.worker = worker
         self.version = 1
-        self.extras: dict[str, Any] = {}
-        self._gen = _Generation(Pipeline(config, self.registry, self.http, version=1, worker=worker, extras=self.extras))
+        self.started_at = time.time()
+        self.reloads = {"ok": 0, "failed": 0}
+        self.draining = False
+        self.runtime = Runtime(self)
+        self.process_resources = SharedResources("process")  # ``services.shared(..., scope="process")``
+        self._gen = _Generation(self._pipeline(config, 1))
         for msg in self._gen.pipeline.skipped:
             log.error("%s", msg)
         self.access_log = AccessLog(config.gateway.access_log)
-        self.started_at = time.time()
-        self.reloads = {"ok": 0, "failed": 0}
         self._nursery: trio.Nursery | None = None
         self.draining = False
         self._closed = False
         self._reload_lock = trio.Lock()
 
+    def _pipeline(self, config: Config, version: int) -> Pipeline:
+        return Pipeline(config, self.registry, self.http, version=version, worker=self.worker,
+                        process=self.process_resources, runtime=self.runtime)
+
     @property
     def pipeline(self) -> Pipeline:
         return self._gen.pipeline
+
+    @property
+    def services(self) -> GatewayServices:
+        """What the plugins of the config now serving got (``instances()``, ``shared()``, ``runtime``)."""
+        return self._gen.pipeline.services
+
+    @property
+    def in_flight(self) -> int:
+        """Requests running on the config now serving."""
+        return self._gen.inflight
+
+    @property
+    def upstreams(self) -> dict[str, Upstream]:
+        """The upstreams of the config now serving."""
+        return self._gen.pipeline.upstreams
 
     @property
     def config(self) -> Config:
@@ -187,6 +210,7 @@ class Gateway:
         Raises :class:`StartupError` naming the plugin when a startup hook fails.
         """
         self._nursery = nursery
+        self.process_resources.bind(nursery)
         await nursery.start(self._run_generation, self._gen)
         nursery.start_soon(self._flush_access_log, name="access log flush")
 
@@ -205,6 +229,7 @@ class Gateway:
             async with trio.open_nursery() as nursery:
                 gen.cancel_scope = nursery.cancel_scope
                 services.nursery = _GuardedNursery(nursery, f"config version {services.version}")  # type: ignore[assignment]
+                services.resources.bind(nursery)
                 for up in pipeline.upstreams.values():
                     if up.cfg.health_check.path:
                         nursery.start_soon(run_health_checks, up.targets, up.cfg.health_check)
@@ -212,6 +237,7 @@ class Gateway:
                     await self._startup(pipeline, nursery)
                 except StartupError as exc:
                     failure = exc
+                    await services.resources.aclose(timeouts.shutdown)
                     nursery.cancel_scope.cancel()
                 else:
                     task_status.started()
@@ -221,6 +247,7 @@ class Gateway:
                             await gen.idle.wait()
                             gen.idle = trio.Event()
                     await self._shutdown(pipeline, _lifecycle_impls(pipeline, "shutdown"))
+                    await services.resources.aclose(timeouts.shutdown)
                     nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
@@ -288,8 +315,7 @@ class Gateway:
                     if self.config_path is None:
                         return ["no config file to reload from"]
                     config = load_config(self.config_path, registry=self.registry)
-                pipeline = Pipeline(config, self.registry, self.http, version=self.version + 1,
-                                    worker=self.worker, extras=self.extras)
+                pipeline = self._pipeline(config, self.version + 1)
             except ConfigError as exc:
                 self.reloads["failed"] += 1
                 errors = [f"{exc.source}: {e}" for e in exc.errors]
@@ -332,6 +358,7 @@ class Gateway:
         gen = self._gen
         gen.retire()
         await gen.done.wait()
+        await self.process_resources.aclose(self.config.gateway.timeouts.shutdown)
         await self.http.aclose()
         self.access_log.close()  # flushes the buffered lines
         self._closed = True

@@ -4,26 +4,35 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Hashable
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .messages import Principal, Request, Response
 from .problem import problem
+from .resources import SCOPES, Scope, SharedResources
+from .runtime import Detached, Runtime
 
 if TYPE_CHECKING:
     import trio
 
     from .config import Config, ConsumerConfig
-    from .routing import Route
+    from .plugin import Plugin
+    from .routing import Route, Router
     from .upstream import HTTPClient, Upstream
 
 __all__ = ["Context", "GatewayServices"]
 
+T = TypeVar("T")
+P = TypeVar("P", bound="Plugin")
+
 
 class GatewayServices:
-    """What a plugin may use: the HTTP client, upstreams, consumers, config, logger.
+    """What a plugin may use: the HTTP client, upstreams, consumers, config, logger, shared resources.
 
-    One exists per loaded config (a reload makes a new one); ``http`` is shared
-    across reloads so pooled connections survive them.
+    One exists per loaded config (a reload makes a new one); ``http``, ``runtime`` and the
+    ``"process"`` shared resources are the gateway's, the same across reloads, so pooled
+    connections and process-wide state survive them.
     """
 
     def __init__(
@@ -34,7 +43,8 @@ class GatewayServices:
         *,
         version: int = 1,
         worker: int = 0,
-        extras: dict[str, Any] | None = None,
+        process: SharedResources | None = None,
+        runtime: Runtime | None = None,
     ) -> None:
         self.config = config
         self.http = http
@@ -44,12 +54,44 @@ class GatewayServices:
         self.worker = worker
         self.log = logging.getLogger("triogate")
         self.nursery: trio.Nursery | None = None
-        # shared registry for plugins that offer something to other plugins
-        # (e.g. a metrics registry); keys are plugin names.
-        self.extras: dict[str, Any] = extras if extras is not None else {}
-        self.router: Any = None
-        self.plugins: list[Any] = []
-        self._forward: Any = None  # set by the pipeline that owns these services
+        #: facts about the running gateway (connections, in-flight requests, reloads, upstream targets)
+        self.runtime: Runtime = runtime if runtime is not None else Runtime(
+            Detached(upstreams, version=version, worker=worker))
+        self.router: Router | None = None  # set once every route is built
+        self.plugins: list[Plugin] = []  # every configured instance of this config, global and per route
+        # the core's bookkeeping behind shared(); plugins call shared()
+        self.resources = SharedResources("config")
+        self.process_resources = process if process is not None else SharedResources("process")
+        self._forward: Callable[[Context], Awaitable[Response]] | None = None  # set by the pipeline that owns these services
+
+    def instances(self, cls: type[P]) -> list[P]:
+        """The configured instances (global and per route) of ``cls`` or a subclass, in config order."""
+        return [p for p in self.plugins if isinstance(p, cls)]
+
+    @overload
+    async def shared(self, key: Hashable, factory: Callable[[], AbstractAsyncContextManager[T]], *,
+                     scope: Scope = "config") -> T: ...
+
+    @overload
+    async def shared(self, key: Hashable, factory: Callable[[], T], *, scope: Scope = "config") -> T: ...
+
+    async def shared(self, key: Hashable, factory: Callable[[], Any], *, scope: Scope = "config") -> Any:
+        """One resource per ``key`` and ``scope``, shared by every caller; the core starts and closes it.
+
+        ``factory()`` returns an async context manager (entered in the scope's nursery, exited
+        when the scope ends) or the resource itself (its ``aclose()``, if any, awaited then).
+        ``scope="config"`` lives as long as this loaded config (closed after a reload retired
+        it and its requests finished); ``"process"`` until the gateway stops. Concurrent first
+        callers wait for the one start; a factory that fails raises
+        :class:`~triogate.SharedResourceError` and the next call tries again. Call it from
+        ``startup`` (or a request hook), not from ``__init__``: a config being validated has
+        no running scope. Prefix ``key`` with your distribution's name, e.g. ``("triogate_jwt", url)``.
+        """
+        if scope == "config":
+            return await self.resources.get(key, factory)
+        if scope == "process":
+            return await self.process_resources.get(key, factory)
+        raise ValueError(f"scope: expected one of {', '.join(SCOPES)}, got {scope!r}")
 
     async def forward(self, ctx: Context) -> Response:
         """Send ``ctx.request`` to ``ctx.route``'s upstream as the core does after the transform phase.

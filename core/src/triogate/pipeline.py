@@ -35,7 +35,9 @@ from .plugins import (
 )
 from .problem import GatewayError
 from .proxy import TrustedProxies, forward_request_headers, new_request_id, strip_hop_by_hop, valid_request_id
+from .resources import SharedResources
 from .routing import PathPolicy, Route, Router, strip_matrix_params, tail_segments
+from .runtime import Runtime
 from .upstream import HTTPClient, Upstream
 
 __all__ = ["Chain", "ClientError", "Pipeline"]
@@ -82,13 +84,15 @@ class Pipeline:
         *,
         version: int = 1,
         worker: int = 0,
-        extras: dict[str, Any] | None = None,
+        process: SharedResources | None = None,
+        runtime: Runtime | None = None,
     ) -> None:
         self.config = config
         errors: list[str] = []
         self.upstreams = {name: Upstream(name, cfg, config.gateway.http1_parser)
                           for name, cfg in config.upstreams.items()}
-        self.services = GatewayServices(config, http, self.upstreams, version=version, worker=worker, extras=extras)
+        self.services = GatewayServices(config, http, self.upstreams, version=version, worker=worker,
+                                        process=process, runtime=runtime)
         self.pm: pluggy.PluginManager = make_plugin_manager()
         self.instances: list[Plugin] = []
         gcfg = config.gateway

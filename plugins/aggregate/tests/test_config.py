@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from triogate import ConfigError, Gateway, loads_config
-from triogate.plugins import PluginRegistry
+from triogate import ConfigError
+from triogate.testing import load_gateway
 from triogate_aggregate import Aggregate
 
 
 def _errors(plugin: dict, *, paths=("/d/{id}",), global_instance: bool = False) -> list[str]:
-    import json
-
     raw = {
         "upstreams": {"users": {"targets": [{"url": "http://127.0.0.1:1"}]},
                       "orders": {"targets": [{"url": "http://127.0.0.1:2"}]}},
@@ -18,31 +16,17 @@ def _errors(plugin: dict, *, paths=("/d/{id}",), global_instance: bool = False) 
     }
     if global_instance:
         raw["plugins"] = {"aggregate": plugin}
-    cfg = loads_config(_toml(json.loads(json.dumps(raw))))
-    reg = PluginRegistry(autoload=False)
-    reg.register("aggregate", Aggregate)
     with pytest.raises(ConfigError) as info:
-        Gateway(cfg, registry=reg)
+        load_gateway(raw, plugins={"aggregate": Aggregate})
     return info.value.errors
 
 
-def _toml(raw: dict) -> str:
-    import tomli_w
-
-    return tomli_w.dumps(raw)
-
-
 def _ok(plugin: dict, paths=("/d/{id}",)) -> None:
-    import json
-
     raw = {
         "upstreams": {"users": {"targets": [{"url": "http://127.0.0.1:1"}]}},
         "routes": {"d": {"paths": list(paths), "plugins": {"aggregate": plugin}}},
     }
-    cfg = loads_config(_toml(json.loads(json.dumps(raw))))
-    reg = PluginRegistry(autoload=False)
-    reg.register("aggregate", Aggregate)
-    Gateway(cfg, registry=reg)
+    load_gateway(raw, plugins={"aggregate": Aggregate})
 
 
 USER = {"upstream": "users", "path": "/users/{id}"}

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from triogate import Response
-from triogate.upstream import HTTPClient
+from triogate import HTTPClient, Response
 
 TOKEN = "cache-admin-token-0123456"
 

@@ -2,7 +2,7 @@
 
 import trio
 from triogate.testing import GatewayClient
-from triogate_rate_limit import Check, MemoryBackend
+from triogate_rate_limit import Check, MemoryBackend, stats_of
 
 S = 1_000_000
 
@@ -68,11 +68,11 @@ async def test_counters_survive_a_reload_with_the_same_settings(gateway_factory,
     assert (await gw.client.get("/a")).status == 200
 
 
-async def test_stats_in_gateway_extras(gateway_factory, route_config, plugins):
+async def test_stats_shared_per_process(gateway_factory, route_config, plugins):
     gw = await gateway_factory(route_config({"limits": ["1/minute"], "key": "ip"}), plugins=plugins)
     for _ in range(3):
         await gw.client.get("/a")
-    stats = gw.gateway.extras["rate-limit"]
+    stats = await stats_of(gw.gateway.services)
     assert stats.totals["allowed"] == 1 and stats.totals["limited"] == 2
     assert stats.by_instance["rate-limit@r"]["limited"] == 2
 

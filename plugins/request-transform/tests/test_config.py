@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import pytest
-from triogate import ConfigError, Gateway, loads_config
-from triogate.plugins import PluginRegistry
-from triogate.testing import plugin_config
+from triogate import ConfigError
+from triogate.testing import load_gateway, plugin_config
 from triogate_request_transform import RequestTransform
 
 P = "routes.r.plugins.request-transform"
 
 
 def _gateway_errors(rules: dict, route: dict | None = None) -> list[str]:
-    import tomli_w
-
     raw = {"upstreams": {"u": {"targets": [{"url": "http://127.0.0.1:1"}]}},
            "routes": {"r": {"paths": ["/r/{id}"], "upstream": "u", **(route or {}),
                             "plugins": {"request-transform": rules}}}}
-    reg = PluginRegistry(autoload=False)
-    reg.register("request-transform", RequestTransform)
     with pytest.raises(ConfigError) as info:
-        Gateway(loads_config(tomli_w.dumps(raw)), registry=reg)
+        load_gateway(raw, plugins={"request-transform": RequestTransform})
     return info.value.errors
 
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from triogate import ConfigError, Gateway, loads_config
-from triogate.plugins import PluginRegistry
-from triogate.testing import plugin_config
+from triogate import ConfigError
+from triogate.testing import load_gateway, plugin_config
 from triogate_response_transform import ResponseTransform
 
 P = "routes.r.plugins.response-transform"
@@ -40,12 +39,8 @@ def test_schema_errors(rules: dict, expected: str) -> None:
     ({"rename": {"body": {"a.": "b"}}}, "expected a (dotted) field name"),
 ])
 def test_gateway_level_errors(rules: dict, expected: str) -> None:
-    import tomli_w
-
     raw = {"upstreams": {"u": {"targets": [{"url": "http://127.0.0.1:1"}]}},
            "routes": {"r": {"paths": ["/r/{id}"], "upstream": "u", "plugins": {"response-transform": rules}}}}
-    reg = PluginRegistry(autoload=False)
-    reg.register("response-transform", ResponseTransform)
     with pytest.raises(ConfigError) as info:
-        Gateway(loads_config(tomli_w.dumps(raw)), registry=reg)
+        load_gateway(raw, plugins={"response-transform": ResponseTransform})
     assert any(P in e and expected in e for e in info.value.errors), info.value.errors

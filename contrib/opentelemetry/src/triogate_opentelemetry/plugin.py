@@ -63,7 +63,6 @@ class OpenTelemetryPlugin(triogate.Plugin):
     async def startup(self, gateway: triogate.GatewayServices) -> None:
         self.provider, self._ids = make_provider(self.config, gateway.worker)
         self.tracer = self.provider.get_tracer("triogate", triogate.__version__)
-        gateway.extras[STATE_KEY] = self
 
     @triogate.hookimpl
     async def shutdown(self, gateway: triogate.GatewayServices) -> None:

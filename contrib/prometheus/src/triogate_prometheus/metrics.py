@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 import attrs
+import triogate
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from .labels import BoundedLabel
@@ -132,27 +133,23 @@ class Metrics:
             found = self._children[key] = metric.labels(*labels)
         return found
 
-    def sample(self, services: Any) -> None:
+    def sample(self, runtime: triogate.Runtime) -> None:
         """Set the gauges from the gateway's current state (at scrape time, and periodically with workers)."""
-        runtime = services.extras.get("triogate.runtime")
-        if runtime is not None:
-            self.open_connections.set(runtime.open_connections)
-            self.in_flight.set(runtime.in_flight)
-            self.config_version.set(runtime.config_version)
-            for outcome, total in runtime.reloads.items():
-                delta = total - self._reloads_seen.get(outcome, 0)
-                if delta > 0:
-                    self.reloads.labels(outcome).inc(delta)
-                self._reloads_seen[outcome] = total
+        self.open_connections.set(runtime.open_connections)
+        self.in_flight.set(runtime.in_flight)
+        self.config_version.set(runtime.config_version)
+        for outcome, total in runtime.reloads.items():
+            delta = total - self._reloads_seen.get(outcome, 0)
+            if delta > 0:
+                self.reloads.labels(outcome).inc(delta)
+            self._reloads_seen[outcome] = total
         current: set[tuple[str, str]] = set()
-        for up in services.upstreams.values():
-            for target in up.targets:
-                st = target.status()
-                key = (up.name, st["url"])
-                current.add(key)
-                self.target_healthy.labels(*key).set(1 if st["healthy"] else 0)
-                for state in CIRCUIT_STATES:
-                    self.circuit.labels(*key, state).set(1 if st["circuit"] == state else 0)
+        for target in runtime.targets():
+            key = (target.upstream, target.url)
+            current.add(key)
+            self.target_healthy.labels(*key).set(1 if target.healthy else 0)
+            for state in CIRCUIT_STATES:
+                self.circuit.labels(*key, state).set(1 if target.circuit == state else 0)
         for key in self._targets_seen - current:  # a reload removed the target
             try:
                 self.target_healthy.remove(*key)

@@ -13,7 +13,7 @@ from .metrics import Metrics
 
 __all__ = ["PrometheusPlugin"]
 
-EXTRAS_KEY = "prometheus"
+METRICS_KEY = ("triogate_prometheus", "metrics")
 
 
 class PrometheusPlugin(triogate.Plugin):
@@ -28,19 +28,17 @@ class PrometheusPlugin(triogate.Plugin):
         super().__init__(config, gateway, route)
         self.metrics: Metrics | None = None
 
-    def _shared(self) -> Metrics:
+    async def _shared(self) -> Metrics:
         """One set of metric objects per gateway, kept across reloads (counters never go back)."""
-        m = self.gateway.extras.get(EXTRAS_KEY)
-        if m is None:
-            m = Metrics(self.config.max_consumers, self.config.max_reasons)
-            self.gateway.extras[EXTRAS_KEY] = m
+        c = self.config
+        m = await self.gateway.shared(METRICS_KEY, lambda: Metrics(c.max_consumers, c.max_reasons), scope="process")
         m.consumer.limit = self.config.max_consumers
         m.reason.limit = self.config.max_reasons
         return m
 
     @triogate.hookimpl
     async def startup(self, gateway: triogate.GatewayServices, nursery: trio.Nursery) -> None:
-        self.metrics = self._shared()
+        self.metrics = await self._shared()
         if self.metrics.multiprocess:
             nursery.start_soon(self._sampler)
 
@@ -48,7 +46,7 @@ class PrometheusPlugin(triogate.Plugin):
         """With several workers a scrape reads every worker's files: keep this worker's gauges fresh."""
         assert self.metrics is not None
         while True:
-            self.metrics.sample(self.gateway)
+            self.metrics.sample(self.gateway.runtime)
             await trio.sleep(self.config.sample_interval)
 
     @triogate.hookimpl
@@ -94,8 +92,8 @@ class PrometheusPlugin(triogate.Plugin):
     @triogate.hookimpl
     def admin_routes(self, gateway: triogate.GatewayServices) -> list[triogate.AdminRoute]:
         async def metrics(request: triogate.Request) -> triogate.Response:
-            m = self.metrics or self._shared()
-            m.sample(gateway)
+            m = self.metrics or await self._shared()
+            m.sample(gateway.runtime)
             accept = request.headers.get("accept")
             if m.multiprocess:  # reads every worker's files: off the event loop
                 payload, content_type = await trio.to_thread.run_sync(render, m, accept)

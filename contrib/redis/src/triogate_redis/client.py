@@ -14,9 +14,9 @@ which PINGs straight away and flips back to ``"up"`` when Redis answers.
 from __future__ import annotations
 
 import logging
-import weakref
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import anyio
@@ -38,7 +38,10 @@ from coredis.retry import ConstantRetryPolicy, NoRetryPolicy
 from .config import RedisConfig, parse_hostport
 from .scripts import LuaScript
 
-__all__ = ["RedisClient", "RedisUnavailable", "build_client", "shared_client"]
+if TYPE_CHECKING:
+    from triogate import GatewayServices
+
+__all__ = ["RedisClient", "RedisUnavailable", "build_client", "running_client", "shared_client"]
 
 log = logging.getLogger("triogate.redis")
 
@@ -294,19 +297,30 @@ def _unwrap(exc: BaseException) -> BaseException:
 
 # ---------------------------------------------------------------------------- sharing
 
-_shared: weakref.WeakKeyDictionary[Any, dict[tuple[object, ...], RedisClient]] = weakref.WeakKeyDictionary()
 
+@asynccontextmanager
+async def running_client(config: RedisConfig, *, name: str = "redis") -> AsyncIterator[RedisClient]:
+    """A started :class:`RedisClient` (first connection attempt done), stopped on exit.
 
-def shared_client(gateway: Any, config: RedisConfig, *, name: str = "redis") -> RedisClient:
-    """The :class:`RedisClient` for ``config`` shared by every plugin instance of one loaded config.
-
-    ``gateway`` is the plugin's ``GatewayServices``. Call ``await client.start(gateway.nursery)``
-    in the plugin's ``startup`` hook (idempotent); the pool closes with that config's nursery
-    (on shutdown or after a reload has drained it).
+    Its connection task runs in a nursery of its own, so the client lives exactly as long as
+    the ``async with`` block (or the shared-resource scope that entered it).
     """
-    pools = _shared.setdefault(gateway, {})
-    client = pools.get(config.identity)
-    if client is None:
-        client = pools[config.identity] = RedisClient(config, name=name)
-    return client
+    client = RedisClient(config, name=name)
+    async with trio.open_nursery() as nursery:
+        await client.start(nursery)
+        try:
+            yield client
+        finally:
+            client.stop()
 
+
+async def shared_client(gateway: GatewayServices, config: RedisConfig, *, name: str = "redis") -> RedisClient:
+    """The started :class:`RedisClient` for ``config``, shared by every plugin instance of one loaded config.
+
+    ``gateway`` is the plugin's ``GatewayServices``; call this in ``startup``. The client is a
+    ``"config"``-scoped shared resource: it returns after the first connection attempt (so the
+    gateway starts, degraded, while Redis is down) and closes after a reload has retired the
+    config and its requests finished, or when the gateway stops. The first caller's ``name``
+    labels its log lines.
+    """
+    return await gateway.shared(("triogate_redis", config.identity), lambda: running_client(config, name=name))

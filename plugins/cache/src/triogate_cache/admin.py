@@ -28,8 +28,8 @@ def _caches(gateway: Any) -> list[Any]:
 
     seen: set[int] = set()
     out = []
-    for p in gateway.plugins:
-        if isinstance(p, Cache) and id(p.shared) not in seen:
+    for p in gateway.instances(Cache):
+        if id(p.shared) not in seen:
             seen.add(id(p.shared))
             out.append(p)
     return out

@@ -138,35 +138,30 @@ class Cache(Plugin):
         self.keys = KeyBuilder(config, route)
         self.methods = frozenset(config.methods)
         self.statuses = frozenset(config.statuses)
-        self.shared = self._shared(gateway)
+        self.shared: Shared  # set in startup, from the core's shared resources
 
     def request_header_names(self) -> list[tuple[str, str]]:
         return [(f"key_headers[{i}]", n) for i, n in enumerate(self.config.key_headers)]
 
     # ------------------------------------------------------------------ stores
 
-    def _shared(self, gateway: Any) -> Shared:
-        """One store per process and store settings, kept across config reloads (in ``gateway.extras``)."""
-        registry: dict[Any, Shared] = gateway.extras.setdefault("cache", {})
+    async def _shared(self, gateway: Any) -> Shared:
+        """One memory store per process and size, kept across config reloads; one Redis store per Redis client."""
         cfg = self.config
         if cfg.store == "memory":
-            ident: Any = ("memory", cfg.memory_size)
-            if ident not in registry:
-                registry[ident] = Shared(MemoryStore(cfg.memory_size))
-            return registry[ident]
+            return await gateway.shared(("triogate_cache", "memory", cfg.memory_size),
+                                        lambda: Shared(MemoryStore(cfg.memory_size)), scope="process")
         from .redis_store import redis_shared
 
-        return redis_shared(gateway, cfg)
+        return await redis_shared(gateway, cfg)
 
     @property
     def store(self) -> Any:
         return self.shared.store
 
     @hookimpl
-    async def startup(self, gateway: Any, nursery: trio.Nursery) -> None:
-        start = getattr(self.store, "start", None)
-        if start is not None:
-            await start(gateway, nursery)
+    async def startup(self, gateway: Any) -> None:
+        self.shared = await self._shared(gateway)
 
     @hookimpl
     def admin_routes(self, gateway: Any) -> list[Any]:

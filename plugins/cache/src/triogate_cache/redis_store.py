@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import time
-import weakref
 from typing import Any
 
 from triogate_redis import LuaScript, RedisClient, RedisUnavailable, shared_client
@@ -68,9 +67,6 @@ class RedisStore:
     def ukey(self, group: str) -> str:
         return f"{self.prefix}u:{{{group}}}"
 
-    async def start(self, gateway: Any, nursery: Any) -> None:
-        await self.client.start(nursery)
-
     async def get(self, key: str) -> Record | None:
         rkey = self.rkey(key)
         blob = await self.client.call(lambda c: c.get(rkey))
@@ -120,18 +116,13 @@ class RedisStore:
         return None
 
 
-_by_client: weakref.WeakKeyDictionary[RedisClient, Any] = weakref.WeakKeyDictionary()
-
-
-def redis_shared(gateway: Any, config: Any) -> Any:
+async def redis_shared(gateway: Any, config: Any) -> Any:
     """The :class:`~triogate_cache.plugin.Shared` of the Redis client of this loaded config."""
     from .plugin import Shared
 
-    client = shared_client(gateway, config.redis, name="cache")
-    shared = _by_client.get(client)
-    if shared is None:
-        shared = _by_client[client] = Shared(RedisStore(client, config.redis.key_prefix + "cache:"))
-    return shared
+    client = await shared_client(gateway, config.redis, name="cache")
+    return await gateway.shared(("triogate_cache", "redis", config.redis.identity),
+                                lambda: Shared(RedisStore(client, config.redis.key_prefix + "cache:")))
 
 
 __all__ += ["RedisUnavailable"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
@@ -16,7 +18,7 @@ import triogate
 
 from .keys import KeyRing, jwk_key
 
-__all__ = ["JWKSSource"]
+__all__ = ["JWKSSource", "running_source"]
 
 log = logging.getLogger("triogate.jwt")
 MAX_DOCUMENT_BYTES = 1 << 20
@@ -142,3 +144,13 @@ class JWKSSource:
                 await trio.sleep(delay)
         finally:
             self.started = False
+
+
+@asynccontextmanager
+async def running_source(http: triogate.HTTPClient, **settings: Any) -> AsyncIterator[JWKSSource]:
+    """A :class:`JWKSSource` whose background refresher runs until the block ends."""
+    src = JWKSSource(http, **settings)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(src.run)
+        yield src
+        nursery.cancel_scope.cancel()

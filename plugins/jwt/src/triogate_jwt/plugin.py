@@ -14,7 +14,6 @@ from collections import OrderedDict
 from typing import Any
 
 import jwt
-import trio
 import triogate
 from triogate.auth import (
     check_anonymous,
@@ -32,12 +31,10 @@ from triogate.auth import (
 
 from .claims import roles_of, scopes_of
 from .config import JwtConfig
-from .jwks import JWKSSource
+from .jwks import JWKSSource, running_source
 from .keys import SUPPORTED_ALGORITHMS, KeyRing, VerifyKey, pem_key, secret_key
 
 __all__ = ["JwtPlugin"]
-
-_EXTRAS = "jwt"
 
 
 class TokenRejected(Exception):
@@ -81,7 +78,7 @@ class JwtPlugin(triogate.Plugin):
             if short:
                 raise ValueError(f"secret: too short for {', '.join(short)} (HS384 needs 48 bytes, HS512 64)")
         self.allowed = frozenset(possible)
-        self.source = self._shared_source() if (c.jwks_uri or c.discovery) else None
+        self.source: JWKSSource | None = None  # set in startup when keys come from a JWKS
         self.options: dict[str, Any] = {
             "require": list(c.required_claims), "verify_signature": True, "verify_exp": True, "verify_nbf": True,
             "verify_iat": True, "verify_iss": c.issuer is not None, "verify_aud": bool(c.audience),
@@ -106,19 +103,6 @@ class JwtPlugin(triogate.Plugin):
     def request_header_names(self) -> list[tuple[str, str]]:
         return [(f"header_names[{i}]", n) for i, n in enumerate(self.config.header_names)]
 
-    def _shared_source(self) -> JWKSSource:
-        """One JWKS cache per URL and loaded config, shared by every instance that uses it."""
-        c = self.config
-        key = (self.gateway.version, c.jwks_uri, c.issuer if c.discovery else None, c.jwks_ttl,
-               c.jwks_refresh_min_interval, c.jwks_timeout)
-        sources = self.gateway.extras.setdefault(_EXTRAS, {})
-        src = sources.get(key)
-        if src is None:
-            src = sources[key] = JWKSSource(
-                self.gateway.http, jwks_uri=c.jwks_uri, issuer=c.issuer if c.discovery else None, ttl=c.jwks_ttl,
-                min_interval=c.jwks_refresh_min_interval, timeout=c.jwks_timeout)
-        return src
-
     def _consumer_subjects(self) -> dict[str, str]:
         out: dict[str, str] = {}
         if not self.config.consumer_claim:
@@ -136,17 +120,16 @@ class JwtPlugin(triogate.Plugin):
         return out
 
     @triogate.hookimpl
-    async def startup(self, gateway: triogate.GatewayServices, nursery: trio.Nursery) -> None:
-        src = self.source
-        if src is not None and not src.started:
-            src.started = True  # the first instance sharing this source runs its refresher
-            await nursery.start(src.run)
-
-    @triogate.hookimpl
-    async def shutdown(self, gateway: triogate.GatewayServices) -> None:
-        sources = gateway.extras.get(_EXTRAS, {})
-        for key in [k for k in sources if k[0] == gateway.version]:
-            del sources[key]
+    async def startup(self, gateway: triogate.GatewayServices) -> None:
+        """One JWKS cache (and refresher) per URL and loaded config, shared by every instance that uses it."""
+        c = self.config
+        if not (c.jwks_uri or c.discovery):
+            return
+        issuer = c.issuer if c.discovery else None
+        settings = {"jwks_uri": c.jwks_uri, "issuer": issuer, "ttl": c.jwks_ttl,
+                    "min_interval": c.jwks_refresh_min_interval, "timeout": c.jwks_timeout}
+        key = ("triogate_jwt", "jwks", *settings.values())
+        self.source = await gateway.shared(key, lambda: running_source(gateway.http, **settings))
 
     # ------------------------------------------------------------------ verification
 

@@ -1,6 +1,6 @@
-"""Per-process counters in ``gateway.extras["rate-limit"]`` for other plugins (e.g. a metrics exporter).
+"""Per-process counters for other plugins (e.g. a metrics exporter), a shared resource of the core.
 
-    stats = gateway.extras["rate-limit"]          # a RateLimitStats, shared by every instance
+    stats = await stats_of(gateway)                 # a RateLimitStats, shared by every instance
     stats.totals["limited"]                         # 429s answered by this process
     stats.by_instance["rate-limit@users"]["unavailable_allowed"]
 
@@ -11,9 +11,9 @@ long as the gateway process, across config reloads.
 
 from __future__ import annotations
 
-from typing import Any
+from triogate import GatewayServices
 
-__all__ = ["EVENTS", "RateLimitStats"]
+__all__ = ["EVENTS", "STATS_KEY", "RateLimitStats", "stats_of"]
 
 EVENTS = ("allowed", "limited", "unavailable_allowed", "unavailable_rejected")
 
@@ -22,8 +22,6 @@ class RateLimitStats:
     def __init__(self) -> None:
         self.totals: dict[str, int] = dict.fromkeys(EVENTS, 0)
         self.by_instance: dict[str, dict[str, int]] = {}
-        #: memory backends by instance identity, so a reload with the same settings keeps the counters
-        self.memory_backends: dict[tuple[str, str], Any] = {}
 
     def count(self, instance: str, event: str) -> None:
         self.totals[event] += 1
@@ -31,3 +29,11 @@ class RateLimitStats:
         if per is None:
             per = self.by_instance[instance] = dict.fromkeys(EVENTS, 0)
         per[event] += 1
+
+
+STATS_KEY = ("triogate_rate_limit", "stats")
+
+
+async def stats_of(gateway: GatewayServices) -> RateLimitStats:
+    """This process's :class:`RateLimitStats` (``gateway.shared`` with ``scope="process"``)."""
+    return await gateway.shared(STATS_KEY, RateLimitStats, scope="process")

@@ -13,7 +13,7 @@ from .backends import Check, MemoryBackend, RedisBackend, Result
 from .config import Limit, RateLimitConfig
 from .headers import legacy_names, policy_item, ratelimit_value, seconds, set_legacy
 from .keys import subject_function
-from .metrics import RateLimitStats
+from .metrics import RateLimitStats, stats_of
 
 __all__ = ["RateLimitPlugin"]
 
@@ -52,23 +52,11 @@ class RateLimitPlugin(Plugin):
         self.policy_header = ",".join(
             policy_item(n, lim) for pol in self.policies for n, lim in zip(pol.names, pol.limits, strict=True))
         self.state_key = f"rate-limit:{id(self)}"
-        stats = gateway.extras.get("rate-limit")
-        if not isinstance(stats, RateLimitStats):
-            stats = gateway.extras["rate-limit"] = RateLimitStats()
-        self.stats = stats
-        self.redis = None
+        # set in startup, from the core's shared resources
+        self.stats: RateLimitStats
         self.backend: MemoryBackend | RedisBackend
-        if config.backend == "redis":
-            self.redis = shared_client(gateway, config.redis, name="rate-limit")
-            self.backend = RedisBackend(self.redis)
-            self.prefix = config.redis.key_prefix + "rl:"
-        else:
-            identity = (self.scope, repr(config))
-            backend = stats.memory_backends.get(identity)
-            if backend is None:  # a reload with unchanged settings keeps counting where it was
-                backend = stats.memory_backends[identity] = MemoryBackend(config.memory_max_keys)
-            self.backend = backend
-            self.prefix = ""
+        self.redis = None
+        self.prefix = config.redis.key_prefix + "rl:" if config.backend == "redis" else ""
         self._unavailable_since_log = 0
         self._last_unavailable_log = -UNAVAILABLE_LOG_INTERVAL
 
@@ -84,9 +72,16 @@ class RateLimitPlugin(Plugin):
         return f"{getattr(self, 'name', 'rate-limit') or 'rate-limit'}@{self.scope}"
 
     @hookimpl
-    async def startup(self, gateway: GatewayServices, nursery: trio.Nursery) -> None:
-        if self.redis is not None:
-            await self.redis.start(nursery)
+    async def startup(self, gateway: GatewayServices) -> None:
+        config = self.config
+        self.stats = await stats_of(gateway)
+        if config.backend == "redis":
+            self.redis = await shared_client(gateway, config.redis, name="rate-limit")
+            self.backend = RedisBackend(self.redis)
+        else:  # per process: a reload with unchanged settings keeps counting where it was
+            self.backend = await gateway.shared(
+                ("triogate_rate_limit", "memory", self.scope, repr(config)),
+                lambda: MemoryBackend(config.memory_max_keys), scope="process")
 
     # ------------------------------------------------------------------ decision
 
