@@ -79,12 +79,8 @@ def test_header_names_with_underscore_never_arrive(rules, key) -> None:
 
 
 def test_header_names_with_underscore_are_fine_when_allowed() -> None:
-    import tomli_w
-
     raw = {"gateway": {"underscores_in_headers": "allow"},
            "upstreams": {"u": {"targets": [{"url": "http://127.0.0.1:1"}]}},
            "routes": {"r": {"paths": ["/r"], "upstream": "u",
                             "plugins": {"request-transform": {"rename": {"headers": {"X_Foo": "x-bar"}}}}}}}
-    reg = PluginRegistry(autoload=False)
-    reg.register("request-transform", RequestTransform)
-    Gateway(loads_config(tomli_w.dumps(raw)), registry=reg)
+    load_gateway(raw, plugins={"request-transform": RequestTransform})  # raises ConfigError if refused
