@@ -228,6 +228,14 @@ class SyncSpecname(triogate.Plugin):
         return None
 
 
+class AsyncGenerator(triogate.Plugin):
+    """What an async pluggy wrapper would look like without the option: refused too, by name."""
+
+    @triogate.hookimpl
+    async def transform(self, ctx: triogate.Context) -> Any:
+        yield
+
+
 WRAPPER_ADVICE = ("which triogate does not support: hooks are awaited one after the other, and a pluggy wrapper is"
                   " a generator that cannot await. To run before or after other plugins use a priority (or"
                   " tryfirst=True / trylast=True); to act on the response, implement post_response")
@@ -241,9 +249,9 @@ async def test_refused_options_are_config_errors_naming_plugin_hook_and_option(
             "upstreams": {"u": {"targets": [{"url": upstream.url}]}},
             "plugins": {"wrapper": {}},
             "routes": {"r": {"paths": ["/"], "upstream": "u", "plugins": {
-                "old": {}, "both": {}, "twice": {}, "sync": {}}}},
+                "old": {}, "both": {}, "twice": {}, "sync": {}, "agen": {}}}},
         }, plugins={"wrapper": Wrapper, "old": OldStyleWrapper, "both": Both, "twice": Twice,
-                    "sync": SyncSpecname})
+                    "sync": SyncSpecname, "agen": AsyncGenerator})
     assert info.value.errors == [
         f"plugins.wrapper: plugin 'wrapper': hook auth is marked @hookimpl(wrapper=True), {WRAPPER_ADVICE}",
         (f"routes.r.plugins.old: plugin 'old': hook post_response is marked @hookimpl(hookwrapper=True),"
@@ -251,6 +259,8 @@ async def test_refused_options_are_config_errors_naming_plugin_hook_and_option(
         "routes.r.plugins.both: plugin 'both': hook auth is marked both tryfirst=True and trylast=True; choose one",
         "routes.r.plugins.twice: plugin 'twice': hook auth is implemented twice (also_auth and auth); keep one",
         "routes.r.plugins.sync: hook transform must be an async function (async def rewrite(...))",
+        ("routes.r.plugins.agen: hook transform must be an async function that returns, not an async generator"
+         " (no yield in transform)"),
     ]
 
 

@@ -77,21 +77,20 @@ class HookImpl(NamedTuple):
     opts: dict[str, Any]  # pluggy's HookimplOpts
 
 
+_PARSER = pluggy.PluginManager(PROJECT)  # only reads markers; never registers anything
+
+
 def declared_impls(obj: Any) -> list[HookImpl]:
     """Every ``@triogate.hookimpl`` of ``obj``, found the way pluggy finds them at registration."""
-    pm = _PARSER
     out = []
     for attr in dir(obj):
         try:
-            opts = pm.parse_hookimpl_opts(obj, attr)
+            opts = _PARSER.parse_hookimpl_opts(obj, attr)
         except Exception:  # noqa: BLE001, S112 - pluggy skips what it cannot inspect; so do we
             continue
         if opts is not None:
             out.append(HookImpl(attr, opts.get("specname") or attr, dict(opts)))
     return out
-
-
-_PARSER = pluggy.PluginManager(PROJECT)  # only parses markers; never registers anything
 
 
 def check_impls(obj: Any, label: str, owner: str = "") -> list[str]:
@@ -106,28 +105,28 @@ def check_impls(obj: Any, label: str, owner: str = "") -> list[str]:
     seen: dict[str, str] = {}
     for impl in sorted(declared_impls(obj), key=lambda i: _hook_rank(i.hook)):
         hook, opts = impl.hook, impl.opts
-        for option in ("wrapper", "hookwrapper"):
-            if opts.get(option):
-                errors.append(
-                    f"{who}: hook {hook} is marked @hookimpl({option}=True), which triogate does not"
-                    f" support: hooks are awaited one after the other, and a pluggy wrapper is a generator that"
-                    f" cannot await. To run before or after other plugins use a priority (or tryfirst=True /"
-                    f" trylast=True); to act on the response, implement post_response")
-        if opts.get("wrapper") or opts.get("hookwrapper"):
+        wrapper = [option for option in ("wrapper", "hookwrapper") if opts.get(option)]
+        if wrapper:
+            errors.append(
+                f"{who}: hook {hook} is marked @hookimpl({wrapper[0]}=True), which triogate does not"
+                " support: hooks are awaited one after the other, and a pluggy wrapper is a generator that"
+                " cannot await. To run before or after other plugins use a priority (or tryfirst=True /"
+                " trylast=True); to act on the response, implement post_response")
             continue
         if opts.get("tryfirst") and opts.get("trylast"):
-            errors.append(f"{who}: hook {hook} is marked both tryfirst=True and trylast=True;"
-                          " choose one")
+            errors.append(f"{who}: hook {hook} is marked both tryfirst=True and trylast=True; choose one")
         if hook not in SPEC_ARGS:
             continue  # pluggy reports an unknown hook, unless optionalhook=True (then nothing calls it)
         if hook in seen:
-            errors.append(f"{who}: hook {hook} is implemented twice ({seen[hook]} and {impl.attr});"
-                          " keep one")
+            errors.append(f"{who}: hook {hook} is implemented twice ({seen[hook]} and {impl.attr}); keep one")
             continue
         seen[hook] = impl.attr
         fn = getattr(obj, impl.attr)
         is_async = inspect.iscoroutinefunction(fn)
-        if hook in ASYNC_HOOKS and not is_async:
+        if hook in ASYNC_HOOKS and inspect.isasyncgenfunction(fn):
+            errors.append(f"{label}: hook {hook} must be an async function that returns, not an async generator"
+                          f" (no yield in {impl.attr})")
+        elif hook in ASYNC_HOOKS and not is_async:
             errors.append(f"{label}: hook {hook} must be an async function (async def {impl.attr}(...))")
         elif hook not in ASYNC_HOOKS and is_async:
             errors.append(f"{label}: hook {hook} must be a plain (not async) function")
@@ -212,7 +211,7 @@ class HookChains:
         try:
             self.pm.register(use.obj, name=use.registered_as)
         except Exception as exc:  # noqa: BLE001 - pluggy validation: unknown hook argument, duplicate name
-            return [f"{label}: {owner}: {exc}" if use.scope != "hooks" and owner else f"{label}: {exc}"]
+            return [f"{label}: {owner}: {exc}" if owner else f"{label}: {exc}"]
         self.uses.append(use)
         return []
 
