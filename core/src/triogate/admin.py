@@ -265,11 +265,9 @@ class AdminAPI:
             return self._plugin_routes
         out: list[_CompiledRoute] = []
         seen: dict[tuple[str, str], str] = {}
-        hook = pipeline.pm.hook.admin_routes
-        for impl in reversed(hook.get_hookimpls()):  # registration order
-            owner = impl.plugin_name
+        for owner, admin_routes in pipeline.hooks.admin_routes:
             try:
-                routes = impl.function(**({"gateway": pipeline.services} if "gateway" in impl.argnames else {}))
+                routes = admin_routes(pipeline.services)
             except Exception:
                 log.exception("plugin %s failed in admin_routes", owner)
                 continue

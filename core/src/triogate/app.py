@@ -108,22 +108,6 @@ class _Generation:
             self.idle.set()
 
 
-def _lifecycle_impls(pipeline: Pipeline, hook: str) -> list[tuple[str, Any]]:
-    """``(plugin name, call)`` for one lifecycle hook, in priority order (high first)."""
-    impls = {id(i.plugin): i for i in getattr(pipeline.pm.hook, hook).get_hookimpls()}
-    out = []
-    for use in pipeline.lifecycle:
-        impl = impls.get(id(use.obj))
-        if impl is not None:
-            label = use.name if use.scope != "route" else f"{use.name}@{use.obj.route}"
-            out.append((label, impl))
-    return out
-
-
-def _call(impl: Any, **kwargs: Any) -> Any:
-    return impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
-
-
 # settings that the listeners read once: a reload cannot change them (limits and client
 # timeouts can: each connection uses the ones in force when it was accepted)
 _RESTART_ONLY = ("listen", "workers", "http1_parser")
@@ -246,7 +230,7 @@ class Gateway:
                         while gen.inflight:
                             await gen.idle.wait()
                             gen.idle = trio.Event()
-                    await self._shutdown(pipeline, _lifecycle_impls(pipeline, "shutdown"))
+                    await self._shutdown(pipeline, pipeline.hooks.shutdown)
                     await services.resources.aclose(timeouts.shutdown)
                     nursery.cancel_scope.cancel()
         finally:
@@ -261,36 +245,35 @@ class Gateway:
         services = pipeline.services
         limit = pipeline.config.gateway.timeouts.startup
         started: list[tuple[str, Any]] = []
-        shutdown = {id(i.plugin): i for i in pipeline.pm.hook.shutdown.get_hookimpls()}
-        for label, impl in _lifecycle_impls(pipeline, "startup"):
+        for label, startup, shutdown in pipeline.hooks.startup:
             guarded = _GuardedNursery(nursery, f"plugin {label}")
             try:
                 with trio.fail_after(limit):
-                    await _call(impl, gateway=services, nursery=guarded)
+                    await startup(services, guarded)
             except trio.TooSlowError:
                 error = StartupError(label, f"startup hook did not finish within {limit} s (timeouts.startup)")
             except Exception as exc:
                 log.error("plugin %s failed at startup", label, exc_info=exc)
                 error = StartupError(label, f"{type(exc).__name__}: {exc}")
             else:
-                if id(impl.plugin) in shutdown:
-                    started.append((label, shutdown[id(impl.plugin)]))
+                if shutdown is not None:
+                    started.append((label, shutdown))
                 continue
             # undo what already started, then fail
             await self._shutdown(pipeline, started)
             raise error
 
-    async def _shutdown(self, pipeline: Pipeline, impls: list[tuple[str, Any]]) -> None:
+    async def _shutdown(self, pipeline: Pipeline, hooks: list[tuple[str, Any]]) -> None:
         """Run shutdown hooks concurrently, bounded by ``timeouts.shutdown``; failures are logged by name."""
-        if not impls:
+        if not hooks:
             return
         services = pipeline.services
         limit = pipeline.config.gateway.timeouts.shutdown
-        pending = {label for label, _ in impls}
+        pending = {label for label, _ in hooks}
 
-        async def one(label: str, impl: Any) -> None:
+        async def one(label: str, shutdown: Any) -> None:
             try:
-                await _call(impl, gateway=services)
+                await shutdown(services)
             except Exception:
                 log.exception("plugin %s failed in shutdown", label)
             pending.discard(label)
@@ -298,8 +281,8 @@ class Gateway:
         with trio.CancelScope(shield=True):
             with trio.move_on_after(limit):
                 async with trio.open_nursery() as nursery:
-                    for label, impl in impls:
-                        nursery.start_soon(one, label, impl)
+                    for label, shutdown in hooks:
+                        nursery.start_soon(one, label, shutdown)
         for label in sorted(pending):
             log.error("plugin %s: shutdown hook cancelled after %s s (timeouts.shutdown)", label, limit)
 

@@ -2,37 +2,25 @@
 
 It knows nothing about how bytes arrived; the native listener and the ASGI app
 both build a :class:`~triogate.Request` and call :meth:`Pipeline.handle`.
-Per route, the ordered hook functions of every phase are computed once at load.
+Per route, the ordered hook calls of every phase are computed once at load
+(:mod:`triogate.hookchain`); a request only runs them.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-import time
-from pathlib import Path
 from typing import Any
 
-import attrs
-import pluggy
 import trio
 
-from .admission import RESERVED_REQUEST_HEADERS, Admission
-from .config import Config, ConfigError, _path_join, underscore_error
+from .admission import Admission
+from .config import Config, ConfigError
 from .context import Context, GatewayServices
 from .headers import Headers
+from .hookchain import Chain
 from .messages import BodyTooLarge, Request, Response
-from .plugin import Plugin
-from .plugins import (
-    PHASES,
-    PluginRegistry,
-    SkipPlugin,
-    check_hook_functions,
-    check_plugin_tables,
-    load_hook_module,
-    make_plugin_manager,
-    plugin_config,
-)
+from .plugin_uses import PluginUses
+from .plugins import PluginRegistry
 from .problem import GatewayError
 from .proxy import TrustedProxies, forward_request_headers, new_request_id, strip_hop_by_hop, valid_request_id
 from .resources import SharedResources
@@ -43,34 +31,12 @@ from .upstream import HTTPClient, Upstream
 __all__ = ["Chain", "ClientError", "Pipeline"]
 
 log = logging.getLogger("triogate")
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-Hook = tuple[str, Any]
 
 
 class ClientError(GatewayError):
     """The client sent something malformed mid-request (e.g. a bad chunk): 400."""
 
     status = 400
-
-
-@attrs.define
-class Chain:
-    """The ordered hook functions of each phase for one route (or for no route)."""
-
-    pre_route: list[Hook] = attrs.Factory(list)
-    auth: list[Hook] = attrs.Factory(list)
-    transform: list[Hook] = attrs.Factory(list)
-    post_response: list[Hook] = attrs.Factory(list)
-    log: list[Hook] = attrs.Factory(list)
-    order: list[str] = attrs.Factory(list)
-
-
-@attrs.define
-class _Use:
-    name: str
-    obj: Any
-    priority: int
-    scope: str  # "global", "route" or "hooks"
 
 
 class Pipeline:
@@ -88,13 +54,10 @@ class Pipeline:
         runtime: Runtime | None = None,
     ) -> None:
         self.config = config
-        errors: list[str] = []
         self.upstreams = {name: Upstream(name, cfg, config.gateway.http1_parser)
                           for name, cfg in config.upstreams.items()}
         self.services = GatewayServices(config, http, self.upstreams, version=version, worker=worker,
                                         process=process, runtime=runtime)
-        self.pm: pluggy.PluginManager = make_plugin_manager()
-        self.instances: list[Plugin] = []
         gcfg = config.gateway
         self.trusted = TrustedProxies(gcfg.trusted_proxies)
         self.forward_mode = gcfg.forwarded_headers
@@ -104,153 +67,27 @@ class Pipeline:
         self.max_body = gcfg.limits.max_body_bytes
         self.path_policy = PathPolicy(gcfg.paths.encoded_slash, gcfg.paths.trailing_dot)
         self.body_buffer = gcfg.limits.body_buffer_bytes
-        self.skipped: list[str] = []  # plugins left out with plugins_on_error = "skip"
-        self._identity: set[str] = set()  # headers declared by plugin instances (Plugin.identity_headers)
-        self._route_uses: dict[str, list[_Use]] = {}
 
-        on_error = gcfg.plugins_on_error
-        errors.extend(check_plugin_tables(config, registry))
-        global_uses = [u for name, raw in config.plugins.items()
-                       if (u := self._instantiate(registry, name, raw, None, _key("plugins", name), on_error, errors))]
-        base = Path(config.source).parent if config.source and not config.source.startswith("<") else Path.cwd()
-        hook_modules: list[tuple[str, str, Any]] = []
-        for i, spec in enumerate(gcfg.hooks):
-            try:
-                hook_modules.append((f"gateway.hooks[{i}]", f"hooks:{spec}", load_hook_module(spec, base)))
-            except Exception as exc:  # noqa: BLE001 - reported with its key path
-                errors.append(f"gateway.hooks[{i}]: cannot load {spec!r}: {type(exc).__name__}: {exc}")
-        hook_modules.extend((f"hook module {m.__name__}", f"hooks:{m.__name__}", m) for m in registry.hook_modules)
-        for label, spec_name, module in hook_modules:
-            priority = getattr(module, "PRIORITY", 0)
-            if type(priority) is not int:
-                errors.append(f"{label}: PRIORITY must be an integer, got {priority!r}")
-                continue
-            problems = check_hook_functions(module, label)
-            if problems:
-                errors.extend(problems)
-                continue
-            try:
-                self.pm.register(module, name=spec_name)
-            except Exception as exc:  # noqa: BLE001 - pluggy validation: unknown hook argument, duplicate
-                errors.append(f"{label}: {exc}")
-                continue
-            declared = getattr(module, "IDENTITY_HEADERS", ())
-            errors.extend(self._declare(f"{label}: IDENTITY_HEADERS", declared))
-            global_uses.append(_Use(spec_name, module, priority, "hooks"))
-
+        uses = PluginUses(config, registry, self.services)
+        self.skipped = uses.skipped  # plugins left out with plugins_on_error = "skip"
+        if uses.errors:
+            raise ConfigError(list(dict.fromkeys(uses.errors)), config.source)
+        self.instances = uses.instances
+        #: every hook's ordered calls: the lifecycle hooks (the Gateway) and admin routes (the admin API)
+        self.hooks = uses.hooks
+        self.timed = self.hooks.timed  # a tracing plugin asked: every phase hook call is timed
+        self.admission = Admission(uses.identity, gcfg.underscores_in_headers)
         routes: list[Route] = []
         for rname, rcfg in config.routes.items():
             route = Route(rname, rcfg)
             route.upstream = self.upstreams.get(rcfg.upstream) if rcfg.upstream else None
-            route_uses = [u for pname, raw in rcfg.plugins.items()
-                          if (u := self._instantiate(registry, pname, raw, rname,
-                                                     _key("routes", rname, "plugins", pname), on_error, errors))]
-            overridden = {u.name for u in route_uses}
-            uses = [u for u in global_uses if u.name not in overridden] + route_uses
-            route.data["uses"] = uses
+            route.chain = uses.chain(rname, rcfg.priorities)
             routes.append(route)
-        try:
-            self.pm.check_pending()
-        except pluggy.PluginValidationError as exc:
-            errors.append(f"plugins: {exc}")
-        if errors:
-            raise ConfigError(list(dict.fromkeys(errors)), config.source)
-
-        self.admission = Admission(self._identity, gcfg.underscores_in_headers)
-        self.global_uses = global_uses
-        # a plugin asking for hook timings (tracing) makes every hook call timed when ctx.hook_timings is a list
-        self.timed = any(getattr(type(i), "wants_hook_timings", False) for i in self.instances)
-        for route in routes:
-            route.chain = self._chain(route.data.pop("uses"), route.config.priorities)
-        self.global_chain = self._chain(global_uses, {}, for_route=False)
-        # lifecycle hooks of every instance and hook module: startup high→low priority
-        every = global_uses + [u for uses in (self._route_uses.values()) for u in uses]
-        self.lifecycle = sorted(every, key=lambda u: -u.priority)
+        self.global_chain = uses.global_chain()
         self.router = Router(routes)
         self.services.router = self.router
         self.services.plugins = self.instances
         self.services._forward = self.forward
-
-    # ------------------------------------------------------------------ building
-
-    def _instantiate(
-        self, registry: PluginRegistry, name: str, raw: Any, route: str | None, path: str, on_error: str,
-        errors: list[str],
-    ) -> _Use | None:
-        try:
-            conf, priority = plugin_config(registry, name, raw, path, on_error)
-        except ConfigError:
-            return None  # already reported by check_plugin_tables
-        except SkipPlugin as exc:
-            self.skipped.append(str(exc))  # the Gateway logs these when it loads this config
-            return None
-        info = registry.get(name)
-        assert info is not None and info.cls is not None
-        try:
-            inst = info.cls(conf, self.services, route)
-        except (ValueError, TypeError) as exc:
-            errors.append(f"{path}: {exc}")
-            return None
-        except Exception as exc:  # noqa: BLE001 - a plugin failing to build is a config error, not a traceback
-            errors.append(f"{path}: plugin {name!r} failed to initialize: {type(exc).__name__}: {exc}")
-            return None
-        inst.name = name
-        problems = check_hook_functions(inst, path)
-        try:
-            problems += self._declare(path, inst.identity_headers())
-            problems += self._read_names(path, inst.request_header_names())
-        except Exception as exc:  # noqa: BLE001 - a plugin's declaration failing is a config error
-            problems.append(f"{path}: plugin {name!r} failed to declare its headers: {type(exc).__name__}: {exc}")
-        if problems:
-            errors.extend(problems)
-            return None
-        try:
-            self.pm.register(inst, name=f"{name}@{route or '*'}")
-        except Exception as exc:  # noqa: BLE001 - pluggy validation (unknown hook argument, ...)
-            errors.append(f"{path}: plugin {name!r}: {exc}")
-            return None
-        self.instances.append(inst)
-        use = _Use(name, inst, priority, "route" if route else "global")
-        if route is not None:
-            self._route_uses.setdefault(route, []).append(use)
-        return use
-
-    def _declare(self, path: str, names: Any) -> list[str]:
-        """Record the identity headers an instance asserts; errors for names it cannot assert."""
-        problems = []
-        for header in names:
-            if not isinstance(header, str) or not _TOKEN.fullmatch(header):
-                problems.append(f"{path}: identity header {header!r} is not a header name")
-            elif header.lower() in RESERVED_REQUEST_HEADERS or header.lower() == self.request_id_header:
-                problems.append(f"{path}: {header!r} cannot be an identity header: clients send it, and it would be"
-                                " removed from every request")
-            else:
-                self._identity.add(header.lower())
-        return problems
-
-    def _read_names(self, path: str, names: Any) -> list[str]:
-        """Errors for request headers an instance reads that can never arrive (``_`` in the name)."""
-        mode = self.config.gateway.underscores_in_headers
-        if mode == "allow":
-            return []
-        return [underscore_error(f"{path}.{key}", header, mode) for key, header in names if "_" in header]
-
-    def _chain(self, uses: list[_Use], overrides: dict[str, int], *, for_route: bool = True) -> Chain:
-        ordered = sorted(uses, key=lambda u: -overrides.get(u.name, u.priority))
-        chain = Chain(order=[u.name for u in ordered])
-        for phase in PHASES:
-            spec_args = ("ctx", "response") if phase == "post_response" else ("ctx",)
-            impls = {id(i.plugin): _adapt(i, spec_args) for i in getattr(self.pm.hook, phase).get_hookimpls()}
-            hooks = [(u.name, impls[id(u.obj)]) for u in ordered if id(u.obj) in impls]
-            if phase == "pre_route" and for_route:
-                # global pre_route hooks run before routing (global chain); a route's chain keeps only its own
-                hooks = [(u.name, impls[id(u.obj)]) for u in ordered if id(u.obj) in impls and u.scope == "route"]
-            if phase == "post_response":
-                hooks.reverse()  # onion: the innermost (lowest priority) sees the response first
-            if self.timed:
-                hooks = [(name, _timed(name, phase, fn)) for name, fn in hooks]
-            setattr(chain, phase, hooks)
-        return chain
 
     # ------------------------------------------------------------------ requests
 
@@ -480,42 +317,6 @@ def _answered(ctx: Context, name: str, phase: str, r: Any) -> Response:
         raise TypeError(f"{phase} returned {type(r).__name__}, expected a triogate.Response or None")
     ctx.short_circuit = (name, phase)
     return r
-
-
-def _key(*steps: str) -> str:
-    path = ""
-    for step in steps:
-        path = _path_join(path, step)
-    return path
-
-
-def _adapt(impl: Any, spec_args: tuple[str, ...]) -> Any:
-    """Call hook implementations positionally; pluggy lets an impl take fewer arguments."""
-    fn = impl.function
-    if tuple(impl.argnames) == spec_args:
-        return fn
-    wanted = impl.argnames
-
-    async def call(*args: Any) -> Any:
-        return await fn(**{n: a for n, a in zip(spec_args, args) if n in wanted})
-
-    return call
-
-
-def _timed(name: str, phase: str, fn: Any) -> Any:
-    """Record ``(plugin, phase, start, end)`` (``time.perf_counter``) in ``ctx.hook_timings`` when it is a list."""
-
-    async def call(ctx: Context, *rest: Any) -> Any:
-        timings = ctx.hook_timings
-        if timings is None:
-            return await fn(ctx, *rest)
-        start = time.perf_counter()
-        try:
-            return await fn(ctx, *rest)
-        finally:
-            timings.append((name, phase, start, time.perf_counter()))
-
-    return call
 
 
 _RESP_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer",

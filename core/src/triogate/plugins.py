@@ -21,9 +21,8 @@ from types import ModuleType
 from typing import Any
 
 import attrs
-import pluggy
 
-from . import hookspecs
+from .hookchain import HOOK_ORDER, PHASES, declared_impls, make_plugin_manager
 from .plugin import Plugin
 from .typenames import json_default, type_name
 
@@ -33,7 +32,6 @@ __all__ = [
     "PHASES",
     "PluginInfo",
     "PluginRegistry",
-    "check_hook_functions",
     "check_plugin_tables",
     "load_hook_module",
     "make_plugin_manager",
@@ -43,9 +41,6 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "triogate.plugins"
-PHASES = ("pre_route", "auth", "transform", "post_response", "log")
-#: every hook, in the order it first runs in a gateway's life
-HOOK_ORDER = ("startup", *PHASES, "shutdown", "admin_routes")
 log = logging.getLogger("triogate.plugins")
 
 
@@ -103,16 +98,11 @@ class PluginInfo:
     def hooks(self) -> list[str]:
         if self.cls is None:
             return []
-        return [n for n in HOOK_ORDER if hasattr(getattr(self.cls, n, None), "triogate_impl")]
+        implemented = {impl.hook for impl in declared_impls(self.cls)}
+        return [n for n in HOOK_ORDER if n in implemented]
 
     def __repr__(self) -> str:
         return f"<PluginInfo {self.name} {self.distribution or '?'} {self.version or ''}>"
-
-
-def make_plugin_manager() -> pluggy.PluginManager:
-    pm = pluggy.PluginManager("triogate")
-    pm.add_hookspecs(hookspecs)
-    return pm
 
 
 def _core_version() -> str:
@@ -302,26 +292,6 @@ def check_plugin_tables(cfg: Any, registry: PluginRegistry, raw: dict[str, Any] 
             if pname not in route.plugins and pname not in cfg.plugins:
                 errors.append(f"routes.{rname}.priorities.{pname}: plugin {pname!r} is not configured on this"
                               " route or globally")
-    return errors
-
-
-_ASYNC_HOOKS = frozenset({"startup", "shutdown", *PHASES})
-
-
-def check_hook_functions(obj: Any, label: str) -> list[str]:
-    """Request-phase and lifecycle hooks must be ``async def``; ``admin_routes`` must not be."""
-    import inspect
-
-    errors = []
-    for hook in [*_ASYNC_HOOKS, "admin_routes"]:
-        fn = getattr(obj, hook, None)
-        if fn is None or not hasattr(fn, "triogate_impl"):
-            continue
-        is_async = inspect.iscoroutinefunction(fn)
-        if hook in _ASYNC_HOOKS and not is_async:
-            errors.append(f"{label}: hook {hook} must be an async function (async def {hook}(...))")
-        elif hook == "admin_routes" and is_async:
-            errors.append(f"{label}: hook admin_routes must be a plain (not async) function")
     return errors
 
 
