@@ -27,7 +27,7 @@ import attrs
 __all__ = [
     "HEADER_NAME", "Check", "FieldError", "FieldErrors", "TokenLocation", "at_least", "check", "cidrs",
     "duration", "duration_or_zero", "header_name", "header_name_values", "header_names", "http_url",
-    "is_header_name", "key_path", "method_names", "origin_url", "path", "paths", "problems", "realm",
+    "is_header_name", "is_http_url", "key_path", "method_names", "origin_url", "path", "paths", "problems", "realm",
 ]
 
 #: an RFC 9110 field name (a token): what every header name in a config must match
@@ -185,13 +185,14 @@ header_name_values = each(is_header_name, "a header name")
 method_names = each(lambda m: _METHOD.fullmatch(m) is not None, 'an upper-case method name like "GET"')
 
 
-def _is_http_url(value: str) -> bool:
+def is_http_url(value: str) -> bool:
+    """An http:// or https:// URL with a host."""
     u = urlsplit(value)
     return u.scheme in ("http", "https") and bool(u.hostname)
 
 
 #: an http:// or https:// URL with a host (or None)
-http_url = check(_is_http_url, "an http(s) URL")
+http_url = check(is_http_url, "an http(s) URL")
 
 
 def _origin_problems(inst: Any, name: str, value: str) -> Iterator[tuple[str, str]]:

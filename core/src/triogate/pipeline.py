@@ -8,7 +8,6 @@ Per route, the ordered hook functions of every phase are computed once at load.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import attrs
 import pluggy
 import trio
 
+from . import fields
 from .admission import RESERVED_REQUEST_HEADERS, Admission
 from .config import Config, ConfigError, _path_join, underscore_error
 from .context import Context, GatewayServices
@@ -41,7 +41,6 @@ from .upstream import HTTPClient, Upstream
 __all__ = ["Chain", "ClientError", "Pipeline"]
 
 log = logging.getLogger("triogate")
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 Hook = tuple[str, Any]
 
 
@@ -214,7 +213,7 @@ class Pipeline:
         """Record the identity headers an instance asserts; errors for names it cannot assert."""
         problems = []
         for header in names:
-            if not isinstance(header, str) or not _TOKEN.fullmatch(header):
+            if not fields.is_header_name(header):
                 problems.append(f"{path}: identity header {header!r} is not a header name")
             elif header.lower() in RESERVED_REQUEST_HEADERS or header.lower() == self.request_id_header:
                 problems.append(f"{path}: {header!r} cannot be an identity header: clients send it, and it would be"

@@ -8,16 +8,13 @@ and hop-by-hop fields (``MANAGED_HEADERS``) belong to the gateway and cannot be 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 import attrs
-from triogate import Headers
+from triogate import Headers, fields
 from triogate.template import Missing, Ref, Template, parse_header
 
 __all__ = ["MANAGED_HEADERS", "HeaderRules", "check_header_name", "compile_headers", "is_token"]
-
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 #: framing and hop-by-hop fields: the gateway sets them, no rule (or backend call) may
 MANAGED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection", "keep-alive", "te",
@@ -26,7 +23,7 @@ MANAGED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "con
 
 def is_token(name: str) -> bool:
     """True for a valid header field name (an RFC 9110 token)."""
-    return _TOKEN.fullmatch(name) is not None
+    return fields.is_header_name(name)
 
 
 def check_header_name(name: str, where: str) -> str:
