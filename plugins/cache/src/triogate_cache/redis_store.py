@@ -20,6 +20,7 @@ from typing import Any
 from triogate_redis import LuaScript, RedisClient, RedisUnavailable, shared_client
 
 from .entry import Record, decode, encode
+from .state import Shared
 
 __all__ = ["RedisStore", "redis_shared"]
 
@@ -124,9 +125,7 @@ _by_client: weakref.WeakKeyDictionary[RedisClient, Any] = weakref.WeakKeyDiction
 
 
 def redis_shared(gateway: Any, config: Any) -> Any:
-    """The :class:`~triogate_cache.plugin.Shared` of the Redis client of this loaded config."""
-    from .plugin import Shared
-
+    """The :class:`~triogate_cache.state.Shared` of the Redis client of this loaded config."""
     client = shared_client(gateway, config.redis, name="cache")
     shared = _by_client.get(client)
     if shared is None:
