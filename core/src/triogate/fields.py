@@ -26,8 +26,9 @@ import attrs
 
 __all__ = [
     "HEADER_NAME", "Check", "FieldError", "FieldErrors", "TokenLocation", "at_least", "check", "cidrs",
-    "duration", "duration_or_zero", "header_name", "header_name_values", "header_names", "http_url",
-    "is_header_name", "is_http_url", "key_path", "method_names", "origin_url", "path", "paths", "problems", "realm",
+    "duration", "duration_or_zero", "each", "header_name", "header_name_values", "header_names", "http_url",
+    "is_header_name", "is_http_url", "join_keys", "key_path", "method_names", "origin_url", "path", "paths",
+    "problems", "realm",
 ]
 
 #: an RFC 9110 field name (a token): what every header name in a config must match
@@ -83,7 +84,8 @@ _deferred: contextvars.ContextVar[bool] = contextvars.ContextVar("triogate_field
 
 @contextlib.contextmanager
 def deferred() -> Iterator[None]:
-    """Build attrs instances without running these checks (the loader runs them all afterwards)."""
+    """Build attrs instances without running these checks (the loader then runs all of them with
+    :func:`problems`); a context variable, so other threads and tasks are not affected."""
     token = _deferred.set(True)
     try:
         yield
