@@ -55,8 +55,8 @@ def test_the_loader_reports_every_bad_value_with_its_key_path_in_field_order() -
         "plugins.x.url: expected an http(s) URL, got 'ftp://x'",
         "plugins.x.origin: a target is an origin, without path or query: 'http://a:1/p?q'",
         "plugins.x.nets[0]: expected an IP address or CIDR, got '10.0.0.1/8' (10.0.0.1/8 has host bits set)",
-        "plugins.x.nets[1]: expected an IP address or CIDR, got 'nope' "
-        "('nope' does not appear to be an IPv4 or IPv6 network)",
+        ("plugins.x.nets[1]: expected an IP address or CIDR, got 'nope' "
+         "('nope' does not appear to be an IPv4 or IPv6 network)"),
         "plugins.x.path: expected a path starting with /, got 'rel'",
         "plugins.x.timeout: expected a number of seconds above 0",
         "plugins.x.grace: expected 0 or more seconds",
