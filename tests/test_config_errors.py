@@ -70,6 +70,7 @@ def errors_of(text: str, reg: PluginRegistry | None = None, env: dict[str, str] 
 
 
 def test_every_error_is_reported_at_once_with_key_path_and_expectation(tmp_path: Path) -> None:
+    """Errors come table by table (types, then each value's own check), then references across tables."""
     path = tmp_path / "gateway.toml"
     path.write_text(BAD)
     with pytest.raises(ConfigError) as info:
@@ -85,10 +86,10 @@ def test_every_error_is_reported_at_once_with_key_path_and_expectation(tmp_path:
         "upstreams.u.targets[1].url: required key missing",
         ('upstreams.u.balancer: expected one of "round-robin", "weighted", "least-connections", '
          '"consistent-hash", got a string "random"'),
-        'routes.broken.methods: expected an array, got a string "GET"',
         "upstreams.ok.targets[0].url: a target is an origin, without path or query: 'http://127.0.0.1:1/path'",
-        "routes.r.upstream: unknown upstream 'nope' (known: ok, u)",
         "routes.r.paths[0]: expected a path starting with /, got 'api'",
+        'routes.broken.methods: expected an array, got a string "GET"',
+        "routes.r.upstream: unknown upstream 'nope' (known: ok, u)",
         "plugins.nosuch: unknown plugin 'nosuch' (installed: limit)",
         'routes.broken.plugins.limit.max: expected an integer, got a string "ten"',
     ]
@@ -114,15 +115,15 @@ def test_values_a_type_cannot_express_are_checked() -> None:
     assert errs == [
         'gateway.listen[0]: expected "host:port" (e.g. "127.0.0.1:8000"), got \'127.0.0.1:99999\'',
         "gateway.listen[1]: tls_cert and tls_key go together (set both or neither)",
-        "gateway.listen[1].tls_cert: no such file: 'cert.pem'",
         "gateway.timeouts.drain: expected a number of seconds above 0",
-        'gateway.log_level: expected one of "debug", "info", "warning", "error", "critical", got \'loud\'',
         "gateway.trusted_proxies[0]: expected an IP address or CIDR, got '10.0.0.0/33'",
+        'gateway.log_level: expected one of "debug", "info", "warning", "error", "critical", got \'loud\'',
         "upstreams.u.targets: every target has weight 0, so none would get traffic",
         'upstreams.u.hash_on: expected "client-ip", "path", "header:<name>" or "cookie:<name>", got \'cookie\'',
         "routes.r.paths[0]: a parameter must be a whole segment like /users/{id}, got '/users/{id}x'",
         'routes.r.methods[0]: expected an upper-case method name like "GET", got \'get\'',
         "routes.r.rewrite: {user} is not a parameter of this route's paths (available: id, rest)",
+        "gateway.listen[1].tls_cert: no such file: 'cert.pem'",
     ]
 
 

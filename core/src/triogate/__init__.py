@@ -1,12 +1,14 @@
 """triogate: an API gateway for Python people.
 
 The public API for plugin authors is what this module exports, plus
-``triogate.template`` (config value templates: ``/users/{id}``, ``{principal.sub}``,
+``triogate.fields`` (checks for config fields: header names, URLs, CIDRs, paths, durations,
+the token location), ``triogate.template`` (config value templates: ``/users/{id}``, ``{principal.sub}``,
 safe encodings), ``triogate.auth`` (the conventions that make several auth plugins on
 one route an OR: anonymous fallback, the auth-failed marker, consumer headers, bearer
 tokens) and ``triogate.testing`` for tests; everything else is internal.
 """
 
+from . import fields as fields  # triogate.fields: checks for config fields
 from .admin import AdminRoute
 from .app import Gateway, StartupError, serve
 from .config import Config, ConfigError, load_config, loads_config

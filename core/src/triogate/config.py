@@ -18,6 +18,8 @@ import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
+from . import fields
+from .fields import FieldError, FieldErrors, at_least, check, duration, duration_or_zero, join_keys, key_path
 from .plugin import setting
 
 __all__ = [
@@ -51,13 +53,29 @@ class ConfigError(Exception):
 # --------------------------------------------------------------------------- models
 
 
+def _address_problems(inst: Any, name: str, value: str) -> typing.Iterator[tuple[str, str]]:
+    try:
+        _, port = split_hostport(value)
+        if not 0 <= port <= 65535:
+            raise ValueError
+    except ValueError:
+        yield "", f'expected "host:port" (e.g. "127.0.0.1:8000"), got {value!r}'
+
+
+def _tls_pair(inst: Any, name: str, value: str | None) -> typing.Iterator[tuple[str, str]]:
+    if bool(inst.tls_cert) != bool(inst.tls_key):
+        yield "", "tls_cert and tls_key go together (set both or neither)"
+
+
 @attrs.define(frozen=True)
 class ListenerConfig:
-    address: str = setting(description="host:port to listen on ([::1]:8000 for IPv6)")
+    address: str = setting(
+        description="host:port to listen on ([::1]:8000 for IPv6)", validator=fields.Check(_address_problems))
     protocol: Literal["http1", "h2"] = setting(
         "http1", description="http1: native HTTP/1.1 listener; h2: HTTP/2 (h2c prior knowledge or TLS ALPN) "
                              "through hypercorn, and HTTP/1.1 on the same port through the native listener")
-    tls_cert: str | None = setting(None, description="PEM certificate chain file; enables TLS")
+    tls_cert: str | None = setting(
+        None, description="PEM certificate chain file; enables TLS", validator=fields.Check(_tls_pair))
     tls_key: str | None = setting(None, description="PEM private key file")
 
     @property
@@ -79,19 +97,24 @@ def split_hostport(address: str) -> tuple[str, int]:
 
 @attrs.define(frozen=True)
 class LimitsConfig:
-    max_request_line: int = setting(8192, description="longest request target in bytes (414 beyond)")
-    max_header_bytes: int = setting(32768, description="largest request head in bytes (431 beyond)")
-    max_headers: int = setting(100, description="most header fields in a request (431 beyond)")
-    max_body_bytes: int = setting(100 * 1024 * 1024, description="largest request body in bytes, 0 for no limit (413 beyond)")
+    max_request_line: int = setting(
+        8192, description="longest request target in bytes (414 beyond)", validator=at_least(0))
+    max_header_bytes: int = setting(
+        32768, description="largest request head in bytes (431 beyond)", validator=at_least(0))
+    max_headers: int = setting(
+        100, description="most header fields in a request (431 beyond)", validator=at_least(0))
+    max_body_bytes: int = setting(
+        100 * 1024 * 1024, description="largest request body in bytes, 0 for no limit (413 beyond)",
+        validator=at_least(0))
     body_buffer_bytes: int = setting(
         65536, description="request body bytes read before an upstream is contacted; smaller bodies arrive whole "
-        "(and can be retried), larger ones stream after that")
+        "(and can be retried), larger ones stream after that", validator=at_least(0))
     min_body_rate: int = setting(
         8192, description="bytes per second a request body must average while the gateway waits for it, after "
-        "timeouts.body_rate_grace; 0 for no minimum (408 below it)")
+        "timeouts.body_rate_grace; 0 for no minimum (408 below it)", validator=at_least(0))
     max_connections: int = setting(
         4096, description="open client connections per listener (per worker); beyond it idle keep-alive ones are "
-        "closed, else new ones wait in the kernel's backlog; 0 for no cap")
+        "closed, else new ones wait in the kernel's backlog; 0 for no cap", validator=at_least(0))
     h2_max_concurrent_streams: int = setting(
         100, description="HTTP/2: most streams a client may have open on one connection "
                          "(SETTINGS_MAX_CONCURRENT_STREAMS)")
@@ -101,11 +124,11 @@ class LimitsConfig:
     h2_max_small_data_frames_per_second: int = setting(
         1000, description="HTTP/2: DATA frames under 1 KiB that do not end their stream a client may send per "
                           "second on one connection before GOAWAY(ENHANCE_YOUR_CALM) ends it (tiny-frame floods; "
-                          "also more than 10 empty ones in a row); 0 for no limit")
+                          "also more than 10 empty ones in a row); 0 for no limit", validator=at_least(0))
     h2_max_control_frames_per_second: int = setting(
         1000, description="HTTP/2: PING, SETTINGS, PRIORITY, WINDOW_UPDATE and unknown-type frames a client may send "
                           "per second on one connection before GOAWAY(ENHANCE_YOUR_CALM) ends it (WINDOW_UPDATEs "
-                          "answering the gateway's DATA frames are not counted); 0 for no limit")
+                          "answering the gateway's DATA frames are not counted); 0 for no limit", validator=at_least(0))
 
 
 @attrs.define(frozen=True)
@@ -120,47 +143,78 @@ class PathsConfig:
 
 @attrs.define(frozen=True)
 class TimeoutsConfig:
-    header: float = setting(10.0, description="seconds to receive a whole request head")
-    idle: float = setting(60.0, description="seconds a keep-alive connection may wait for its next request")
-    body: float = setting(60.0, description="seconds between two reads of a request body")
+    header: float = setting(10.0, description="seconds to receive a whole request head", validator=duration)
+    idle: float = setting(
+        60.0, description="seconds a keep-alive connection may wait for its next request", validator=duration)
+    body: float = setting(60.0, description="seconds between two reads of a request body", validator=duration)
     request_body: float = setting(
-        300.0, description="seconds a whole request body may take, from its first read to its end (408 beyond)")
+        300.0, description="seconds a whole request body may take, from its first read to its end (408 beyond)",
+        validator=duration)
     body_rate_grace: float = setting(
-        5.0, description="seconds of waiting for a request body before limits.min_body_rate applies")
-    send: float = setting(60.0, description="seconds between two writes to a client")
-    drain: float = setting(30.0, description="seconds in-flight requests get to finish on shutdown or reload")
-    startup: float = setting(30.0, description="seconds the plugins' startup hooks get before the start (or reload) fails")
-    shutdown: float = setting(10.0, description="seconds the plugins' shutdown hooks get (they run concurrently)")
+        5.0, description="seconds of waiting for a request body before limits.min_body_rate applies",
+        validator=duration_or_zero)
+    send: float = setting(60.0, description="seconds between two writes to a client", validator=duration)
+    drain: float = setting(
+        30.0, description="seconds in-flight requests get to finish on shutdown or reload", validator=duration)
+    startup: float = setting(
+        30.0, description="seconds the plugins' startup hooks get before the start (or reload) fails", validator=duration)
+    shutdown: float = setting(
+        10.0, description="seconds the plugins' shutdown hooks get (they run concurrently)", validator=duration)
     tunnel_idle: float = setting(
-        300.0, description="seconds an upgraded (WebSocket) connection may pass no bytes either way before it is closed")
+        300.0, description="seconds an upgraded (WebSocket) connection may pass no bytes either way before it is closed",
+        validator=duration)
+
+
+def _unique_addresses(inst: Any, name: str, value: list[ListenerConfig]) -> typing.Iterator[tuple[str, str]]:
+    seen: dict[str, int] = {}
+    for i, lst in enumerate(value):
+        try:
+            _, port = split_hostport(lst.address)
+        except ValueError:
+            continue
+        if lst.address in seen and port != 0:
+            yield key_path(name, i), f"{lst.address!r} is already gateway.listen[{seen[lst.address]}]"
+        seen[lst.address] = i
+
+
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 @attrs.define(frozen=True)
 class GatewayConfig:
     listen: list[ListenerConfig] = setting(
         factory=lambda: [ListenerConfig("127.0.0.1:8000")],
-        description='addresses to listen on: "host:port" strings or tables with protocol and TLS')
-    workers: int = setting(1, description="worker processes sharing the listening sockets")
-    hooks: list[str] = setting(factory=list, description="local hook modules (paths or module names), registered like plugins")
+        description='addresses to listen on: "host:port" strings or tables with protocol and TLS',
+        validator=fields.Check(_unique_addresses))
+    workers: int = setting(
+        1, description="worker processes sharing the listening sockets", validator=at_least(1, show_value=True))
+    hooks: list[str] = setting(
+        factory=list, description="local hook modules (paths or module names), registered like plugins",
+        validator=fields.Check(lambda inst, name, value: [
+            (key_path(name, i), "expected a file path or a module name, got an empty string")
+            for i, spec in enumerate(value) if not spec]))
     limits: LimitsConfig = setting(factory=LimitsConfig, description="request size limits")
     paths: PathsConfig = setting(
         factory=PathsConfig, description="paths that upstreams may read differently from the router")
     timeouts: TimeoutsConfig = setting(factory=TimeoutsConfig, description="client-side timeouts")
     trusted_proxies: list[str] = setting(
-        factory=list, description="CIDRs whose X-Forwarded-*/Forwarded headers are believed")
+        factory=list, description="CIDRs whose X-Forwarded-*/Forwarded headers are believed", validator=fields.cidrs())
     forwarded_headers: Literal["x-forwarded", "forwarded", "both", "none"] = setting(
         "x-forwarded", description="which forwarding headers are sent upstream")
     via: bool = setting(True, description="add a Via header to forwarded requests and responses")
     underscores_in_headers: Literal["drop", "allow", "reject"] = setting(
         "drop", description='request header names with "_" (X_User_Id): drop them (nginx\'s default), allow them, '
         "or reject the request with 400; look-alikes of identity headers are dropped in every mode")
-    request_id_header: str = setting("x-request-id", description="header carrying the request id")
+    request_id_header: str = setting(
+        "x-request-id", description="header carrying the request id", validator=fields.header_name)
     access_log: str = setting("-", description='access log destination: "-" for stdout, a file path, or "off"')
     access_log_format: Literal["json", "console"] = setting(
         "json", description="json: one JSON object per line; console: one human-readable line per request")
     access_log_headers: list[str] = setting(
         factory=list, description="request headers to add to each access log line (secrets in them are redacted)")
-    log_level: str = setting("info", description="level of the gateway's own log")
+    log_level: str = setting(
+        "info", description="level of the gateway's own log",
+        validator=check(lambda v: v.lower() in _LOG_LEVELS, "one of " + ", ".join(f'"{n}"' for n in _LOG_LEVELS)))
     plugins_on_error: Literal["fail", "skip"] = setting(
         "fail", description="a plugin that fails to load or has an incompatible triogate: refuse to start, or skip it")
     http1_parser: Literal["auto", "fast", "h11"] = setting(
@@ -169,9 +223,19 @@ class GatewayConfig:
         '"auto" (fast when installed; $TRIOGATE_HTTP1_PARSER overrides)')
 
 
+def _is_hostport(value: str) -> bool:
+    try:
+        split_hostport(value)
+    except ValueError:
+        return False
+    return True
+
+
 @attrs.define(frozen=True)
 class AdminConfig:
-    listen: str | None = setting(None, description="host:port of the admin API (loopback); unset disables it")
+    listen: str | None = setting(
+        None, description="host:port of the admin API (loopback); unset disables it",
+        validator=check(_is_hostport, '"host:port"'))
     token: str | None = setting(
         None, description="bearer token required by the admin API, at least 16 characters (use ${ENV})")
     allow_remote: bool = setting(
@@ -180,15 +244,16 @@ class AdminConfig:
 
 @attrs.define(frozen=True)
 class TargetConfig:
-    url: str = setting(description="http://host:port or https://host:port of one upstream server")
-    weight: int = setting(1, description="relative share of traffic (0 takes none)")
+    url: str = setting(
+        description="http://host:port or https://host:port of one upstream server", validator=fields.origin_url)
+    weight: int = setting(1, description="relative share of traffic (0 takes none)", validator=at_least(0, show_value=True))
 
 
 @attrs.define(frozen=True)
 class HealthCheckConfig:
-    path: str | None = setting(None, description="path probed with GET; unset disables active checks")
-    interval: float = setting(10.0, description="seconds between probes")
-    timeout: float = setting(2.0, description="seconds a probe may take")
+    path: str | None = setting(None, description="path probed with GET; unset disables active checks", validator=fields.path)
+    interval: float = setting(10.0, description="seconds between probes", validator=duration)
+    timeout: float = setting(2.0, description="seconds a probe may take", validator=duration)
     healthy_threshold: int = setting(2, description="consecutive successes that mark a target healthy")
     unhealthy_threshold: int = setting(3, description="consecutive failures that mark a target unhealthy")
     healthy_statuses: list[int] = setting(
@@ -203,52 +268,114 @@ class CircuitBreakerConfig:
         factory=lambda: [502, 503, 504], description="upstream statuses that count as failures")
 
 
+def _targets_problems(inst: Any, name: str, value: list[TargetConfig]) -> typing.Iterator[tuple[str, str]]:
+    if not value:
+        yield name, "expected at least one target"
+    elif all(t.weight == 0 for t in value):
+        yield name, "every target has weight 0, so none would get traffic"
+
+
+def _hash_on_ok(value: str) -> bool:
+    return value in ("client-ip", "path") or value.startswith(("header:", "cookie:"))
+
+
 @attrs.define(frozen=True)
 class UpstreamConfig:
-    targets: list[TargetConfig] = setting(description="servers behind this upstream")
+    targets: list[TargetConfig] = setting(
+        description="servers behind this upstream", validator=fields.Check(_targets_problems))
     balancer: Literal["round-robin", "weighted", "least-connections", "consistent-hash"] = setting(
         "round-robin", description="how a target is chosen (round-robin honours weights too)")
     hash_on: str = setting(
-        "client-ip", description='consistent-hash key: "client-ip", "header:<name>", "cookie:<name>" or "path"')
-    max_connections: int = setting(256, description="most open connections per target")
-    max_idle: int = setting(64, description="most idle keep-alive connections kept per target")
-    idle_timeout: float = setting(30.0, description="seconds an idle upstream connection is kept")
-    connect_timeout: float = setting(5.0, description="seconds to connect (504 beyond)")
-    read_timeout: float = setting(60.0, description="seconds between two reads from the upstream (504 beyond)")
-    write_timeout: float = setting(60.0, description="seconds between two writes to the upstream (504 beyond)")
-    retries: int = setting(1, description="extra attempts on another target, for idempotent methods or connect failures")
+        "client-ip", description='consistent-hash key: "client-ip", "header:<name>", "cookie:<name>" or "path"',
+        validator=check(_hash_on_ok, '"client-ip", "path", "header:<name>" or "cookie:<name>"'))
+    max_connections: int = setting(256, description="most open connections per target", validator=at_least(1))
+    max_idle: int = setting(64, description="most idle keep-alive connections kept per target", validator=at_least(0))
+    idle_timeout: float = setting(30.0, description="seconds an idle upstream connection is kept", validator=duration)
+    connect_timeout: float = setting(5.0, description="seconds to connect (504 beyond)", validator=duration)
+    read_timeout: float = setting(
+        60.0, description="seconds between two reads from the upstream (504 beyond)", validator=duration)
+    write_timeout: float = setting(
+        60.0, description="seconds between two writes to the upstream (504 beyond)", validator=duration)
+    retries: int = setting(
+        1, description="extra attempts on another target, for idempotent methods or connect failures",
+        validator=at_least(0))
     retry_budget: float = setting(
-        0.2, description="retries may add at most this fraction of the upstream's requests (on top of min_retries_per_second)")
+        0.2, description="retries may add at most this fraction of the upstream's requests (on top of min_retries_per_second)",
+        validator=at_least(0))
     min_retries_per_second: float = setting(
-        10.0, description="retries always allowed per second, whatever the budget (so low traffic can still retry)")
+        10.0, description="retries always allowed per second, whatever the budget (so low traffic can still retry)",
+        validator=at_least(0))
     pool_timeout: float | None = setting(
         None, description="seconds a request waits for a free connection when max_connections are busy (503 beyond); "
-        "unset: connect_timeout")
+        "unset: connect_timeout", validator=duration)
     tls_verify: bool = setting(True, description="verify the upstream's TLS certificate")
     health_check: HealthCheckConfig = setting(factory=HealthCheckConfig, description="active health checks")
     circuit_breaker: CircuitBreakerConfig = setting(
         factory=CircuitBreakerConfig, description="passive health: consecutive failures open a circuit")
 
 
+_ROUTE_PATH = re.compile(r"(/([^/{}]*|\{[A-Za-z_][A-Za-z0-9_]*\}))*/?")
+_ROUTE_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_PROTOCOL = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+(/[!#$%&'*+\-.^_`|~0-9A-Za-z]+)?")
+
+
+def _route_paths(inst: Any, name: str, value: list[str]) -> typing.Iterator[tuple[str, str]]:
+    for i, p in enumerate(value):
+        if not p.startswith("/"):
+            yield key_path(name, i), f"expected a path starting with /, got {p!r}"
+        elif not _ROUTE_PATH.fullmatch(p):
+            yield key_path(name, i), f"a parameter must be a whole segment like /users/{{id}}, got {p!r}"
+
+
+def _rewrite(inst: Any, name: str, value: str | None) -> typing.Iterator[tuple[str, str]]:
+    if value is None:
+        return
+    if not value.startswith("/"):
+        yield name, f"expected a path starting with /, got {value!r}"
+    params = {n for p in inst.paths for n in _ROUTE_PARAM.findall(p)} | {"rest"}
+    for used in re.findall(r"\{([^}]*)\}", value):
+        if used not in params:
+            yield name, (f"{{{used}}} is not a parameter of this route's paths"
+                         f" (available: {', '.join(sorted(params))})")
+    if inst.strip_prefix is not None:
+        yield "", "strip_prefix and rewrite cannot both be set"
+
+
+def _upgrades(inst: Any, name: str, value: list[str]) -> typing.Iterator[tuple[str, str]]:
+    for i, proto in enumerate(value):
+        token = proto.partition("/")[0].strip().lower()
+        if token == "h2c":
+            yield key_path(name, i), ("h2c is never tunnelled (RFC 9113 §3.1: an HTTP/2 tunnel would "
+                                      "reach every path of the upstream past routing and auth)")
+        elif not _PROTOCOL.fullmatch(proto):
+            yield key_path(name, i), f'expected a protocol token like "websocket", got {proto!r}'
+
+
 @attrs.define(frozen=True)
 class RouteConfig:
-    paths: list[str] = setting(factory=list, description="path prefixes or templates (/users/{id}); empty matches every path")
+    paths: list[str] = setting(
+        factory=list, description="path prefixes or templates (/users/{id}); empty matches every path",
+        validator=fields.Check(_route_paths))
     path_match: Literal["prefix", "exact"] = setting("prefix", description="prefix: the path and anything below it; exact: only it")
     case_insensitive: bool = setting(
         False, description="match paths regardless of case (the upstream must treat case the same way)")
     allow_matrix_params: bool = setting(
         False, description='accept ";" path parameters (/a;v=1/b): matched without them, forwarded with them')
     hosts: list[str] = setting(factory=list, description="Host values (*.example.com wildcards); empty matches any")
-    methods: list[str] = setting(factory=list, description="methods; empty matches any")
+    methods: list[str] = setting(factory=list, description="methods; empty matches any", validator=fields.method_names)
     headers: dict[str, str] = setting(factory=dict, description="header values that must match exactly")
     upstream: str | None = setting(None, description="upstream to forward to (a plugin may answer instead)")
-    strip_prefix: str | None = setting(None, description="prefix removed from the path before forwarding")
-    rewrite: str | None = setting(None, description="path template for the upstream: {param} and {rest} are filled in")
+    strip_prefix: str | None = setting(
+        None, description="prefix removed from the path before forwarding", validator=fields.path)
+    rewrite: str | None = setting(
+        None, description="path template for the upstream: {param} and {rest} are filled in",
+        validator=fields.Check(_rewrite))
     preserve_host: bool = setting(False, description="forward the client's Host instead of the target's")
     host_header: str | None = setting(None, description="Host to send upstream (overrides preserve_host)")
     upgrades: list[str] = setting(
         factory=lambda: ["websocket"], description='Upgrade protocols tunnelled to the upstream (case-insensitive); '
-        '[] disables; others are stripped and the request is forwarded as a plain one; h2c is never allowed')
+        '[] disables; others are stripped and the request is forwarded as a plain one; h2c is never allowed',
+        validator=fields.Check(_upgrades))
     plugins: dict[str, dict[str, Any]] = setting(factory=dict, description="plugin instances for this route")
     priorities: dict[str, int] = setting(factory=dict, description="override plugin priorities on this route")
 
@@ -366,8 +493,8 @@ def make_converter() -> cattrs.Converter:
         lambda cl: typing.get_origin(cl) is dict, _guarded(dict, lambda cl: make_mapping_structure_fn(cl, conv)))
     conv.register_structure_hook_factory(
         lambda cl: attrs.has(cl) and cl is not ListenerConfig,
-        _guarded(dict, lambda cl: make_dict_structure_fn(
-            cl, conv, _cattrs_forbid_extra_keys=True, _cattrs_detailed_validation=True)))
+        _guarded(dict, lambda cl: _checked(make_dict_structure_fn(
+            cl, conv, _cattrs_forbid_extra_keys=True, _cattrs_detailed_validation=True))))
     attrs_listener = make_dict_structure_fn(
         ListenerConfig, conv, _cattrs_forbid_extra_keys=True, _cattrs_detailed_validation=True)
 
@@ -382,16 +509,28 @@ def make_converter() -> cattrs.Converter:
     return conv
 
 
+def _checked(build: Any) -> Any:
+    """Run the :mod:`~triogate.fields` checks of a whole table at once, not the first failing one.
+
+    The outermost table is built with the checks deferred, then every check of it and of the
+    tables in it runs, so each bad value is reported with its key path.
+    """
+
+    def hook(value: Any, t: Any) -> Any:
+        if fields.is_deferred():
+            return build(value, t)
+        with fields.deferred():
+            obj = build(value, t)
+        problems = fields.problems(obj)
+        if problems:
+            raise FieldErrors(problems)
+        return obj
+
+    return hook
+
+
 converter = make_converter()
-
-
-def _path_join(path: str, step: Any) -> str:
-    if isinstance(step, int):
-        return f"{path}[{step}]"
-    step = str(step)
-    if re.fullmatch(r"[A-Za-z0-9_-]+", step):
-        return f"{path}.{step}" if path else step
-    return f'{path}."{step}"' if path else f'"{step}"'
+_path_join = key_path
 
 
 def _unknown_key(path: str, key: str, cl: Any) -> str:
@@ -429,6 +568,13 @@ def format_errors(exc: BaseException, path: str = "") -> list[str]:
         return out
     if isinstance(exc, KeyError):
         out.append(f"{_path_join(path, exc.args[0])}: required key missing")
+        return out
+    if isinstance(exc, FieldErrors):
+        for sub in exc.errors:
+            out.extend(format_errors(sub, path))
+        return out
+    if isinstance(exc, FieldError):
+        out.append(f"{join_keys(path, exc.key) or '<root>'}: {exc.message}")
         return out
     msg = str(exc) or type(exc).__name__
     if isinstance(exc, (TypeError, ValueError)) and not msg.startswith("expected") and not path:
@@ -544,16 +690,14 @@ def parse_config(
             item_tp = typing.get_args(tp)[1]
             entries = {}
             for key, item in value.items():
-                try:
-                    entries[key] = converter.structure(item, item_tp)
-                except Exception as exc:  # noqa: BLE001
-                    errors.extend(format_errors(exc, _path_join(name, key)))
+                entry = _structure_checked(item, item_tp, _path_join(name, key), errors)
+                if entry is not None:
+                    entries[key] = entry
             parts[name] = entries
         else:
-            try:
-                parts[name] = converter.structure(value, tp)
-            except Exception as exc:  # noqa: BLE001
-                errors.extend(format_errors(exc, name))
+            section = _structure_checked(value, tp, name, errors)
+            if section is not None:
+                parts[name] = section
     cfg = Config(**parts, source=source)
     errors.extend(_check_references(cfg, raw))
     if registry is not None:
@@ -569,135 +713,48 @@ def parse_config(
     return cfg
 
 
-def _check_references(cfg: Config, raw: dict[str, Any] | None = None) -> list[str]:
-    """Checks across keys and of values a type cannot express (addresses, URLs, paths)."""
-    import ipaddress
-    from urllib.parse import urlsplit
+def _structure_checked(value: Any, tp: Any, path: str, errors: list[str]) -> Any:
+    """One table (or section) structured and checked; its errors go to ``errors``.
 
+    A table whose values fail their checks is still returned, so the cross-reference checks
+    see what was written rather than defaults.
+    """
+    try:
+        with fields.deferred():
+            obj = converter.structure(value, tp)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a keyed message
+        errors.extend(format_errors(exc, path))
+        return None
+    errors.extend(format_errors(FieldErrors(fields.problems(obj)), path))
+    return obj
+
+
+def _check_references(cfg: Config, raw: dict[str, Any] | None = None) -> list[str]:
+    """Checks across tables (a route's upstream, the gateway's path and header policy) and of files.
+
+    What one table can check by itself is declared on its model with :mod:`triogate.fields`.
+    """
     raw = raw or {}
     declared_upstreams = set(raw.get("upstreams") or {}) if isinstance(raw.get("upstreams"), dict) else set()
     declared_upstreams |= set(cfg.upstreams)
     errors: list[str] = []
-    if cfg.gateway.workers < 1:
-        errors.append(f"gateway.workers: expected at least 1, got {cfg.gateway.workers}")
-    seen: dict[str, int] = {}
     for i, lst in enumerate(cfg.gateway.listen):
-        try:
-            _, port = split_hostport(lst.address)
-            if not 0 <= port <= 65535:
-                raise ValueError
-        except ValueError:
-            errors.append(f'gateway.listen[{i}]: expected "host:port" (e.g. "127.0.0.1:8000"), got {lst.address!r}')
-        else:
-            if lst.address in seen and port != 0:
-                errors.append(f"gateway.listen[{i}]: {lst.address!r} is already gateway.listen[{seen[lst.address]}]")
-            seen[lst.address] = i
-        if bool(lst.tls_cert) != bool(lst.tls_key):
-            errors.append(f"gateway.listen[{i}]: tls_cert and tls_key go together (set both or neither)")
         for key in ("tls_cert", "tls_key"):
             value = getattr(lst, key)
             if value and not Path(value).is_file():
                 errors.append(f"gateway.listen[{i}].{key}: no such file: {value!r}")
-    if cfg.admin.listen is not None:
-        try:
-            split_hostport(cfg.admin.listen)
-        except ValueError:
-            errors.append(f'admin.listen: expected "host:port", got {cfg.admin.listen!r}')
-    for name in ("header", "idle", "body", "request_body", "send", "drain", "startup", "shutdown", "tunnel_idle"):
-        if getattr(cfg.gateway.timeouts, name) <= 0:
-            errors.append(f"gateway.timeouts.{name}: expected a number of seconds above 0")
-    if cfg.gateway.timeouts.body_rate_grace < 0:
-        errors.append("gateway.timeouts.body_rate_grace: expected 0 or more seconds")
-    for name in ("max_request_line", "max_header_bytes", "max_headers", "max_body_bytes", "body_buffer_bytes",
-                 "min_body_rate", "max_connections", "h2_max_small_data_frames_per_second",
-                 "h2_max_control_frames_per_second"):
-        if getattr(cfg.gateway.limits, name) < 0:
-            errors.append(f"gateway.limits.{name}: expected 0 or more")
-    if cfg.gateway.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
-        errors.append(f'gateway.log_level: expected one of "debug", "info", "warning", "error", "critical",'
-                      f" got {cfg.gateway.log_level!r}")
-    for i, spec in enumerate(cfg.gateway.hooks):
-        if not spec:
-            errors.append(f"gateway.hooks[{i}]: expected a file path or a module name, got an empty string")
 
     from .admin import check_admin  # the admin listener: a token, loopback unless allowed
 
     errors.extend(check_admin(cfg.admin))
-    for i, cidr in enumerate(cfg.gateway.trusted_proxies):
-        try:
-            ipaddress.ip_network(cidr, strict=False)
-        except ValueError:
-            errors.append(f"gateway.trusted_proxies[{i}]: expected an IP address or CIDR, got {cidr!r}")
-    for name, up in cfg.upstreams.items():
-        at = _path_join("upstreams", name)
-        if not up.targets:
-            errors.append(f"{at}.targets: expected at least one target")
-        for i, t in enumerate(up.targets):
-            u = urlsplit(t.url)
-            if u.scheme not in ("http", "https") or not u.hostname:
-                errors.append(f"{at}.targets[{i}].url: expected http://host:port or https://host:port, got {t.url!r}")
-            elif u.path not in ("", "/") or u.query:
-                errors.append(f"{at}.targets[{i}].url: a target is an origin, without path or query: {t.url!r}")
-            try:
-                _ = u.port  # raises on a bad port
-            except ValueError:
-                errors.append(f"{at}.targets[{i}].url: bad port in {t.url!r}")
-            if t.weight < 0:
-                errors.append(f"{at}.targets[{i}].weight: expected 0 or more, got {t.weight}")
-        if up.targets and all(t.weight == 0 for t in up.targets):
-            errors.append(f"{at}.targets: every target has weight 0, so none would get traffic")
-        hash_on = up.hash_on
-        if not (hash_on in ("client-ip", "path") or hash_on.startswith(("header:", "cookie:"))):
-            errors.append(f'{at}.hash_on: expected "client-ip", "path", "header:<name>" or "cookie:<name>",'
-                          f" got {hash_on!r}")
-        for key in ("max_connections", "max_idle", "retries", "retry_budget", "min_retries_per_second"):
-            if getattr(up, key) < 0:
-                errors.append(f"{at}.{key}: expected 0 or more")
-        if up.max_connections < 1:
-            errors.append(f"{at}.max_connections: expected at least 1")
-        for key in ("connect_timeout", "read_timeout", "write_timeout", "idle_timeout", "pool_timeout"):
-            if getattr(up, key) is not None and getattr(up, key) <= 0:
-                errors.append(f"{at}.{key}: expected a number of seconds above 0")
-        hc = up.health_check
-        if hc.path is not None and not hc.path.startswith("/"):
-            errors.append(f"{at}.health_check.path: expected a path starting with /, got {hc.path!r}")
-        if hc.interval <= 0 or hc.timeout <= 0:
-            errors.append(f"{at}.health_check: interval and timeout must be above 0")
     for name, route in cfg.routes.items():
         at = _path_join("routes", name)
         if route.upstream is not None and route.upstream not in declared_upstreams:
             known = ", ".join(sorted(declared_upstreams)) or "none defined"
             errors.append(f"{at}.upstream: unknown upstream {route.upstream!r} (known: {known})")
         for i, p in enumerate(route.paths):
-            if not p.startswith("/"):
-                errors.append(f"{at}.paths[{i}]: expected a path starting with /, got {p!r}")
-            elif not re.fullmatch(r"(/([^/{}]*|\{[A-Za-z_][A-Za-z0-9_]*\}))*/?", p):
-                errors.append(f"{at}.paths[{i}]: a parameter must be a whole segment like /users/{{id}}, got {p!r}")
-        for i, p in enumerate(route.paths):
             if problem := _unmatchable_path(p, cfg.gateway.paths, route.allow_matrix_params):
                 errors.append(f"{at}.paths[{i}]: {problem}, so {p!r} can never match")
-        for i, m in enumerate(route.methods):
-            if not re.fullmatch(r"[A-Z]+", m):
-                errors.append(f"{at}.methods[{i}]: expected an upper-case method name like \"GET\", got {m!r}")
-        if route.strip_prefix is not None and not route.strip_prefix.startswith("/"):
-            errors.append(f"{at}.strip_prefix: expected a path starting with /, got {route.strip_prefix!r}")
-        if route.rewrite is not None:
-            if not route.rewrite.startswith("/"):
-                errors.append(f"{at}.rewrite: expected a path starting with /, got {route.rewrite!r}")
-            params = {n for p in route.paths for n in re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", p)} | {"rest"}
-            for used in re.findall(r"\{([^}]*)\}", route.rewrite):
-                if used not in params:
-                    errors.append(f"{at}.rewrite: {{{used}}} is not a parameter of this route's paths"
-                                  f" (available: {', '.join(sorted(params))})")
-        if route.strip_prefix is not None and route.rewrite is not None:
-            errors.append(f"{at}: strip_prefix and rewrite cannot both be set")
-        for i, proto in enumerate(route.upgrades):
-            token = proto.partition("/")[0].strip().lower()
-            if token == "h2c":
-                errors.append(f"{at}.upgrades[{i}]: h2c is never tunnelled (RFC 9113 §3.1: an HTTP/2 tunnel would "
-                              "reach every path of the upstream past routing and auth)")
-            elif not re.fullmatch(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+(/[!#$%&'*+\-.^_`|~0-9A-Za-z]+)?", proto):
-                errors.append(f'{at}.upgrades[{i}]: expected a protocol token like "websocket", got {proto!r}')
         if cfg.gateway.underscores_in_headers != "allow":
             for header in route.headers:
                 if "_" in header:

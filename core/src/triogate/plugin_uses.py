@@ -9,11 +9,11 @@ Problems are collected with their key paths, never raised one at a time, so
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import fields
 from .admission import RESERVED_REQUEST_HEADERS
 from .config import Config, ConfigError, _path_join, underscore_error
 from .hookchain import Chain, HookChains, Use
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 __all__ = ["PluginUses"]
 
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 class PluginUses:
@@ -132,7 +131,7 @@ class PluginUses:
         """Record the identity headers a use asserts; errors for names it cannot assert."""
         problems = []
         for header in names:
-            if not isinstance(header, str) or not _TOKEN.fullmatch(header):
+            if not isinstance(header, str) or not fields.is_header_name(header):
                 problems.append(f"{path}: identity header {header!r} is not a header name")
             elif header.lower() in RESERVED_REQUEST_HEADERS or header.lower() == self._request_id_header:
                 problems.append(f"{path}: {header!r} cannot be an identity header: clients send it, and it would be"

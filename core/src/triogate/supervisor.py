@@ -23,12 +23,16 @@ import logging
 import os
 import select
 import signal
+import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["supervise"]
+from .config import ConfigError
+
+__all__ = ["Supervisor", "supervise"]
 
 log = logging.getLogger("triogate.supervisor")
 
@@ -58,7 +62,6 @@ def _exit_status(status: int) -> str:
 def supervise(config_path: str, cfg: Any, workers: int, pid_file: Path | None, registry: Any = None) -> int:
     """Run ``workers`` gateway processes on shared sockets until SIGTERM/SIGINT; returns the exit code."""
     from .cli import load_checked, run_single
-    from .config import ConfigError
     from .listeners import bind_socket
 
     try:
@@ -69,60 +72,178 @@ def supervise(config_path: str, cfg: Any, workers: int, pid_file: Path | None, r
         return 1
     for sock in sockets:
         sock.set_inheritable(True)
+    return Supervisor(config_path, cfg, registry, sockets, workers, pid_file,
+                      run_worker=run_single, load=load_checked).run()
 
-    current = {"cfg": cfg, "registry": registry}
-    pool = [_Worker(i) for i in range(workers)]
-    by_pid: dict[int, _Worker] = {}
-    restart_at: dict[int, float] = {}  # worker index -> monotonic time
-    stopping = False
-    stop_deadline = 0.0
-    failed_start = False
 
-    def spawn(w: _Worker) -> None:
+class Supervisor:
+    """The supervisor's state and its jobs: start a worker, restart it with back-off, fan out
+    SIGHUP, drain. One instance per :func:`supervise` call; it owns the (already bound) sockets.
+
+    ``run_worker(config_path, cfg, registry=, sockets=, worker=, ready_fd=)`` is the gateway in a
+    forked worker (its exit code); ``load(config_path)`` validates the file for a reload and
+    returns ``(cfg, registry, _)`` or raises :class:`~triogate.ConfigError`.
+    """
+
+    def __init__(self, config_path: str, cfg: Any, registry: Any, sockets: list[socket.socket], workers: int,
+                 pid_file: Path | None, *, run_worker: Callable[..., int], load: Callable[[str], Any]) -> None:
+        self.config_path = config_path
+        self.cfg = cfg
+        self.registry = registry
+        self.sockets = sockets
+        self.pid_file = pid_file
+        self.run_worker = run_worker
+        self.load = load
+        self.pool = [_Worker(i) for i in range(workers)]
+        self.by_pid: dict[int, _Worker] = {}
+        self.restart_at: dict[int, float] = {}  # worker index -> monotonic time
+        self.first_start: dict[int, float] = {}
+        self.stopping = False
+        self.stop_deadline = 0.0
+        self.failed_start = False
+        self.pid_written = False
+
+    # ---------------------------------------------------------------- the loop
+
+    def run(self) -> int:
+        """Start every worker, then take signals and deaths until every worker is gone."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        try:
+            for w in self.pool:
+                self.start_worker(w)
+            self.first_start = {w.index: w.started for w in self.pool}
+            while self.by_pid or (self.restart_at and not self.stopping):
+                self.announce_when_ready()
+                info = signal.sigtimedwait(_SIGNALS, 0.1 if not self.pid_written else 0.5)
+                if info is not None:
+                    if info.si_signo in (signal.SIGTERM, signal.SIGINT):
+                        log.info("shutting down: draining %d workers", len(self.by_pid))
+                        self.drain()
+                    elif info.si_signo == signal.SIGHUP and not self.stopping:
+                        self.reload()
+                self.poll_ready()
+                self.reap()
+                now = time.monotonic()
+                self.restart_due(now)
+                self.kill_stragglers(now)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+            for sock in self.sockets:
+                sock.close()
+            self.remove_pid_file()
+        if self.failed_start:
+            print("triogate: a worker failed to start; see the log above", file=sys.stderr)
+            return 1
+        return 0
+
+    # ---------------------------------------------------------------- start a worker
+
+    def start_worker(self, w: _Worker) -> None:
+        """Fork worker ``w`` on the shared sockets; it reports "listening" over a pipe."""
         r, wfd = os.pipe()
         pid = os.fork()
-        if pid == 0:  # ---- the worker
-            code = 1
-            try:
-                os.close(r)
-                for other in pool:
-                    if other.ready_fd is not None:
-                        os.close(other.ready_fd)
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
-                for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
-                    signal.signal(sig, signal.SIG_DFL)
-                code = run_single(config_path, current["cfg"], registry=current["registry"], sockets=sockets,
-                                  worker=w.index, ready_fd=wfd)
-            except BaseException:
-                logging.getLogger("triogate").exception("worker %d crashed", w.index)
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
+        if pid == 0:
+            self._worker_process(w, r, wfd)  # never returns
         os.close(wfd)
         w.pid, w.ready_fd, w.ready, w.started = pid, r, False, time.monotonic()
-        by_pid[pid] = w
+        self.by_pid[pid] = w
 
-    def broadcast(sig: int) -> None:
-        for pid in list(by_pid):
+    def _worker_process(self, w: _Worker, r: int, wfd: int) -> None:
+        """The forked child: default signal handling, the gateway, then ``os._exit``."""
+        code = 1
+        try:
+            os.close(r)
+            for other in self.pool:
+                if other.ready_fd is not None:
+                    os.close(other.ready_fd)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+                signal.signal(sig, signal.SIG_DFL)
+            code = self.run_worker(self.config_path, self.cfg, registry=self.registry, sockets=self.sockets,
+                                   worker=w.index, ready_fd=wfd)
+        except BaseException:
+            logging.getLogger("triogate").exception("worker %d crashed", w.index)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+
+    def poll_ready(self) -> None:
+        """Read the "listening" reports that have arrived."""
+        fds = [w.ready_fd for w in self.pool if w.ready_fd is not None]
+        if not fds:
+            return
+        readable, _, _ = select.select(fds, [], [], 0)
+        for w in self.pool:
+            if w.ready_fd in readable:
+                data = os.read(w.ready_fd, 1)
+                os.close(w.ready_fd)
+                w.ready_fd = None
+                w.ready = bool(data)
+
+    def announce_when_ready(self) -> None:
+        """Once every worker listens: write the pid file and say so (once)."""
+        if not self.pid_written and all(w.ready for w in self.pool) and self.pid_file is not None:
+            self.pid_file.write_text(f"{os.getpid()}\n")
+            self.pid_written = True
+            log.info("supervisor %d: %d workers serving", os.getpid(), len(self.pool))
+
+    def remove_pid_file(self) -> None:
+        if self.pid_file is not None:
             try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
+                if self.pid_file.read_text().strip() == str(os.getpid()):
+                    self.pid_file.unlink()
+            except OSError:
                 pass
 
-    def begin_stop() -> None:
-        nonlocal stopping, stop_deadline
-        if stopping:
-            return
-        stopping = True
-        t = current["cfg"].gateway.timeouts
-        stop_deadline = time.monotonic() + t.drain + t.shutdown + 5.0
-        restart_at.clear()
-        broadcast(signal.SIGTERM)
+    # ---------------------------------------------------------------- restart with back-off
 
-    def reload() -> None:
+    def reap(self) -> None:
+        """Collect every dead worker: a failed first start stops everything, a later death restarts."""
+        while self.by_pid:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            w = self.by_pid.pop(pid, None)
+            if w is None:
+                continue
+            self.poll_ready()
+            if w.ready_fd is not None:
+                os.close(w.ready_fd)
+                w.ready_fd = None
+            self.worker_died(w, pid, status)
+
+    def worker_died(self, w: _Worker, pid: int, status: int) -> None:
+        if self.stopping:
+            log.info("worker %d (pid %d) stopped: %s", w.index, pid, _exit_status(status))
+            return
+        if not w.ready and w.failures == 0 and w.started == self.first_start[w.index]:
+            log.error("worker %d (pid %d) failed to start (%s)", w.index, pid, _exit_status(status))
+            self.failed_start = True
+            self.drain()
+            return
+        quick = time.monotonic() - w.started < _QUICK_DEATH
+        w.failures = w.failures + 1 if quick else 0
+        delay = min(_MAX_BACKOFF, 0.5 * 2 ** (w.failures - 1)) if w.failures else 0.0
+        log.error("worker %d (pid %d) died (%s); restarting in %.1f s", w.index, pid, _exit_status(status), delay)
+        self.restart_at[w.index] = time.monotonic() + delay
+
+    def restart_due(self, now: float) -> None:
+        """Start the workers whose back-off has passed."""
+        for index, when in list(self.restart_at.items()):
+            if when <= now and not self.stopping:
+                del self.restart_at[index]
+                self.start_worker(self.pool[index])
+
+    # ---------------------------------------------------------------- SIGHUP
+
+    def reload(self) -> None:
+        """Validate the file; if valid, every worker reloads it (and restarted ones start with it)."""
         try:
-            new_cfg, new_registry, _ = load_checked(config_path)
+            new_cfg, new_registry, _ = self.load(self.config_path)
         except ConfigError as exc:
             for i, e in enumerate(exc.errors, 1):  # one line per error: line-based log shipping
                 log.error("reload rejected, every worker keeps its running config (%d/%d): %s: %s",
@@ -131,92 +252,31 @@ def supervise(config_path: str, cfg: Any, workers: int, pid_file: Path | None, r
         except Exception:
             log.exception("reload rejected, every worker keeps its running config")
             return
-        current["cfg"], current["registry"] = new_cfg, new_registry
-        log.info("config valid: reloading %d workers", len(by_pid))
-        broadcast(signal.SIGHUP)
+        self.cfg, self.registry = new_cfg, new_registry
+        log.info("config valid: reloading %d workers", len(self.by_pid))
+        self.broadcast(signal.SIGHUP)
 
-    def poll_ready() -> None:
-        fds = [w.ready_fd for w in pool if w.ready_fd is not None]
-        if not fds:
-            return
-        readable, _, _ = select.select(fds, [], [], 0)
-        for w in pool:
-            if w.ready_fd in readable:
-                data = os.read(w.ready_fd, 1)
-                os.close(w.ready_fd)
-                w.ready_fd = None
-                w.ready = bool(data)
-
-    def reap() -> None:
-        nonlocal failed_start
-        while by_pid:
+    def broadcast(self, sig: int) -> None:
+        for pid in list(self.by_pid):
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            w = by_pid.pop(pid, None)
-            if w is None:
-                continue
-            poll_ready()
-            if w.ready_fd is not None:
-                os.close(w.ready_fd)
-                w.ready_fd = None
-            if stopping:
-                log.info("worker %d (pid %d) stopped: %s", w.index, pid, _exit_status(status))
-                continue
-            if not w.ready and w.failures == 0 and w.started == first_start[w.index]:
-                log.error("worker %d (pid %d) failed to start (%s)", w.index, pid, _exit_status(status))
-                failed_start = True
-                begin_stop()
-                continue
-            quick = time.monotonic() - w.started < _QUICK_DEATH
-            w.failures = w.failures + 1 if quick else 0
-            delay = min(_MAX_BACKOFF, 0.5 * 2 ** (w.failures - 1)) if w.failures else 0.0
-            log.error("worker %d (pid %d) died (%s); restarting in %.1f s", w.index, pid, _exit_status(status), delay)
-            restart_at[w.index] = time.monotonic() + delay
-
-    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
-    try:
-        for w in pool:
-            spawn(w)
-        first_start = {w.index: w.started for w in pool}
-        pid_written = False
-        while by_pid or (restart_at and not stopping):
-            if not pid_written and all(w.ready for w in pool) and pid_file is not None:
-                pid_file.write_text(f"{os.getpid()}\n")
-                pid_written = True
-                log.info("supervisor %d: %d workers serving", os.getpid(), workers)
-            info = signal.sigtimedwait(_SIGNALS, 0.1 if not pid_written else 0.5)
-            if info is not None:
-                if info.si_signo in (signal.SIGTERM, signal.SIGINT):
-                    log.info("shutting down: draining %d workers", len(by_pid))
-                    begin_stop()
-                elif info.si_signo == signal.SIGHUP and not stopping:
-                    reload()
-            poll_ready()
-            reap()
-            now = time.monotonic()
-            for index, when in list(restart_at.items()):
-                if when <= now and not stopping:
-                    del restart_at[index]
-                    spawn(pool[index])
-            if stopping and by_pid and now > stop_deadline:
-                log.error("workers did not drain in time; killing %s", sorted(by_pid))
-                broadcast(signal.SIGKILL)
-                stop_deadline = now + 5.0
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
-        for sock in sockets:
-            sock.close()
-        if pid_file is not None:
-            try:
-                if pid_file.read_text().strip() == str(os.getpid()):
-                    pid_file.unlink()
-            except OSError:
+                os.kill(pid, sig)
+            except ProcessLookupError:
                 pass
-    if failed_start:
-        print("triogate: a worker failed to start; see the log above", file=sys.stderr)
-        return 1
-    return 0
+
+    # ---------------------------------------------------------------- drain
+
+    def drain(self) -> None:
+        """Ask every worker to drain (once); stragglers are killed after drain + shutdown + 5 s."""
+        if self.stopping:
+            return
+        self.stopping = True
+        t = self.cfg.gateway.timeouts
+        self.stop_deadline = time.monotonic() + t.drain + t.shutdown + 5.0
+        self.restart_at.clear()
+        self.broadcast(signal.SIGTERM)
+
+    def kill_stragglers(self, now: float) -> None:
+        if self.stopping and self.by_pid and now > self.stop_deadline:
+            log.error("workers did not drain in time; killing %s", sorted(self.by_pid))
+            self.broadcast(signal.SIGKILL)
+            self.stop_deadline = now + 5.0

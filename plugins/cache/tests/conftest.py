@@ -9,6 +9,8 @@ import pytest
 import trio
 import triogate
 import triogate_cache.plugin
+import triogate_cache.revalidate
+import triogate_cache.store
 from triogate.testing import UpstreamServer
 from triogate_cache import Cache
 
@@ -89,5 +91,6 @@ def wall_clock(mock_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPat
     moves only with ``mock_clock.jump``.
     """
     assert mock_clock.current_time() == 0.0
-    monkeypatch.setattr(triogate_cache.plugin, "time", _PinnedTime)
+    for module in (triogate_cache.plugin, triogate_cache.store, triogate_cache.revalidate):  # where wall time is read
+        monkeypatch.setattr(module, "time", _PinnedTime)
     return WALL_T0

@@ -33,7 +33,7 @@ def test_a_list_is_required() -> None:
 ])
 def test_bad_values(raw: dict, where: str) -> None:
     e = error(raw)
-    assert e.startswith(f"{P}: {where}:"), e
+    assert e.startswith(f"{P}.{where}:"), e
 
 
 @pytest.mark.parametrize("raw, where", [

@@ -8,16 +8,15 @@ and hop-by-hop fields (``MANAGED_HEADERS``) belong to the gateway and cannot be 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 import attrs
-from triogate import Headers
+from triogate import Headers, fields
 from triogate.template import Missing, Ref, Template, parse_header
 
-__all__ = ["MANAGED_HEADERS", "HeaderRules", "check_header_name", "compile_headers", "is_token"]
-
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+__all__ = [
+    "MANAGED_HEADERS", "HeaderRules", "check_header_name", "compile_headers", "header_name_problem", "is_token",
+]
 
 #: framing and hop-by-hop fields: the gateway sets them, no rule (or backend call) may
 MANAGED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection", "keep-alive", "te",
@@ -26,15 +25,22 @@ MANAGED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "con
 
 def is_token(name: str) -> bool:
     """True for a valid header field name (an RFC 9110 token)."""
-    return _TOKEN.fullmatch(name) is not None
+    return fields.is_header_name(name)
+
+
+def header_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be edited by a rule (invalid, or managed by the gateway), or None."""
+    if not is_token(name):
+        return f"invalid header name {name!r}"
+    if name.lower() in MANAGED_HEADERS:
+        return f"{name!r} is managed by the gateway and cannot be transformed"
+    return None
 
 
 def check_header_name(name: str, where: str) -> str:
     """The lower-cased name; ``ValueError`` for an invalid or gateway-managed one."""
-    if not is_token(name):
-        raise ValueError(f"{where}: invalid header name {name!r}")
-    if name.lower() in MANAGED_HEADERS:
-        raise ValueError(f"{where}: {name!r} is managed by the gateway and cannot be transformed")
+    if (problem := header_name_problem(name)) is not None:
+        raise ValueError(f"{where}: {problem}")
     return name.lower()
 
 

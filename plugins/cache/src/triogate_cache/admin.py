@@ -23,19 +23,19 @@ __all__ = ["cache_admin_routes"]
 _MAX_BODY = 64 * 1024
 
 
-def _caches(gateway: Any) -> list[Any]:
-    from .plugin import Cache
-
+def _caches(gateway: Any, cache_class: type) -> list[Any]:
     seen: set[int] = set()
     out = []
-    for p in gateway.instances(Cache):
+    for p in gateway.instances(cache_class):
         if id(p.shared) not in seen:
             seen.add(id(p.shared))
             out.append(p)
     return out
 
 
-def cache_admin_routes(gateway: Any) -> list[AdminRoute]:
+def cache_admin_routes(gateway: Any, cache_class: type) -> list[AdminRoute]:
+    """The routes over every instance of ``cache_class`` (the plugin class) the gateway runs."""
+
     async def purge(request: Request) -> Response | dict[str, int]:
         try:
             body = json.loads(await request.body.read(_MAX_BODY) or b"{}")
@@ -53,7 +53,7 @@ def cache_admin_routes(gateway: Any) -> list[AdminRoute]:
         else:
             return problem(400, 'expected exactly one of {"key": ...}, {"prefix": ...} or {"host": ..., "path": "/..."}')
         purged = 0
-        for cache in _caches(gateway):
+        for cache in _caches(gateway, cache_class):
             try:
                 purged += await op(cache)
             except Exception as exc:  # noqa: BLE001 - e.g. Redis down: say so
@@ -62,7 +62,7 @@ def cache_admin_routes(gateway: Any) -> list[AdminRoute]:
 
     async def stats(request: Request) -> list[dict[str, Any]]:
         out = []
-        for cache in _caches(gateway):
+        for cache in _caches(gateway, cache_class):
             store = cache.store
             item: dict[str, Any] = {"store": store.kind, "in_flight": len(cache.shared.flights)}
             if store.kind == "memory":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import attrs
-from triogate import setting
+from triogate import fields, setting
 from triogate_redis import RedisConfig
 
 __all__ = ["DEFAULT_STATUSES", "CacheConfig"]
@@ -42,7 +42,8 @@ class CacheConfig:
     key_consumer: bool = setting(
         False, description="add the authenticated consumer to the cache key: each consumer has its own entries")
     key_headers: list[str] = setting(
-        factory=list, description="request headers whose values are part of the cache key")
+        factory=list, description="request headers whose values are part of the cache key",
+        validator=fields.header_names)
     key_query: list[str] = setting(
         factory=list, description="when set, only these query parameters are part of the key (others ignored)")
     ignore_query: list[str] = setting(

@@ -19,6 +19,7 @@ from typing import Any
 from triogate_redis import LuaScript, RedisClient, RedisUnavailable, shared_client
 
 from .entry import Record, decode, encode
+from .state import Shared
 
 __all__ = ["RedisStore", "redis_shared"]
 
@@ -117,9 +118,7 @@ class RedisStore:
 
 
 async def redis_shared(gateway: Any, config: Any) -> Any:
-    """The :class:`~triogate_cache.plugin.Shared` of the Redis client of this loaded config."""
-    from .plugin import Shared
-
+    """The :class:`~triogate_cache.state.Shared` of the Redis client of this loaded config."""
     client = await shared_client(gateway, config.redis, name="cache")
     return await gateway.shared(("triogate_cache", "redis", config.redis.identity),
                                 lambda: Shared(RedisStore(client, config.redis.key_prefix + "cache:")))

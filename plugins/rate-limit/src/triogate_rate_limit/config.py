@@ -6,7 +6,7 @@ import re
 from typing import Literal
 
 import attrs
-from triogate import setting
+from triogate import fields, setting
 from triogate_redis import RedisConfig
 
 __all__ = ["Limit", "PolicyConfig", "RateLimitConfig", "parse_limit"]
@@ -53,11 +53,16 @@ class PolicyConfig:
 
     limits: list[str] = setting(
         factory=list, description='limits that all apply, e.g. ["10/second", "1000/hour"] (also "100/30s")')
-    name: str = setting("", description="policy name in RateLimit headers and in counter keys; default: the key kind")
+    name: str = setting(
+        "", description="policy name in RateLimit headers and in counter keys; default: the key kind",
+        validator=fields.check(lambda v: not v or re.fullmatch(r"[A-Za-z0-9_.-]+", v) is not None,
+                               "letters, digits, '_', '.', '-' only"))
     key: KeyKind = setting(
         "consumer", description="what is counted separately: consumer, credential, ip (trusted-proxy aware), "
                                 "header, route, path or global (one counter for everything)")
-    key_header: str = setting("", description='request header to count by when key = "header"')
+    key_header: str = setting(
+        "", description='request header to count by when key = "header"',
+        validator=fields.check(lambda v: not v or fields.is_header_name(v), "a header name"))
     fallback: Literal["ip", "allow"] = setting(
         "ip", description="when the key is missing (no consumer, no header): count by client ip, or let it through")
     algorithm: Algorithm = setting(
@@ -80,8 +85,6 @@ class PolicyConfig:
                 raise ValueError("burst: must be >= 1")
             if _normalize_algorithm(self.algorithm) != "gcra":
                 raise ValueError('burst: only used with algorithm = "gcra"')
-        if self.name and not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
-            raise ValueError("name: letters, digits, '_', '.', '-' only")
 
     @property
     def parsed_limits(self) -> list[Limit]:

@@ -1,44 +1,41 @@
 """Settings of the request-transform plugin.
 
 Rules run in this order: ``remove`` → ``rename`` → ``replace`` → ``add`` → ``append``,
-each on headers, query parameters and JSON body fields.
+each on headers, query parameters and JSON body fields. The header and body parts of each
+rule table are the ones response-transform uses too (``triogate_transform_rules``); this
+plugin adds query parameters.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import attrs
-from triogate import setting
+import triogate_transform_rules as rules
+from triogate import fields, setting
 
 __all__ = ["AppendRules", "RemoveRules", "RenameRules", "RequestTransformConfig", "SetRules"]
 
 
 @attrs.define(frozen=True)
-class RemoveRules:
-    headers: list[str] = setting(factory=list, description="header names to drop")
+class RemoveRules(rules.RemoveRules):
     query: list[str] = setting(factory=list, description="query parameters to drop")
-    body: list[str] = setting(factory=list, description="JSON body fields to drop (dotted paths)")
 
 
 @attrs.define(frozen=True)
-class RenameRules:
-    headers: dict[str, str] = setting(factory=dict, description="{ old-name = \"new-name\" } for headers")
+class RenameRules(rules.RenameRules):
     query: dict[str, str] = setting(factory=dict, description="{ old = \"new\" } for query parameters")
-    body: dict[str, str] = setting(factory=dict, description="{ \"old.path\" = \"new.path\" } for JSON body fields")
 
 
 @attrs.define(frozen=True)
-class SetRules:
-    headers: dict[str, str] = setting(factory=dict, description="header name = value template")
+class SetRules(rules.SetRules):
     query: dict[str, str] = setting(factory=dict, description="query parameter = value template")
-    body: dict[str, Any] = setting(factory=dict, description="JSON body field (dotted path) = JSON value (strings are templates)")
 
 
 @attrs.define(frozen=True)
-class AppendRules:
-    headers: dict[str, str] = setting(factory=dict, description="header name = value template, added even when present")
-    query: dict[str, str] = setting(factory=dict, description="query parameter = value template, added even when present")
+class AppendRules(rules.AppendRules):
+    query: dict[str, str] = setting(
+        factory=dict, description="query parameter = value template, added even when present")
 
 
 @attrs.define(frozen=True)
@@ -52,14 +49,13 @@ class RequestTransformConfig:
         None, description="new upstream path, a template: /v2/users/{id}; {rest} as last segment is the rest of the path")
     method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] | None = setting(
         None, description="new request method")
-    max_body_bytes: int = setting(1 << 20, description="largest request body the body rules read (413 beyond)")
+    max_body_bytes: int = setting(
+        1 << 20, description="largest request body the body rules read (413 beyond)",
+        validator=fields.check(lambda v: v > 0, "a positive number of bytes", show_value=False))
     non_json_body: Literal["reject", "pass"] = setting(
         "reject", description="a body that is not JSON when body rules exist: reject: 415; pass: forward it untouched")
 
     def __attrs_post_init__(self) -> None:
-        if self.max_body_bytes <= 0:
-            raise ValueError("max_body_bytes: expected a positive number of bytes")
-        if not any((self.remove.headers, self.remove.query, self.remove.body, self.rename.headers, self.rename.query,
-                    self.rename.body, self.replace.headers, self.replace.query, self.replace.body, self.add.headers,
-                    self.add.query, self.add.body, self.append.headers, self.append.query, self.path, self.method)):
+        if not (rules.has_rules(self.remove, self.rename, self.replace, self.add, self.append)
+                or self.path or self.method):
             raise ValueError("no rule configured: give at least one of remove, rename, replace, add, append, path, method")
