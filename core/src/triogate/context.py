@@ -145,6 +145,7 @@ class Context:
         "started",
         "state",
         "status",
+        "upstream",
         "upstream_name",
         "upstream_seconds",
         "upstream_started",
@@ -164,6 +165,8 @@ class Context:
         self.state: dict[str, Any] = {}
         self.challenges: list[str] = []
         self.started = time.perf_counter()
+        #: the upstream this request goes to, when a plugin chose one (``use_upstream``); else the route's
+        self.upstream: Upstream | None = None
         self.upstream_name: str | None = None
         self.upstream_target: str | None = None
         self.upstream_seconds: float | None = None
@@ -185,6 +188,15 @@ class Context:
     @property
     def route_name(self) -> str | None:
         return self.route.name if self.route is not None else None
+
+    def use_upstream(self, name: str) -> None:
+        """Send this request to upstream ``name`` instead of the route's (canary splits, fallbacks).
+
+        The chosen upstream keeps its own pools, balancer, health checks, circuit breaker and
+        retries; the access log and metrics name it (``upstream_name``). Path rewriting and
+        proxy headers are the route's. An unknown name raises ``KeyError``.
+        """
+        self.upstream = self.gateway.upstream(name)
 
     def problem(self, status: int, detail: str | None = None, **kwargs: Any) -> Response:
         """A problem+json response carrying this request's id."""

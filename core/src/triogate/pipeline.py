@@ -264,10 +264,11 @@ class Pipeline:
         return ", ".join(p for p in req.headers.get_list("upgrade") if p.partition("/")[0].strip().lower() in allowed)
 
     async def forward(self, ctx: Context) -> Response:
-        """Send the (possibly transformed) request to the route's upstream."""
+        """Send the (possibly transformed) request to its upstream: the one a plugin chose
+        (``ctx.use_upstream``), else the route's."""
         route = ctx.route
         assert route is not None
-        upstream = route.upstream
+        upstream = ctx.upstream or route.upstream
         if upstream is None:
             return ctx.problem(502, "this route has no upstream and no plugin answered")
         req = ctx.request
