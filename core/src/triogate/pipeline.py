@@ -39,6 +39,7 @@ from .resources import SharedResources
 from .routing import PathPolicy, Route, Router, strip_matrix_params, tail_segments
 from .runtime import Runtime
 from .upstream import HTTPClient, Upstream
+from .upstream.tls import TLSFileError
 
 __all__ = ["Chain", "ClientError", "Pipeline"]
 
@@ -89,8 +90,15 @@ class Pipeline:
     ) -> None:
         self.config = config
         errors: list[str] = []
-        self.upstreams = {name: Upstream(name, cfg, config.gateway.http1_parser)
-                          for name, cfg in config.upstreams.items()}
+        base = Path(config.source).parent if config.source and not config.source.startswith("<") else Path.cwd()
+        self.upstreams: dict[str, Upstream] = {}
+        self.warnings: list[str] = []  # deprecated keys in use: printed by check, logged at load and reload
+        for name, ucfg in config.upstreams.items():
+            self.warnings.extend(ucfg.deprecations(_key("upstreams", name)))
+            try:  # builds the TLS context: reads the tls files again (they may have changed since parsing)
+                self.upstreams[name] = Upstream(name, ucfg, config.gateway.http1_parser, base)
+            except TLSFileError as exc:
+                errors.append(f"{_key('upstreams', name)}.tls.{exc.field}: {exc}")
         self.services = GatewayServices(config, http, self.upstreams, version=version, worker=worker,
                                         process=process, runtime=runtime)
         self.pm: pluggy.PluginManager = make_plugin_manager()
@@ -112,7 +120,6 @@ class Pipeline:
         errors.extend(check_plugin_tables(config, registry))
         global_uses = [u for name, raw in config.plugins.items()
                        if (u := self._instantiate(registry, name, raw, None, _key("plugins", name), on_error, errors))]
-        base = Path(config.source).parent if config.source and not config.source.startswith("<") else Path.cwd()
         hook_modules: list[tuple[str, str, Any]] = []
         for i, spec in enumerate(gcfg.hooks):
             try:
