@@ -153,6 +153,8 @@ class Gateway:
         self._gen = _Generation(self._pipeline(config, 1))
         for msg in self._gen.pipeline.skipped:
             log.error("%s", msg)
+        for msg in self._gen.pipeline.warnings:
+            log.warning("%s", msg)
         self.access_log = AccessLog(config.gateway.access_log)
         self._nursery: trio.Nursery | None = None
         self.draining = False
@@ -310,6 +312,8 @@ class Gateway:
                 return [f"reload failed: {type(exc).__name__}: {exc}"]
             for msg in pipeline.skipped:
                 log.error("%s", msg)
+            for msg in pipeline.warnings:
+                log.warning("%s", msg)
             gen = _Generation(pipeline)
             assert self._nursery is not None, "Gateway.start() was not called"
             try:

@@ -58,7 +58,8 @@ def _setup_logging(level: str) -> None:
 
 
 def _warn_skipped(pipeline: Any) -> None:
-    for msg in pipeline.skipped:
+    """Plugins left out (plugins_on_error = "skip") and deprecated keys in use."""
+    for msg in [*pipeline.skipped, *pipeline.warnings]:
         print(f"triogate: warning: {msg}", file=sys.stderr)
 
 

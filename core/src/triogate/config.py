@@ -33,6 +33,7 @@ __all__ = [
     "RouteConfig",
     "TargetConfig",
     "UpstreamConfig",
+    "UpstreamTLSConfig",
     "converter",
     "format_errors",
     "load_config",
@@ -280,6 +281,19 @@ def _hash_on_ok(value: str) -> bool:
 
 
 @attrs.define(frozen=True)
+class UpstreamTLSConfig:
+    ca: str | None = setting(
+        None, description="PEM CA bundle that verifies https:// targets, instead of the system trust store "
+        "(a relative path is relative to the config file)")
+    cert: str | None = setting(
+        None, description="PEM client certificate (chain) the gateway presents to the upstream: upstream mTLS")
+    key: str | None = setting(None, description="PEM private key of cert (unset: cert's file holds it), unencrypted")
+    server_name: str | None = setting(
+        None, description="name sent as SNI and verified in the certificate; unset: the target's host")
+    verify: bool = setting(True, description="verify the upstream's certificate and name (false: accept any)")
+
+
+@attrs.define(frozen=True)
 class UpstreamConfig:
     targets: list[TargetConfig] = setting(
         description="servers behind this upstream", validator=fields.Check(_targets_problems))
@@ -308,10 +322,26 @@ class UpstreamConfig:
     pool_timeout: float | None = setting(
         None, description="seconds a request waits for a free connection when max_connections are busy (503 beyond); "
         "unset: connect_timeout", validator=duration)
-    tls_verify: bool = setting(True, description="verify the upstream's TLS certificate")
+    tls: UpstreamTLSConfig = setting(
+        factory=UpstreamTLSConfig, description="TLS to https:// targets: trust, client certificate, server name")
+    tls_verify: bool | None = setting(None, description="deprecated: use tls.verify")
     health_check: HealthCheckConfig = setting(factory=HealthCheckConfig, description="active health checks")
     circuit_breaker: CircuitBreakerConfig = setting(
         factory=CircuitBreakerConfig, description="passive health: consecutive failures open a circuit")
+
+    @property
+    def tls_settings(self) -> UpstreamTLSConfig:
+        """The ``tls`` table with the deprecated ``tls_verify`` folded in (setting both is a config error)."""
+        if self.tls_verify is None:
+            return self.tls
+        return attrs.evolve(self.tls, verify=self.tls_verify)
+
+    def deprecations(self, at: str) -> list[str]:
+        """Deprecated keys this upstream (at key path ``at``) uses, as warnings for check and load."""
+        if self.tls_verify is None:
+            return []
+        value = "true" if self.tls_verify else "false"
+        return [f"{at}.tls_verify is deprecated and will be removed: write {at}.tls.verify = {value} instead"]
 
 
 _ROUTE_PATH = re.compile(r"(/([^/{}]*|\{[A-Za-z_][A-Za-z0-9_]*\}))*/?")
@@ -747,6 +777,11 @@ def _check_references(cfg: Config, raw: dict[str, Any] | None = None) -> list[st
     from .admin import check_admin  # the admin listener: a token, loopback unless allowed
 
     errors.extend(check_admin(cfg.admin))
+    for name, up in cfg.upstreams.items():
+        at = _path_join("upstreams", name)
+        raw_up = (raw.get("upstreams") or {}).get(name) if isinstance(raw.get("upstreams"), dict) else None
+        raw_tls = raw_up.get("tls") if isinstance(raw_up, dict) else None
+        errors.extend(_check_upstream_tls(up, at, raw_tls if isinstance(raw_tls, dict) else {}, cfg.source))
     for name, route in cfg.routes.items():
         at = _path_join("routes", name)
         if route.upstream is not None and route.upstream not in declared_upstreams:
@@ -767,6 +802,46 @@ def _check_references(cfg: Config, raw: dict[str, Any] | None = None) -> list[st
         for name, up in cfg.upstreams.items():
             if up.hash_on.startswith("header:") and "_" in up.hash_on:
                 errors.append(underscore_error(f"{_path_join('upstreams', name)}.hash_on", up.hash_on[7:], mode))
+    return errors
+
+
+def _check_upstream_tls(up: UpstreamConfig, at: str, raw_tls: dict[str, Any], source: str) -> list[str]:
+    """An upstream's ``tls`` table: consistent keys, then its SSLContext built for real, so a bad CA,
+    certificate or key file is an error here (with its key path), not a failed request later."""
+    import ipaddress
+
+    from .upstream.tls import TLSFileError, client_context
+
+    errors: list[str] = []
+    tls = up.tls_settings
+    if up.tls_verify is not None and "verify" in raw_tls:
+        errors.append(f"{at}.tls_verify: deprecated alias of {at}.tls.verify, and both are set: keep only tls.verify")
+    https = any(t.url.lower().startswith("https://") for t in up.targets)
+    if up.tls != UpstreamTLSConfig() and not https:
+        errors.append(f"{at}.tls: applies to https:// targets only, and this upstream has none")
+    if tls.key and not tls.cert:
+        errors.append(f"{at}.tls.key: a key needs tls.cert, the client certificate it belongs to")
+    if tls.ca and not tls.verify:
+        errors.append(f"{at}.tls.ca: has no effect when verification is off (tls.verify = false): "
+                      "remove one of them")
+    if tls.server_name is not None:
+        name = tls.server_name
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            if not re.fullmatch(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?", name):
+                errors.append(f"{at}.tls.server_name: expected a host name or IP address (no scheme or port), "
+                              f"got {name!r}")
+    for key in ("ca", "cert", "key"):
+        if getattr(tls, key) == "":
+            errors.append(f"{at}.tls.{key}: expected a file path, got an empty string")
+    if errors or not https:
+        return errors
+    base = Path(source).parent if source and not source.startswith("<") else Path.cwd()
+    try:
+        client_context(tls, base)
+    except TLSFileError as exc:
+        errors.append(f"{at}.tls.{exc.field}: {exc}")
     return errors
 
 

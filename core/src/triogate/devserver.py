@@ -7,6 +7,7 @@ services in ``contrib/demo`` are built on.
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -49,22 +50,29 @@ class UpstreamServer:
     ``handler(request)`` returns a :class:`~triogate.Response`, a JSON-able value, or
     None (204); it may sleep (delay), raise :class:`ResetConnection`, or stream.
     Every request is recorded in ``requests`` with its body buffered.
+
+    With ``ssl_context`` (a server context) it serves HTTPS: ``peer_certs`` records the client
+    certificate of each TLS connection (``getpeercert()``, None without one) and
+    ``tls_failures`` the handshakes that failed, so upstream (m)TLS can be tested for real.
     """
 
     def __init__(self, handler: Handler | None = None, *, host: str = "127.0.0.1", port: int = 0,
-                 name: str = "upstream") -> None:
+                 name: str = "upstream", ssl_context: ssl.SSLContext | None = None) -> None:
         self.handler: Handler = handler or echo_handler
         self.host = host
         self.port = port
         self.name = name
+        self.ssl_context = ssl_context
         self.requests: list[Request] = []
         self.connections = 0
+        self.peer_certs: list[dict[str, Any] | None] = []
+        self.tls_failures: list[str] = []
         self._scope: trio.CancelScope | None = None
         self.routes: dict[tuple[str, str], Handler] = {}
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.ssl_context is not None else 'http'}://{self.host}:{self.port}"
 
     def route(self, method: str, path: str) -> Callable[[Handler], Handler]:
         """Register a handler for one method and exact path (others fall back to ``handler``)."""
@@ -75,8 +83,10 @@ class UpstreamServer:
         return deco
 
     async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(self.port, host=self.host)
+        listeners: list[Any] = await trio.open_tcp_listeners(self.port, host=self.host)
         self.port = listeners[0].socket.getsockname()[1]
+        if self.ssl_context is not None:
+            listeners = [trio.SSLListener(lst, self.ssl_context, https_compatible=True) for lst in listeners]
         with trio.CancelScope() as self._scope:
             async with trio.open_nursery() as nursery:
                 task_status.started(self)
@@ -86,8 +96,18 @@ class UpstreamServer:
         if self._scope is not None:
             self._scope.cancel()
 
-    async def _connection(self, stream: trio.SocketStream) -> None:
+    async def _connection(self, stream: trio.abc.Stream) -> None:
         self.connections += 1
+        if isinstance(stream, trio.SSLStream):
+            try:
+                with trio.fail_after(10):
+                    await stream.do_handshake()
+            except (trio.BrokenResourceError, trio.TooSlowError) as exc:
+                self.tls_failures.append(str(exc.__cause__ or exc))
+                await _send_pending_alert(stream)
+                await trio.aclose_forcefully(stream)
+                return
+            self.peer_certs.append(stream.getpeercert() or None)
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=1 << 20)
 
         async def next_event() -> Any:
@@ -135,7 +155,7 @@ class UpstreamServer:
                 try:
                     result = await handler(req)
                 except ResetConnection:
-                    sock = stream.socket
+                    sock = getattr(stream, "transport_stream", stream).socket  # type: ignore[attr-defined]
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
                     await stream.aclose()
                     return
@@ -173,6 +193,23 @@ class UpstreamServer:
             return
         finally:
             await trio.aclose_forcefully(stream)
+
+
+async def _send_pending_alert(stream: trio.SSLStream[Any]) -> None:
+    """Send the TLS alert of a failed handshake, as OpenSSL-based servers (nginx) do.
+
+    trio drops it (it raises before flushing its outgoing buffer), so a client refused for
+    lack of a certificate would see a bare EOF instead of "certificate required". trio's
+    buffer is private: without it, nothing is sent and the client sees the EOF.
+    """
+    outgoing = getattr(stream, "_outgoing", None)
+    data = outgoing.read() if isinstance(outgoing, ssl.MemoryBIO) else b""
+    if data:
+        try:
+            with trio.move_on_after(5):
+                await stream.transport_stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
 
 
 def _to_response(result: Any) -> Response:

@@ -9,6 +9,7 @@ Per route, the ordered hook calls of every phase are computed once at load
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -16,6 +17,7 @@ import trio
 from .admission import Admission
 from .config import Config, ConfigError
 from .context import Context, GatewayServices
+from .fields import key_path
 from .headers import Headers
 from .hookchain import Chain
 from .messages import BodyTooLarge, Request, Response
@@ -27,6 +29,7 @@ from .resources import SharedResources
 from .routing import PathPolicy, Route, Router, strip_matrix_params, tail_segments
 from .runtime import Runtime
 from .upstream import HTTPClient, Upstream
+from .upstream.tls import TLSFileError
 
 __all__ = ["Chain", "ClientError", "Pipeline"]
 
@@ -54,8 +57,16 @@ class Pipeline:
         runtime: Runtime | None = None,
     ) -> None:
         self.config = config
-        self.upstreams = {name: Upstream(name, cfg, config.gateway.http1_parser)
-                          for name, cfg in config.upstreams.items()}
+        errors: list[str] = []
+        base = Path(config.source).parent if config.source and not config.source.startswith("<") else Path.cwd()
+        self.upstreams: dict[str, Upstream] = {}
+        self.warnings: list[str] = []  # deprecated keys in use: printed by check, logged at load and reload
+        for name, ucfg in config.upstreams.items():
+            self.warnings.extend(ucfg.deprecations(key_path("upstreams", name)))
+            try:  # builds the TLS context: reads the tls files again (they may have changed since parsing)
+                self.upstreams[name] = Upstream(name, ucfg, config.gateway.http1_parser, base)
+            except TLSFileError as exc:
+                errors.append(f"{key_path('upstreams', name)}.tls.{exc.field}: {exc}")
         self.services = GatewayServices(config, http, self.upstreams, version=version, worker=worker,
                                         process=process, runtime=runtime)
         gcfg = config.gateway
@@ -70,8 +81,9 @@ class Pipeline:
 
         uses = PluginUses(config, registry, self.services)
         self.skipped = uses.skipped  # plugins left out with plugins_on_error = "skip"
-        if uses.errors:
-            raise ConfigError(list(dict.fromkeys(uses.errors)), config.source)
+        errors.extend(uses.errors)
+        if errors:
+            raise ConfigError(list(dict.fromkeys(errors)), config.source)
         self.instances = uses.instances
         #: every hook's ordered calls: the lifecycle hooks (the Gateway) and admin routes (the admin API)
         self.hooks = uses.hooks

@@ -4,9 +4,17 @@ from .balancer import Target
 from .client import Fetched, HTTPClient
 from .group import Upstream
 from .health import CircuitBreaker, CircuitState
-from .pool import ConnectError, ConnectionPool, PoolTimeout, RequestNotSendable, UpstreamError, UpstreamTimeout
+from .pool import (
+    ConnectError,
+    ConnectionPool,
+    PoolTimeout,
+    RequestNotSendable,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamTLSError,
+)
 
 __all__ = [
     "CircuitBreaker", "CircuitState", "ConnectError", "ConnectionPool", "Fetched", "HTTPClient",
-    "PoolTimeout", "RequestNotSendable", "Target", "Upstream", "UpstreamError", "UpstreamTimeout",
+    "PoolTimeout", "RequestNotSendable", "Target", "Upstream", "UpstreamError", "UpstreamTimeout", "UpstreamTLSError",
 ]

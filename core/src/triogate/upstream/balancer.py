@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import ssl
 from collections.abc import Callable, Collection
 from typing import Any
 from urllib.parse import urlsplit
@@ -50,15 +51,23 @@ class Target:
         return f"<Target {self.url}>"
 
 
-def pool_for(url: str, cfg: Any, http1_parser: str = "auto") -> ConnectionPool:
-    """A pool for one target; ``http1_parser`` is the gateway's (the listener's) parser choice."""
+def pool_for(
+    url: str, cfg: Any, http1_parser: str = "auto", *, ssl_context: ssl.SSLContext | None = None,
+    server_name: str | None = None, label: str | None = None,
+) -> ConnectionPool:
+    """A pool for one target; ``http1_parser`` is the gateway's (the listener's) parser choice.
+
+    ``ssl_context`` is the upstream's (its ``tls`` table, built at config load); without one an
+    https:// pool verifies against the system trust store unless ``cfg.tls_verify`` is false.
+    """
     u = urlsplit(url)
     tls = u.scheme == "https"
     host = u.hostname or ""
     if ":" in host:
         host = f"[{host}]"
     return ConnectionPool(
-        host, u.port or (443 if tls else 80), tls=tls, tls_verify=cfg.tls_verify,
+        host, u.port or (443 if tls else 80), tls=tls, tls_verify=getattr(cfg, "tls_verify", True) is not False,
+        ssl_context=ssl_context, server_name=server_name, label=label,
         max_connections=cfg.max_connections, max_idle=cfg.max_idle, idle_timeout=cfg.idle_timeout,
         connect_timeout=cfg.connect_timeout, read_timeout=cfg.read_timeout, write_timeout=cfg.write_timeout,
         pool_timeout=getattr(cfg, "pool_timeout", None), http1_parser=http1_parser,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -12,6 +13,7 @@ from ..problem import ServiceUnavailable
 from .balancer import Target, make_balancer, pool_for
 from .health import CircuitBreaker, status_verdict, verdict
 from .pool import IDEMPOTENT_METHODS, PoolTimeout, UpstreamError, UpstreamTimeout
+from .tls import client_context
 
 __all__ = ["Upstream"]
 
@@ -65,12 +67,24 @@ class Upstream:
     together stay within the upstream's :class:`RetryBudget`.
     """
 
-    def __init__(self, name: str, cfg: Any, http1_parser: str = "auto") -> None:
+    def __init__(self, name: str, cfg: Any, http1_parser: str = "auto", base: Path | None = None) -> None:
+        """``base`` is the directory relative ``tls`` file paths start from (the config file's).
+
+        Raises :class:`~triogate.upstream.tls.TLSFileError` when a ``tls`` file cannot be used.
+        """
         self.name = name
         self.cfg = cfg
         cb = cfg.circuit_breaker
+        tls = getattr(cfg, "tls_settings", None)
+        https = any(t.url.lower().startswith("https://") for t in cfg.targets)
+        # one context for all targets: the files are read once per config load (and reload)
+        ctx = client_context(tls, base or Path.cwd()) if tls is not None and https else None
+        server_name = tls.server_name if tls is not None else None
         self.targets = [
-            Target(t.url, t.weight, pool_for(t.url, cfg, http1_parser), CircuitBreaker(cb.failures, cb.open_seconds))
+            Target(t.url, t.weight,
+                   pool_for(t.url, cfg, http1_parser, ssl_context=ctx, server_name=server_name,
+                            label=f"upstream {name!r} target {t.url}"),
+                   CircuitBreaker(cb.failures, cb.open_seconds))
             for t in cfg.targets
         ]
         self.balancer = make_balancer(cfg.balancer, self.targets)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from ..messages import BodyTooLarge
-from .pool import PoolTimeout, RequestNotSendable, UpstreamError, UpstreamTimeout
+from .pool import PoolTimeout, RequestNotSendable, UpstreamError, UpstreamTimeout, UpstreamTLSError
 
 if TYPE_CHECKING:
     from .balancer import Target
@@ -51,6 +51,7 @@ FAULTS: tuple[tuple[type[BaseException], Verdict], ...] = (
     (PoolTimeout, Verdict.NONE),           # the gateway's own connection limit
     (BodyTooLarge, Verdict.NONE),          # the client's body
     (UpstreamTimeout, Verdict.FAILURE),    # connect, read or write timeout
+    (UpstreamTLSError, Verdict.FAILURE),   # its certificate did not verify, or it refused ours: its setup
     (UpstreamError, Verdict.FAILURE),      # refused, reset, closed early, invalid response
 )
 # Anything else is Verdict.NONE: the client sent a bad body or went away mid-body

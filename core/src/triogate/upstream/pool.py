@@ -13,6 +13,7 @@ instead of wrapping every I/O call in a cancel scope.
 
 from __future__ import annotations
 
+import logging
 import math
 import select
 import ssl
@@ -27,11 +28,14 @@ from ..http1 import CLOSED, END, NEED_DATA, ProtocolError, ResponseHead, client_
 from ..messages import Body, BodyTooLarge, Response
 from ..sockio import raw_socket, receive_some, send_all
 from ..problem import BadGateway, GatewayError, GatewayTimeout, ServiceUnavailable
+from .tls import describe_ssl_error, ssl_failure
 
 __all__ = [
     "ConnectionPool", "UpstreamError", "ConnectError", "UpstreamTimeout", "PoolTimeout", "RequestNotSendable",
-    "IDEMPOTENT_METHODS",
+    "UpstreamTLSError", "IDEMPOTENT_METHODS",
 ]
+
+log = logging.getLogger("triogate")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 READ_SIZE = 65536
@@ -48,6 +52,19 @@ class UpstreamError(BadGateway):
 class ConnectError(UpstreamError):
     def __init__(self, detail: str = "cannot connect to upstream") -> None:
         super().__init__(detail, sent=False)
+
+
+class UpstreamTLSError(UpstreamError):
+    """TLS with the upstream failed: its certificate did not verify, or it refused ours (502).
+
+    Never a fallback to an unverified or plain connection. It is the target's fault for the circuit
+    breaker (an UpstreamError). ``reason`` is the verification error or TLS alert, for the log only:
+    the client's problem detail does not say why a certificate was refused.
+    """
+
+    def __init__(self, detail: str, reason: str, *, sent: bool) -> None:
+        super().__init__(detail, sent=sent)
+        self.reason = reason
 
 
 class UpstreamTimeout(GatewayTimeout):
@@ -159,6 +176,9 @@ class ConnectionPool:
         *,
         tls: bool = False,
         tls_verify: bool = True,
+        ssl_context: ssl.SSLContext | None = None,
+        server_name: str | None = None,
+        label: str | None = None,
         max_connections: int = 256,
         max_idle: int = 64,
         idle_timeout: float = 30.0,
@@ -188,7 +208,13 @@ class ConnectionPool:
         self.open_connections = 0
         self.active_requests = 0
         self._ssl_context: ssl.SSLContext | None = None
-        if tls:
+        # SNI and the name the certificate must carry (an IP literal is matched against IP SANs, no SNI)
+        self.server_name = server_name or host.strip("[]")
+        #: who this pool talks for, in log lines: "upstream 'users' target https://10.0.0.1:8443"
+        self.label = label or f"{'https' if tls else 'http'}://{self.authority}"
+        if tls and ssl_context is not None:
+            self._ssl_context = ssl_context
+        elif tls:
             ctx = ssl.create_default_context()
             if not tls_verify:
                 ctx.check_hostname = False
@@ -204,12 +230,18 @@ class ConnectionPool:
             with trio.fail_after(self.connect_timeout):
                 stream: trio.abc.Stream = await trio.open_tcp_stream(self.host.strip("[]"), self.port)
                 if self._ssl_context is not None:
-                    ssl_stream = trio.SSLStream(stream, self._ssl_context, server_hostname=self.host.strip("[]"))
-                    await ssl_stream.do_handshake()
+                    ssl_stream = trio.SSLStream(stream, self._ssl_context, server_hostname=self.server_name)
+                    try:
+                        await ssl_stream.do_handshake()
+                    except BaseException:
+                        await trio.aclose_forcefully(stream)
+                        raise
                     stream = ssl_stream
         except trio.TooSlowError:
             raise UpstreamTimeout("upstream connect timed out", sent=False) from None
         except (OSError, trio.BrokenResourceError, ssl.SSLError) as exc:
+            if (failure := ssl_failure(exc)) is not None:
+                raise self.tls_error(failure, sent=False) from None
             raise ConnectError(f"cannot connect to upstream: {exc.__class__.__name__}") from None
         if isinstance(stream, trio.SocketStream):
             try:
@@ -222,6 +254,18 @@ class ConnectionPool:
         conn = Connection(stream, self)
         shared_watcher().add(conn)
         return conn
+
+    def tls_error(self, failure: ssl.SSLError, *, sent: bool) -> UpstreamTLSError:
+        """Log a failed TLS exchange with this pool's upstream and target, and make its 502."""
+        reason = describe_ssl_error(failure)
+        if isinstance(failure, ssl.SSLCertVerificationError):
+            what, detail = "certificate verification failed", "upstream TLS certificate did not verify"
+        else:
+            what, detail = "TLS handshake failed", "upstream TLS handshake failed"
+            if "certificate required" in reason:
+                reason += " (the upstream wants a client certificate: tls.cert and tls.key)"
+        log.error("%s: %s (server name %r): %s", self.label, what, self.server_name, reason)
+        return UpstreamTLSError(detail, reason, sent=sent)
 
     async def _checkout(self) -> tuple[Connection, bool]:
         try:
@@ -341,6 +385,9 @@ class ConnectionPool:
                 raise UpstreamTimeout("upstream write timed out") from None
             if reused and not sent_body and not proto.received_any:
                 raise _StaleConnection() from exc
+            if not reused and (failure := ssl_failure(exc)) is not None:
+                # TLS 1.3: an upstream refusing our certificate alerts after the client's handshake ended
+                raise self.tls_error(failure, sent=True) from None
             # The upstream may have answered early (e.g. 413) and closed: try to read it.
             try:
                 return await self._read_response(conn, method)
@@ -384,6 +431,10 @@ class ConnectionPool:
                 raise UpstreamTimeout("upstream read timed out") from None
             if reused and not proto.received_any:
                 raise _StaleConnection() from exc
+            if not reused and not proto.received_any and (failure := ssl_failure(exc)) is not None:
+                # TLS 1.3: an upstream refusing our certificate (or its absence) alerts on our first read;
+                # the request bytes went out, so like any failure after sending: no retry for a POST
+                raise self.tls_error(failure, sent=True) from None
             raise UpstreamError("upstream connection reset") from None
         headers = Headers.from_raw(event.headers)
         # whatever of the body already arrived with the head: often all of it
