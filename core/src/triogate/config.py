@@ -822,7 +822,8 @@ def load_config(
 
 
 def loads_config(
-    text: str, source: str = "<string>", env: typing.Mapping[str, str] | None = None, registry: PluginTables | None = None,
+    text: str, source: str = "<string>", env: typing.Mapping[str, str] | None = None,
+    registry: PluginTables | None = None,
 ) -> Config:
     """Parse and validate gateway.toml text."""
     try:
