@@ -26,13 +26,13 @@ from .tomltext import describe as _describe
 from .tomltext import toml_repr as _toml_repr
 
 __all__ = [
+    "MIN_TOKEN_LENGTH",
     "AdminConfig",
     "Config",
     "ConfigError",
     "ConsumerConfig",
     "GatewayConfig",
     "ListenerConfig",
-    "MIN_TOKEN_LENGTH",
     "PathsConfig",
     "PluginTables",
     "RouteConfig",
