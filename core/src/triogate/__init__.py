@@ -9,8 +9,9 @@ tokens) and ``triogate.testing`` for tests; everything else is internal.
 """
 
 from . import fields as fields  # triogate.fields: checks for config fields
+from ._version import __version__
 from .admin import AdminRoute
-from .app import Gateway, StartupError, serve
+from .app import Gateway, StartupError
 from .config import Config, ConfigError, load_config, loads_config
 from .context import Context, GatewayServices
 from .headers import Headers
@@ -19,9 +20,8 @@ from .plugin import NoConfig, Plugin, hookimpl, setting
 from .problem import GatewayError, problem
 from .resources import Scope, SharedResourceError
 from .runtime import Runtime, TargetState
+from .serving import serve
 from .upstream import Fetched, HTTPClient, UpstreamError, UpstreamTimeout
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AdminRoute", "Body", "BodyTooLarge", "Config", "ConfigError", "Context", "Fetched", "Gateway", "GatewayError",

@@ -23,7 +23,6 @@ Plugins add endpoints with the ``admin_routes`` hook by returning
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import logging
 import os
@@ -31,24 +30,27 @@ import re
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import attrs
 import trio
 
-from .config import AdminConfig, Config, ConfigError, ListenerConfig, split_hostport
+from ._version import __version__
+from .config import MIN_TOKEN_LENGTH, Config, ConfigError, ListenerConfig, check_admin, load_config
+from .listeners import bind_socket
 from .messages import Request, Response
+from .pipeline import Pipeline
+from .plugins import PluginRegistry, plugin_summary
 from .problem import problem
 from .proxy import new_request_id
 from .runtime import Runtime
+from .server import HTTP1Server
+from .upstream import HTTPClient
 
-if TYPE_CHECKING:
-    from .app import Gateway
-
-__all__ = ["MIN_TOKEN_LENGTH", "AdminAPI", "AdminRoute", "check_admin", "start_admin"]
+__all__ = ["MIN_TOKEN_LENGTH", "AdminAPI", "AdminGateway", "AdminRoute", "check_admin", "start_admin"]
 
 log = logging.getLogger("triogate.admin")
-MIN_TOKEN_LENGTH = 16
 ADMIN_MAX_BODY = 1 << 20
 PUBLIC_PATHS = frozenset({"/livez", "/readyz"})
 #: what ``GET /`` says about each built-in endpoint
@@ -101,31 +103,26 @@ class _CompiledRoute:
         self.regex = re.compile(pattern) if "{" in route.path else None
 
 
-def check_admin(admin: AdminConfig) -> list[str]:
-    """Errors that keep the admin listener from starting: no token, a non-loopback address not allowed."""
-    if admin.listen is None:
-        return []
-    try:
-        host, _ = split_hostport(admin.listen)
-    except ValueError:
-        return []  # reported by the config's own address check
-    errors = []
-    if not admin.token or len(admin.token) < MIN_TOKEN_LENGTH:
-        errors.append(f"admin.token: a token of at least {MIN_TOKEN_LENGTH} characters is required"
-                      " when admin.listen is set")
-    if not admin.allow_remote and not is_loopback(host):
-        errors.append(f"admin.listen: {host!r} is not a loopback address;"
-                      " set admin.allow_remote = true to listen there")
-    return errors
+class AdminGateway(Protocol):
+    """What the admin API reads from the gateway it serves (:class:`~triogate.Gateway` provides it).
 
+    The admin API is a front end: it sees the gateway only through this interface, and the
+    gateway never imports the admin API (:mod:`triogate.serving` starts both).
+    """
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    config_path: Path | None
+    registry: PluginRegistry
+    runtime: Runtime
+    draining: bool
+    version: int
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def pipeline(self) -> Pipeline: ...
+
+    async def reload(self, config: Config | None = None) -> list[str]: ...
 
 
 class _AdminCtx:
@@ -154,7 +151,7 @@ class _ServerConfig:
 class AdminAPI:
     """The request handler of the admin listener (quacks like a Gateway for HTTP1Server)."""
 
-    def __init__(self, gateway: Gateway, runtime: Runtime) -> None:
+    def __init__(self, gateway: AdminGateway, runtime: Runtime) -> None:
         self.gateway = gateway
         self.runtime = runtime
         self.config = _ServerConfig(gateway.config)
@@ -295,8 +292,6 @@ class AdminAPI:
 
     async def _index(self, request: Request) -> Response:
         """Every endpoint (built-in, then the current config's plugins'), so ``GET /`` is not a 404."""
-        from . import __version__
-
         endpoints = [{"method": m, "path": p, "token": p not in PUBLIC_PATHS, "description": BUILTIN_DESCRIPTIONS[m, p]}
                      for m, p in self._builtin]
         endpoints += [{"method": c.route.method, "path": c.route.path, "token": True,
@@ -312,8 +307,6 @@ class AdminAPI:
         return Response.json({"status": "ready", "config_version": self.gateway.version})
 
     async def _status(self, request: Request) -> Response:
-        from . import __version__
-
         rt = self.runtime
         cfg = self.gateway.config
         return Response.json({
@@ -345,8 +338,6 @@ class AdminAPI:
         return Response.json([up.status() for up in self.gateway.pipeline.upstreams.values()])
 
     async def _plugins(self, request: Request) -> Response:
-        from .plugins import plugin_summary
-
         registry = self.gateway.registry
         installed = [plugin_summary(i) for i in sorted(registry.infos.values(), key=lambda i: i.name)]
         instances = [
@@ -376,10 +367,6 @@ class AdminAPI:
         return Response.json({"status": "reloaded", "config_version": self.gateway.version})
 
     def _validate_file(self) -> list[str]:
-        from .config import load_config
-        from .pipeline import Pipeline
-        from .upstream import HTTPClient
-
         path = self.gateway.config_path
         if path is None:
             return ["no config file to reload from"]
@@ -391,16 +378,13 @@ class AdminAPI:
 
 
 async def start_admin(
-    nursery: trio.Nursery, gateway: Gateway, servers: list[Any], *, supervised: bool = False,
+    nursery: trio.Nursery, gateway: AdminGateway, servers: list[Any], *, supervised: bool = False,
 ) -> AdminAPI | None:
     """Attach the listeners to ``gateway.runtime``, and serve the admin API if ``[admin] listen`` is set.
 
     Raises :class:`ConfigError` (the gateway refuses to start) when the admin settings are unsafe.
     With workers, each worker binds the admin address with SO_REUSEPORT; any of them answers.
     """
-    from .listeners import bind_socket
-    from .server import HTTP1Server
-
     runtime = gateway.runtime
     runtime.attach(servers, supervised=supervised)
     admin_cfg = gateway.config.admin

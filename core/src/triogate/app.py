@@ -1,15 +1,15 @@
-"""The running gateway: the current pipeline, atomic reloads, lifecycle hooks, serving.
+"""The running gateway: the current pipeline, atomic reloads, lifecycle hooks.
 
 Each loaded config ("generation") runs in its own nursery with its plugins'
 background tasks. A reload builds and starts the new generation fully, swaps it
 in, then retires the old one once its in-flight requests finish (bounded by
 the drain timeout). An invalid file is rejected and the old config keeps serving.
+Serving it on sockets is :func:`triogate.serving.serve`'s job.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -28,7 +28,7 @@ from .runtime import Runtime
 from .upstream import HTTPClient, Upstream
 from .upstream.health import run_health_checks
 
-__all__ = ["Gateway", "StartupError", "serve"]
+__all__ = ["Gateway", "StartupError"]
 
 log = logging.getLogger("triogate")
 
@@ -386,55 +386,3 @@ class Gateway:
                 self.access_log.write(ctx)
         finally:
             self._done(gen)
-
-
-async def serve(
-    gateway: Gateway,
-    *,
-    shutdown_trigger: Callable[[], Awaitable[Any]] | None = None,
-    task_status: Any = trio.TASK_STATUS_IGNORED,
-    sockets: list[Any] | None = None,
-) -> None:
-    """Serve ``gateway`` on its configured listeners until ``shutdown_trigger`` returns.
-
-    Works with ``nursery.start``: it reports the bound ``(host, port)`` list when listening.
-    Shutdown stops accepting, lets in-flight requests finish up to ``timeouts.drain``,
-    then runs plugin shutdown hooks.
-    """
-    from .admin import start_admin
-    from .listeners import open_listeners, serve_listeners
-
-    cfg = gateway.config
-    listeners = await open_listeners(cfg.gateway.listen, sockets=sockets)
-    failure: StartupError | None = None
-    async with trio.open_nursery() as nursery:
-        try:
-            await gateway.start(nursery)
-        except BaseException as exc:
-            for lst in listeners:
-                lst.sock.close()
-            if not isinstance(exc, StartupError):
-                raise
-            failure = exc  # raised below, outside the nursery, so callers see it unwrapped
-            nursery.cancel_scope.cancel()
-        if failure is None:
-            servers = await serve_listeners(nursery, gateway, listeners)
-            gateway.admin = await start_admin(nursery, gateway, servers, supervised=sockets is not None)
-            task_status.started([lst.bound for lst in listeners])
-            if shutdown_trigger is None:
-                await trio.sleep(math.inf)
-            else:
-                await shutdown_trigger()
-            for server in servers:
-                server.stop_accepting()
-            with trio.move_on_after(gateway.config.gateway.timeouts.drain):
-                for server in servers:
-                    await server.drain()
-            for server in servers:
-                server.close_all()
-            await gateway.aclose()
-            nursery.cancel_scope.cancel()
-    if failure is not None:
-        with trio.CancelScope(shield=True):
-            await gateway.aclose()  # the generation already ended: closes the HTTP client and access log
-        raise failure

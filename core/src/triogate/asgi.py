@@ -14,6 +14,8 @@ from typing import Any
 
 import trio
 
+from .app import Gateway
+from .config import load_config
 from .headers import Headers
 from .http1.rules import valid_header, valid_host, valid_name
 from .messages import Body, BodyTooLarge, Request
@@ -213,7 +215,4 @@ async def _send_simple(send: Any, status: int, headers: list[tuple[bytes, bytes]
 
 def asgi_app(config_path: str = "gateway.toml") -> ASGIApp:
     """Build an ASGI app from a config file, for mounting under any ASGI server."""
-    from .app import Gateway
-    from .config import load_config
-
     return ASGIApp(Gateway(load_config(config_path), config_path=config_path))

@@ -8,45 +8,27 @@ print one clear line and exit 1.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata as md
 import json
 import logging
 import os
+import platform
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EXIT_CONFIG", "EXIT_STARTUP", "load_checked", "main", "run_single"]
+import tomli_w
 
-EXIT_CONFIG = 2
-EXIT_STARTUP = 1
+from ._version import __version__
+from .config import ConfigError
+from .http1 import resolve_backend
+from .plugins import ENTRY_POINT_GROUP, PluginRegistry, plugin_summary
+from .runner import EXIT_CONFIG, EXIT_STARTUP, count, default_pid_file, load_checked, print_errors, run_single
+from .schema import config_schema
+from .supervisor import supervise
 
-log = logging.getLogger("triogate")
-
-
-def _count(n: int, noun: str) -> str:
-    """``1 route``, ``2 routes``, ``0 routes``."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def _print_errors(exc: Any) -> None:
-    print(f"triogate: invalid configuration ({_count(len(exc.errors), 'error')}):", file=sys.stderr)
-    for e in exc.errors:
-        print(f"  {exc.source}: {e}", file=sys.stderr)
-
-
-def load_checked(path: str, registry: Any = None) -> tuple[Any, Any, Any]:
-    """Load and fully validate a config file: every table, every plugin config, plugin
-    construction and hook modules. Returns ``(config, registry, pipeline)``; raises ConfigError."""
-    from .config import load_config
-    from .pipeline import Pipeline
-    from .plugins import PluginRegistry
-    from .upstream import HTTPClient
-
-    registry = registry if registry is not None else PluginRegistry()
-    cfg = load_config(path, registry=registry)  # every error at once, plugin tables included
-    pipeline = Pipeline(cfg, registry, HTTPClient())  # plugins' own checks, hook modules
-    return cfg, registry, pipeline
+__all__ = ["EXIT_CONFIG", "EXIT_STARTUP", "default_pid_file", "load_checked", "main", "run_single"]
 
 
 def _setup_logging(level: str) -> None:
@@ -67,26 +49,22 @@ def _warn_skipped(pipeline: Any) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .config import ConfigError
-
     try:
         cfg, _, pipeline = load_checked(args.config)
     except ConfigError as exc:
-        _print_errors(exc)
+        print_errors(exc)
         return EXIT_CONFIG
     _warn_skipped(pipeline)
-    print(f"{args.config}: ok ({_count(len(cfg.routes), 'route')}, {_count(len(cfg.upstreams), 'upstream')},"
-          f" {_count(len(pipeline.instances), 'plugin instance')})")
+    print(f"{args.config}: ok ({count(len(cfg.routes), 'route')}, {count(len(cfg.upstreams), 'upstream')},"
+          f" {count(len(pipeline.instances), 'plugin instance')})")
     return 0
 
 
 def cmd_routes(args: argparse.Namespace) -> int:
-    from .config import ConfigError
-
     try:
         _, _, pipeline = load_checked(args.config)
     except ConfigError as exc:
-        _print_errors(exc)
+        print_errors(exc)
         return EXIT_CONFIG
     rows = pipeline.router.table()
     routes = {r.name: r for r in pipeline.router.routes}
@@ -110,8 +88,6 @@ def cmd_routes(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from .plugins import PluginRegistry, plugin_summary
-
     registry = PluginRegistry()
     infos = [plugin_summary(i) for i in sorted(registry.infos.values(), key=lambda i: i.name)]
     if args.json:
@@ -145,9 +121,6 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from .plugins import PluginRegistry
-    from .schema import config_schema
-
     print(json.dumps(config_schema(PluginRegistry()), indent=2, default=str))
     return 0
 
@@ -180,11 +153,6 @@ STARTER_HEADER = f"""\
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    import tomli_w
-
-    from .plugins import PluginRegistry
-    from .schema import config_schema
-
     path = Path(args.output)
     if path.exists() and not args.force:
         print(f"triogate: {path} exists (use --force to overwrite)", file=sys.stderr)
@@ -196,15 +164,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def default_pid_file(config_path: str) -> Path:
-    """Where ``run`` records its pid for ``reload``: ``.<config name>.pid`` next to the config."""
-    p = Path(config_path).resolve()
-    return p.with_name("." + p.name + ".pid")
-
-
 def cmd_reload(args: argparse.Namespace) -> int:
-    from .config import ConfigError
-
     pidfile = Path(args.pid_file) if args.pid_file else default_pid_file(args.config)
     try:
         pid = int(pidfile.read_text().strip())
@@ -214,7 +174,7 @@ def cmd_reload(args: argparse.Namespace) -> int:
     try:
         load_checked(args.config)
     except ConfigError as exc:
-        _print_errors(exc)
+        print_errors(exc)
         print("triogate: not reloading; the running config keeps serving", file=sys.stderr)
         return EXIT_CONFIG
     try:
@@ -227,123 +187,17 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .config import ConfigError
-
     try:
         cfg, registry, _ = load_checked(args.config)
     except ConfigError as exc:
-        _print_errors(exc)
+        print_errors(exc)
         return EXIT_CONFIG
     _setup_logging(cfg.gateway.log_level)  # the Gateway logs skipped plugins
     pid_file = Path(args.pid_file) if args.pid_file else default_pid_file(args.config)
     workers = args.workers or cfg.gateway.workers
     if workers > 1:
-        from .supervisor import supervise
-
         return supervise(args.config, cfg, workers, pid_file, registry)
     return run_single(args.config, cfg, registry=registry, pid_file=pid_file)
-
-
-def _leaf(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
-    """The first exception of ``kinds`` inside (possibly nested) exception groups."""
-    if isinstance(exc, kinds):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for sub in exc.exceptions:
-            found = _leaf(sub, kinds)
-            if found is not None:
-                return found
-    return None
-
-
-def run_single(
-    config_path: str,
-    cfg: Any,
-    *,
-    registry: Any = None,
-    pid_file: Path | None = None,
-    sockets: list[Any] | None = None,
-    worker: int = 0,
-    ready_fd: int | None = None,
-) -> int:
-    """Run one gateway process until SIGINT/SIGTERM (drain, then exit 0); SIGHUP reloads the file.
-
-    ``sockets``/``worker``/``ready_fd`` are for the supervisor's workers: inherited
-    listening sockets, the worker index, and a pipe to report "listening" on. Call it from the
-    main thread of a process that exits afterwards: SIGINT and SIGTERM stay ignored once it
-    returns, so a late duplicate stop signal cannot kill a process that drained cleanly.
-    """
-    import trio
-
-    from .app import Gateway, StartupError, serve
-    from .config import ConfigError
-
-    try:
-        gateway = Gateway(cfg, registry=registry, config_path=config_path, worker=worker)
-    except ConfigError as exc:
-        _print_errors(exc)
-        return EXIT_CONFIG
-
-    async def main() -> None:
-        stop = trio.Event()
-
-        async def reload() -> None:
-            await gateway.reload()  # a refusal is logged there, one line per error
-
-        async def signals(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as sigs:
-                task_status.started()
-                async for sig in sigs:
-                    if sig == signal.SIGHUP:
-                        log.info("SIGHUP: reloading %s", config_path)
-                        nursery.start_soon(reload)
-                    elif not stop.is_set():
-                        log.info("shutting down (draining in-flight requests)")
-                        stop.set()
-
-        async def serving(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-            await serve(gateway, shutdown_trigger=stop.wait, task_status=task_status, sockets=sockets)
-            nursery.cancel_scope.cancel()  # drained: stop the signal task too
-
-        async with trio.open_nursery() as nursery:
-            await nursery.start(signals)
-            bound = await nursery.start(serving)
-            if pid_file is not None:
-                pid_file.write_text(f"{os.getpid()}\n")
-            for host, port in bound:
-                log.info("listening on http://%s:%d (worker %d, pid %d)", host, port, worker, os.getpid())
-            if ready_fd is not None:
-                os.write(ready_fd, b"1")
-                os.close(ready_fd)
-
-    # Stop signals are trio's while it runs (the receiver in main()); it puts back what it found
-    # on exit. Make that "ignore", so a stop signal arriving after the drain (a second SIGTERM: one
-    # sent to the process group, one forwarded by a parent like the demo runner) cannot turn a clean
-    # exit into "killed by SIGTERM" (exit status -15 for the parent).
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
-    try:
-        trio.run(main)
-    except KeyboardInterrupt:
-        pass
-    except BaseException as exc:
-        found = _leaf(exc, (StartupError, OSError))
-        if found is None:
-            raise
-        if isinstance(found, StartupError):
-            print(f"triogate: {found}", file=sys.stderr)
-        else:
-            where = ", ".join(lst.address for lst in cfg.gateway.listen)
-            print(f"triogate: cannot listen on {where}: {found.strerror or found}", file=sys.stderr)
-        return EXIT_STARTUP
-    finally:
-        if pid_file is not None:
-            try:
-                if pid_file.read_text().strip() == str(os.getpid()):
-                    pid_file.unlink()
-            except OSError:
-                pass
-    return 0
 
 
 # --------------------------------------------------------------------------- argument parsing
@@ -351,13 +205,6 @@ def run_single(
 
 def version_text() -> str:
     """``triogate --version``: what a bug report needs (Python, the HTTP/1.1 parser, the plugin distributions)."""
-    import importlib.metadata as md
-    import platform
-
-    from . import __version__
-    from .http1 import resolve_backend
-    from .plugins import ENTRY_POINT_GROUP
-
     def version_of(dist: str) -> str:
         try:
             return md.version(dist)

@@ -7,6 +7,7 @@ of them at once.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -21,8 +22,11 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, Iterabl
 from . import fields
 from .fields import FieldError, FieldErrors, at_least, check, duration, duration_or_zero, join_keys, key_path
 from .plugin import setting
+from .tomltext import describe as _describe
+from .tomltext import toml_repr as _toml_repr
 
 __all__ = [
+    "MIN_TOKEN_LENGTH",
     "AdminConfig",
     "Config",
     "ConfigError",
@@ -30,10 +34,12 @@ __all__ = [
     "GatewayConfig",
     "ListenerConfig",
     "PathsConfig",
+    "PluginTables",
     "RouteConfig",
     "TargetConfig",
     "UpstreamConfig",
     "UpstreamTLSConfig",
+    "check_admin",
     "converter",
     "format_errors",
     "load_config",
@@ -243,6 +249,37 @@ class AdminConfig:
         False, description="allow a non-loopback admin listen address (e.g. for Kubernetes probes)")
 
 
+#: the shortest ``[admin] token`` the admin listener accepts
+MIN_TOKEN_LENGTH = 16
+
+
+def check_admin(admin: AdminConfig) -> list[str]:
+    """Errors that keep the admin listener from starting: no token, a non-loopback address not allowed."""
+    if admin.listen is None:
+        return []
+    try:
+        host, _ = split_hostport(admin.listen)
+    except ValueError:
+        return []  # reported by the config's own address check
+    errors = []
+    if not admin.token or len(admin.token) < MIN_TOKEN_LENGTH:
+        errors.append(f"admin.token: a token of at least {MIN_TOKEN_LENGTH} characters is required"
+                      " when admin.listen is set")
+    if not admin.allow_remote and not is_loopback(host):
+        errors.append(f"admin.listen: {host!r} is not a loopback address;"
+                      " set admin.allow_remote = true to listen there")
+    return errors
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @attrs.define(frozen=True)
 class TargetConfig:
     url: str = setting(
@@ -432,36 +469,6 @@ class Config:
 # --------------------------------------------------------------------------- strict converter
 
 
-def _describe(value: Any) -> str:
-    """A value as the user wrote it in TOML, with its kind: ``a string "2"``, ``a boolean true``."""
-    if isinstance(value, bool):
-        return f"a boolean {'true' if value else 'false'}"
-    if isinstance(value, str):
-        return f"a string {_toml_repr(value)}"
-    if isinstance(value, int):
-        return f"an integer {value}"
-    if isinstance(value, float):
-        return f"a number {value}"
-    if isinstance(value, list):
-        return f"an array {_short(_toml_repr(value))}"
-    if isinstance(value, dict):
-        return "a table"
-    return f"{type(value).__name__} {value!r}"  # datetimes and the like
-
-
-def _toml_repr(value: Any) -> str:
-    import json
-
-    try:
-        return json.dumps(value, default=str)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-def _short(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _strict(tp: type) -> Any:
     def hook(value: Any, _: Any) -> Any:
         if tp is float and isinstance(value, int) and not isinstance(value, bool):
@@ -627,6 +634,17 @@ def structure(data: Any, cls: type, path: str = "") -> Any:
 
 # --------------------------------------------------------------------------- loading
 
+
+class PluginTables(typing.Protocol):
+    """What :func:`parse_config` needs to check plugin tables: the plugin registry
+    (:class:`~triogate.plugins.PluginRegistry`) provides it. The registry sits above the
+    config models, so the config receives it rather than importing it."""
+
+    def check_plugin_tables(self, cfg: Config, raw: dict[str, Any] | None = None) -> list[str]:
+        """Key-pathed errors of every plugin table of ``cfg`` (``raw``: the TOML dict)."""
+        ...
+
+
 # One scan finds every `${`: the escape `$${`, a valid placeholder, or anything else (an error:
 # a typo like `${TOKEN-x}` must not silently become the literal text of a secret).
 _ENV_RE = re.compile(r"\$\$\{|\$\{(?:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|([A-Za-z0-9_]*)(.?)(.?))", re.DOTALL)
@@ -690,14 +708,15 @@ def parse_config(
     raw: dict[str, Any],
     source: str = "<config>",
     env: typing.Mapping[str, str] | None = None,
-    registry: Any = None,
+    registry: PluginTables | None = None,
 ) -> Config:
     """Validate a raw TOML dict and return a :class:`Config`.
 
     Every section, and every named upstream, route, consumer and plugin table, is
     checked on its own, so one mistake does not hide the others; then references
     (route → upstream, paths, URLs) are checked. With a ``registry``
-    (:class:`~triogate.plugins.PluginRegistry`) each plugin table is validated
+    (a :class:`~triogate.plugins.PluginRegistry`, or anything with its
+    ``check_plugin_tables``: see :class:`PluginTables`) each plugin table is validated
     against its plugin's ``Config`` too. All errors are raised together.
     """
     errors: list[str] = []
@@ -731,9 +750,7 @@ def parse_config(
     cfg = Config(**parts, source=source)
     errors.extend(_check_references(cfg, raw))
     if registry is not None:
-        from .plugins import check_plugin_tables
-
-        errors.extend(check_plugin_tables(cfg, registry, raw))
+        errors.extend(registry.check_plugin_tables(cfg, raw))
     if errors:
         # a value with a missing or malformed ${VAR} is reported once, not again as a malformed value
         unset = {e.split(": ", 1)[0] for e in errors[:placeholder_errors]}
@@ -774,9 +791,7 @@ def _check_references(cfg: Config, raw: dict[str, Any] | None = None) -> list[st
             if value and not Path(value).is_file():
                 errors.append(f"gateway.listen[{i}].{key}: no such file: {value!r}")
 
-    from .admin import check_admin  # the admin listener: a token, loopback unless allowed
-
-    errors.extend(check_admin(cfg.admin))
+    errors.extend(check_admin(cfg.admin))  # the admin listener: a token, loopback unless allowed
     for name, up in cfg.upstreams.items():
         at = _path_join("upstreams", name)
         raw_up = (raw.get("upstreams") or {}).get(name) if isinstance(raw.get("upstreams"), dict) else None
@@ -864,7 +879,7 @@ def underscore_error(key: str, header: str, mode: str) -> str:
 
 
 def load_config(
-    path: str | os.PathLike[str], env: typing.Mapping[str, str] | None = None, registry: Any = None,
+    path: str | os.PathLike[str], env: typing.Mapping[str, str] | None = None, registry: PluginTables | None = None,
 ) -> Config:
     """Read and validate a gateway.toml file (plugin tables too when a ``registry`` is given)."""
     p = Path(path)
@@ -882,7 +897,8 @@ def load_config(
 
 
 def loads_config(
-    text: str, source: str = "<string>", env: typing.Mapping[str, str] | None = None, registry: Any = None,
+    text: str, source: str = "<string>", env: typing.Mapping[str, str] | None = None,
+    registry: PluginTables | None = None,
 ) -> Config:
     """Parse and validate gateway.toml text."""
     try:

@@ -31,6 +31,7 @@ from hypercorn.utils import parse_socket_addr, wrap_app
 
 from .asgi import ASGIApp
 from .config import ListenerConfig
+from .handler import RequestHandler
 from .listeners import server_ssl_context
 from .server import HTTP1Server
 
@@ -322,7 +323,7 @@ class H2Server:
     """Serves one ``protocol = "h2"`` listening socket: HTTP/2 (h2c prior knowledge, TLS ALPN h2)
     through hypercorn, HTTP/1.1 through the native listener."""
 
-    def __init__(self, gateway: Any, listener: ListenerConfig, sock: Any) -> None:
+    def __init__(self, gateway: RequestHandler, listener: ListenerConfig, sock: Any) -> None:
         self.gateway = gateway
         self.listener = listener
         self.sock = sock

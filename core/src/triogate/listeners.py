@@ -1,4 +1,4 @@
-"""Binding listening sockets and starting the right front-end on each."""
+"""Binding listening sockets (the front ends on them are started by :mod:`triogate.serving`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import trio
 
 from .config import ListenerConfig
 
-__all__ = ["BoundListener", "open_listeners", "serve_listeners", "server_ssl_context"]
+__all__ = ["BoundListener", "bind_socket", "open_listeners", "server_ssl_context"]
 
 
 @attrs.define
@@ -56,23 +56,3 @@ async def open_listeners(cfgs: list[ListenerConfig], *, sockets: list[Any] | Non
         raw = sockets[i] if sockets is not None else bind_socket(cfg)
         out.append(BoundListener(cfg, trio.socket.from_stdlib_socket(raw)))
     return out
-
-
-async def serve_listeners(nursery: trio.Nursery, gateway: Any, listeners: list[BoundListener]) -> list[Any]:
-    from .server import HTTP1Server
-
-    servers = []
-    for bl in listeners:
-        if bl.cfg.protocol == "h2":
-            from .h2listener import H2Server
-
-            server: Any = H2Server(gateway, bl.cfg, bl.sock)
-        else:
-            server = HTTP1Server(gateway, bl.cfg, server_ssl_context(bl.cfg, ["http/1.1"]))
-            listener = trio.SocketListener(bl.sock)
-            await nursery.start(server.run, listener)
-            servers.append(server)
-            continue
-        await nursery.start(server.run)
-        servers.append(server)
-    return servers

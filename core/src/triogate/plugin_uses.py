@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import fields
 from .admission import RESERVED_REQUEST_HEADERS
-from .config import Config, ConfigError, _path_join, underscore_error
+from .config import Config, ConfigError, underscore_error
 from .hookchain import Chain, HookChains, Use
 from .plugins import PluginRegistry, SkipPlugin, check_plugin_tables, load_hook_module, plugin_config
 
@@ -151,5 +151,5 @@ class PluginUses:
 def _key(*steps: str) -> str:
     path = ""
     for step in steps:
-        path = _path_join(path, step)
+        path = fields.key_path(path, step)
     return path

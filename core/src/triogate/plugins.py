@@ -22,8 +22,12 @@ from typing import Any
 
 import attrs
 
+from ._version import __version__
+from .config import ConfigError, structure
+from .fields import key_path
 from .hookchain import HOOK_ORDER, PHASES, declared_impls, make_plugin_manager
 from .plugin import Plugin
+from .tomltext import describe
 from .typenames import json_default, type_name
 
 __all__ = [
@@ -106,8 +110,6 @@ class PluginInfo:
 
 
 def _core_version() -> str:
-    from . import __version__
-
     return __version__
 
 
@@ -183,6 +185,10 @@ class PluginRegistry:
     def broken(self) -> list[PluginInfo]:
         return [i for i in self.infos.values() if i.error]
 
+    def check_plugin_tables(self, cfg: Any, raw: dict[str, Any] | None = None) -> list[str]:
+        """Errors of every plugin table of ``cfg``: what :func:`~triogate.config.parse_config` asks a registry."""
+        return check_plugin_tables(cfg, self, raw)
+
 
 def plugin_tables(cfg: Any, raw: dict[str, Any] | None = None) -> list[tuple[str, str, str | None, Any]]:
     """Every configured plugin use: ``(key path, plugin name, route or None, raw table)``.
@@ -190,9 +196,7 @@ def plugin_tables(cfg: Any, raw: dict[str, Any] | None = None) -> list[tuple[str
     With the ``raw`` TOML dict, plugin tables of routes that failed to validate
     are included too, so their errors are reported in the same run.
     """
-    from .config import _path_join
-
-    out = [(_path_join("plugins", name), name, None, table) for name, table in cfg.plugins.items()]
+    out = [(key_path("plugins", name), name, None, table) for name, table in cfg.plugins.items()]
     routes: dict[str, Any] = {name: route.plugins for name, route in cfg.routes.items()}
     raw_routes = (raw or {}).get("routes")
     if isinstance(raw_routes, dict):
@@ -201,7 +205,7 @@ def plugin_tables(cfg: Any, raw: dict[str, Any] | None = None) -> list[tuple[str
                 routes[rname] = rraw["plugins"]
     for rname, plugins in routes.items():
         for name, table in plugins.items():
-            out.append((_path_join(_path_join(_path_join("routes", rname), "plugins"), name), name, rname, table))
+            out.append((key_path(key_path(key_path("routes", rname), "plugins"), name), name, rname, table))
     return out
 
 
@@ -241,8 +245,6 @@ def plugin_config(registry: PluginRegistry, name: str, raw: Any, path: str, on_e
     Raises :class:`~triogate.ConfigError` with key paths, or :class:`SkipPlugin`
     for a plugin that cannot load when ``on_error == "skip"``.
     """
-    from .config import ConfigError, _describe, structure
-
     info = registry.get(name)
     if info is None:
         raise ConfigError([unknown_plugin(path, name, registry)])
@@ -252,7 +254,7 @@ def plugin_config(registry: PluginRegistry, name: str, raw: Any, path: str, on_e
         raise ConfigError([(f"{path}: plugin {name!r} cannot be used: {info.error}"
                             ' (set [gateway] plugins_on_error = "skip" to start without it)')])
     if not isinstance(raw, dict):
-        raise ConfigError([f"{path}: expected a table, got {_describe(raw)}"])
+        raise ConfigError([f"{path}: expected a table, got {describe(raw)}"])
     raw = dict(raw)
     priority = info.cls.priority
     errors: list[str] = []
@@ -261,7 +263,7 @@ def plugin_config(registry: PluginRegistry, name: str, raw: Any, path: str, on_e
         if type(value) is int:
             priority = value
         else:
-            errors.append(f"{path}.priority: expected an integer, got {_describe(value)}")
+            errors.append(f"{path}.priority: expected an integer, got {describe(value)}")
     try:
         conf = structure(raw, info.cls.Config, path)
     except ConfigError as exc:
@@ -273,8 +275,6 @@ def plugin_config(registry: PluginRegistry, name: str, raw: Any, path: str, on_e
 
 def check_plugin_tables(cfg: Any, registry: PluginRegistry, raw: dict[str, Any] | None = None) -> list[str]:
     """Validate every plugin table of ``cfg`` against its plugin's Config; key-pathed errors."""
-    from .config import ConfigError
-
     errors: list[str] = []
     for path, name, _route, table in plugin_tables(cfg, raw):
         try:

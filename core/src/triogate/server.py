@@ -22,6 +22,7 @@ import trio
 from .config import ListenerConfig
 from .connlimit import ConnectionCap
 from .deadlines import DeadlineWatcher
+from .handler import RequestHandler
 from .headers import Headers
 from .http1 import CLOSED, END, NEED_DATA, PAUSED, Limits, ProtocolError, RequestHead, server_connection_factory
 from .http1.rules import valid_host as _valid_host
@@ -124,7 +125,9 @@ def _peer_of(stream: trio.abc.Stream) -> tuple[str, int] | None:
 class HTTP1Server:
     """Serves one listening socket with the gateway's pipeline."""
 
-    def __init__(self, gateway: Any, listener: ListenerConfig, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, gateway: RequestHandler, listener: ListenerConfig, ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.gateway = gateway
         self.listener = listener
         self.ssl_context = ssl_context

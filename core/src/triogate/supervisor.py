@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError
+from .listeners import bind_socket
+from .runner import load_checked, run_single
 
 __all__ = ["Supervisor", "supervise"]
 
@@ -61,9 +63,6 @@ def _exit_status(status: int) -> str:
 
 def supervise(config_path: str, cfg: Any, workers: int, pid_file: Path | None, registry: Any = None) -> int:
     """Run ``workers`` gateway processes on shared sockets until SIGTERM/SIGINT; returns the exit code."""
-    from .cli import load_checked, run_single
-    from .listeners import bind_socket
-
     try:
         sockets = [bind_socket(lst) for lst in cfg.gateway.listen]
     except OSError as exc:

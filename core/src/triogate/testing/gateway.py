@@ -11,10 +11,11 @@ from typing import Any
 
 import trio
 
-from ..app import Gateway, serve
+from ..app import Gateway
 from ..config import Config, ConfigError, parse_config, structure
 from ..plugin import Plugin
 from ..plugins import PluginRegistry
+from ..serving import serve
 from .client import GatewayClient
 
 __all__ = ["RunningGateway", "load_gateway", "plugin_config", "start_gateway"]

@@ -17,7 +17,7 @@ from typing import Any, Self
 import tomli_w
 import trio
 
-from ..cli import default_pid_file
+from ..runner import default_pid_file
 
 __all__ = ["GatewayProcess"]
 

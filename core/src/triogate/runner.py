@@ -1,0 +1,154 @@
+"""Running one gateway process: load and check a config, serve it until a stop signal.
+
+``triogate run`` (:mod:`triogate.cli`) and every worker of the supervisor
+(:mod:`triogate.supervisor`) go through here, so both start and stop the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from .app import Gateway, StartupError
+from .config import Config, ConfigError, load_config
+from .pipeline import Pipeline
+from .plugins import PluginRegistry
+from .serving import serve
+from .upstream import HTTPClient
+
+__all__ = ["EXIT_CONFIG", "EXIT_STARTUP", "count", "default_pid_file", "load_checked", "print_errors", "run_single"]
+
+EXIT_CONFIG = 2
+EXIT_STARTUP = 1
+
+log = logging.getLogger("triogate")
+
+
+def count(n: int, noun: str) -> str:
+    """``1 route``, ``2 routes``, ``0 routes``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def print_errors(exc: ConfigError) -> None:
+    """Every config error on stderr, one per line with its file (never a traceback)."""
+    print(f"triogate: invalid configuration ({count(len(exc.errors), 'error')}):", file=sys.stderr)
+    for e in exc.errors:
+        print(f"  {exc.source}: {e}", file=sys.stderr)
+
+
+def load_checked(path: str, registry: PluginRegistry | None = None) -> tuple[Config, PluginRegistry, Pipeline]:
+    """Load and fully validate a config file: every table, every plugin config, plugin
+    construction and hook modules. Returns ``(config, registry, pipeline)``; raises ConfigError."""
+    registry = registry if registry is not None else PluginRegistry()
+    cfg = load_config(path, registry=registry)  # every error at once, plugin tables included
+    pipeline = Pipeline(cfg, registry, HTTPClient())  # plugins' own checks, hook modules
+    return cfg, registry, pipeline
+
+
+def default_pid_file(config_path: str) -> Path:
+    """Where ``run`` records its pid for ``reload``: ``.<config name>.pid`` next to the config."""
+    p = Path(config_path).resolve()
+    return p.with_name("." + p.name + ".pid")
+
+
+def _leaf(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
+    """The first exception of ``kinds`` inside (possibly nested) exception groups."""
+    if isinstance(exc, kinds):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            found = _leaf(sub, kinds)
+            if found is not None:
+                return found
+    return None
+
+
+def run_single(
+    config_path: str,
+    cfg: Any,
+    *,
+    registry: Any = None,
+    pid_file: Path | None = None,
+    sockets: list[Any] | None = None,
+    worker: int = 0,
+    ready_fd: int | None = None,
+) -> int:
+    """Run one gateway process until SIGINT/SIGTERM (drain, then exit 0); SIGHUP reloads the file.
+
+    ``sockets``/``worker``/``ready_fd`` are for the supervisor's workers: inherited
+    listening sockets, the worker index, and a pipe to report "listening" on. Call it from the
+    main thread of a process that exits afterwards: SIGINT and SIGTERM stay ignored once it
+    returns, so a late duplicate stop signal cannot kill a process that drained cleanly.
+    """
+    try:
+        gateway = Gateway(cfg, registry=registry, config_path=config_path, worker=worker)
+    except ConfigError as exc:
+        print_errors(exc)
+        return EXIT_CONFIG
+
+    async def main() -> None:
+        stop = trio.Event()
+
+        async def reload() -> None:
+            await gateway.reload()  # a refusal is logged there, one line per error
+
+        async def signals(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as sigs:
+                task_status.started()
+                async for sig in sigs:
+                    if sig == signal.SIGHUP:
+                        log.info("SIGHUP: reloading %s", config_path)
+                        nursery.start_soon(reload)
+                    elif not stop.is_set():
+                        log.info("shutting down (draining in-flight requests)")
+                        stop.set()
+
+        async def serving(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            await serve(gateway, shutdown_trigger=stop.wait, task_status=task_status, sockets=sockets)
+            nursery.cancel_scope.cancel()  # drained: stop the signal task too
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(signals)
+            bound = await nursery.start(serving)
+            if pid_file is not None:
+                pid_file.write_text(f"{os.getpid()}\n")
+            for host, port in bound:
+                log.info("listening on http://%s:%d (worker %d, pid %d)", host, port, worker, os.getpid())
+            if ready_fd is not None:
+                os.write(ready_fd, b"1")
+                os.close(ready_fd)
+
+    # Stop signals are trio's while it runs (the receiver in main()); it puts back what it found
+    # on exit. Make that "ignore", so a stop signal arriving after the drain (a second SIGTERM: one
+    # sent to the process group, one forwarded by a parent like the demo runner) cannot turn a clean
+    # exit into "killed by SIGTERM" (exit status -15 for the parent).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    try:
+        trio.run(main)
+    except KeyboardInterrupt:
+        pass
+    except BaseException as exc:
+        found = _leaf(exc, (StartupError, OSError))
+        if found is None:
+            raise
+        if isinstance(found, StartupError):
+            print(f"triogate: {found}", file=sys.stderr)
+        else:
+            where = ", ".join(lst.address for lst in cfg.gateway.listen)
+            print(f"triogate: cannot listen on {where}: {found.strerror or found}", file=sys.stderr)
+        return EXIT_STARTUP
+    finally:
+        if pid_file is not None:
+            try:
+                if pid_file.read_text().strip() == str(os.getpid()):
+                    pid_file.unlink()
+            except OSError:
+                pass
+    return 0
