@@ -22,6 +22,7 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, Iterabl
 from . import fields
 from .fields import FieldError, FieldErrors, at_least, check, duration, duration_or_zero, join_keys, key_path
 from .plugin import setting
+from .tlsfiles import TLSFileError, client_context
 from .tomltext import describe as _describe
 from .tomltext import toml_repr as _toml_repr
 
@@ -825,7 +826,6 @@ def _check_upstream_tls(up: UpstreamConfig, at: str, raw_tls: dict[str, Any], so
     certificate or key file is an error here (with its key path), not a failed request later."""
     import ipaddress
 
-    from .upstream.tls import TLSFileError, client_context
 
     errors: list[str] = []
     tls = up.tls_settings

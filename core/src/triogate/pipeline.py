@@ -29,7 +29,7 @@ from .resources import SharedResources
 from .routing import PathPolicy, Route, Router, strip_matrix_params, tail_segments
 from .runtime import Runtime
 from .upstream import HTTPClient, Upstream
-from .upstream.tls import TLSFileError
+from .tlsfiles import TLSFileError
 
 __all__ = ["Chain", "ClientError", "Pipeline"]
 

@@ -13,7 +13,7 @@ from ..problem import ServiceUnavailable
 from .balancer import Target, make_balancer, pool_for
 from .health import CircuitBreaker, status_verdict, verdict
 from .pool import IDEMPOTENT_METHODS, PoolTimeout, UpstreamError, UpstreamTimeout
-from .tls import client_context
+from ..tlsfiles import client_context
 
 __all__ = ["Upstream"]
 
@@ -70,7 +70,7 @@ class Upstream:
     def __init__(self, name: str, cfg: Any, http1_parser: str = "auto", base: Path | None = None) -> None:
         """``base`` is the directory relative ``tls`` file paths start from (the config file's).
 
-        Raises :class:`~triogate.upstream.tls.TLSFileError` when a ``tls`` file cannot be used.
+        Raises :class:`~triogate.tlsfiles.TLSFileError` when a ``tls`` file cannot be used.
         """
         self.name = name
         self.cfg = cfg

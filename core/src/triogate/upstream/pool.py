@@ -28,7 +28,7 @@ from ..http1 import CLOSED, END, NEED_DATA, ProtocolError, ResponseHead, client_
 from ..messages import Body, BodyTooLarge, Response
 from ..sockio import raw_socket, receive_some, send_all
 from ..problem import BadGateway, GatewayError, GatewayTimeout, ServiceUnavailable
-from .tls import describe_ssl_error, ssl_failure
+from ..tlsfiles import describe_ssl_error, ssl_failure
 
 __all__ = [
     "ConnectionPool", "UpstreamError", "ConnectError", "UpstreamTimeout", "PoolTimeout", "RequestNotSendable",
