@@ -442,3 +442,21 @@ def test_route_paths_the_path_policy_refuses_are_errors():
     kept = {"gateway": {"paths": {"encoded_slash": "keep", "trailing_dot": "keep"}},
             "routes": {"a": {"paths": ["/files.", "/a%2Fb"]}}}
     assert parse_config(kept).routes["a"].paths == ["/files.", "/a%2Fb"]
+
+
+def test_header_names_in_gateway_and_upstream_settings_are_checked() -> None:
+    """A header name that could never arrive (a space in it) is refused where it is configured."""
+    errors = errors_of("""
+        [gateway]
+        access_log_headers = ["x ok", "user-agent"]
+        [upstreams.u]
+        targets = [{ url = "http://127.0.0.1:9" }]
+        balancer = "consistent-hash"
+        hash_on = "header:bad name"
+        [upstreams.v]
+        targets = [{ url = "http://127.0.0.1:9" }]
+        hash_on = "cookie:"
+    """)
+    assert "gateway.access_log_headers[0]: expected a header name, got 'x ok'" in errors
+    assert any(e.startswith("upstreams.u.hash_on: expected") and "'header:bad name'" in e for e in errors), errors
+    assert any(e.startswith("upstreams.v.hash_on: expected") and "'cookie:'" in e for e in errors), errors

@@ -219,7 +219,8 @@ class GatewayConfig:
     access_log_format: Literal["json", "console"] = setting(
         "json", description="json: one JSON object per line; console: one human-readable line per request")
     access_log_headers: list[str] = setting(
-        factory=list, description="request headers to add to each access log line (secrets in them are redacted)")
+        factory=list, description="request headers to add to each access log line (secrets in them are redacted)",
+        validator=fields.header_names)
     log_level: str = setting(
         "info", description="level of the gateway's own log",
         validator=check(lambda v: v.lower() in _LOG_LEVELS, "one of " + ", ".join(f'"{n}"' for n in _LOG_LEVELS)))
@@ -315,7 +316,9 @@ def _targets_problems(inst: Any, name: str, value: list[TargetConfig]) -> typing
 
 
 def _hash_on_ok(value: str) -> bool:
-    return value in ("client-ip", "path") or value.startswith(("header:", "cookie:"))
+    if value.startswith("header:"):
+        return fields.is_header_name(value[7:])
+    return value in ("client-ip", "path") or (value.startswith("cookie:") and len(value) > 7)
 
 
 @attrs.define(frozen=True)

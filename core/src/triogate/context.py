@@ -45,6 +45,7 @@ class GatewayServices:
         worker: int = 0,
         process: SharedResources | None = None,
         runtime: Runtime | None = None,
+        forward: Callable[[Context], Awaitable[Response]] | None = None,
     ) -> None:
         self.config = config
         self.http = http
@@ -62,7 +63,8 @@ class GatewayServices:
         # the core's bookkeeping behind shared(); plugins call shared()
         self.resources = SharedResources("config")
         self.process_resources = process if process is not None else SharedResources("process")
-        self._forward: Callable[[Context], Awaitable[Response]] | None = None  # set by the pipeline that owns these services
+        # the upstream call of the pipeline that owns these services (None: services outside a pipeline)
+        self._forward = forward
 
     def instances(self, cls: type[P]) -> list[P]:
         """The configured instances (global and per route) of ``cls`` or a subclass, in config order."""

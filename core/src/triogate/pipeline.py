@@ -68,7 +68,7 @@ class Pipeline:
             except TLSFileError as exc:
                 errors.append(f"{key_path('upstreams', name)}.tls.{exc.field}: {exc}")
         self.services = GatewayServices(config, http, self.upstreams, version=version, worker=worker,
-                                        process=process, runtime=runtime)
+                                        process=process, runtime=runtime, forward=self.forward)
         gcfg = config.gateway
         self.trusted = TrustedProxies(gcfg.trusted_proxies)
         self.forward_mode = gcfg.forwarded_headers
@@ -99,7 +99,6 @@ class Pipeline:
         self.router = Router(routes)
         self.services.router = self.router
         self.services.plugins = self.instances
-        self.services._forward = self.forward
 
     # ------------------------------------------------------------------ requests
 
