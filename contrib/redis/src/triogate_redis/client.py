@@ -294,6 +294,14 @@ class RedisClient:
             if match is not None and rest is None:
                 self.report_failure(_unwrap(match))
                 raise RedisUnavailable(str(_unwrap(match))) from group
+            if self._client is not client:
+                raise RedisUnavailable(f"reconnecting: {_unwrap(group)}") from group
+            raise
+        except Exception as exc:
+            # the session ended under this call (a failed health check, a moved Sentinel primary):
+            # coredis then fails it with "pool ... has exited", an outage rather than a bug
+            if self._client is not client:
+                raise RedisUnavailable(f"reconnecting: {type(exc).__name__}: {exc}") from exc
             raise
 
     async def run_script(self, script: LuaScript, keys: Sequence[str | bytes], args: Sequence[Any],
