@@ -165,3 +165,25 @@ def test_load_script_from_package(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     script = load_script("scriptpkg", "one.lua")
     assert script.source == "return 1\n" and len(script.sha) == 40 and script.name == "one.lua"
+
+
+async def test_a_call_whose_session_ended_under_it_is_unavailable(redis_server, nursery):
+    """The session can end while a call is under way (a failed health check, a moved Sentinel primary:
+    the client reconnects); coredis then fails the call with RuntimeError "pool ... has exited".
+    That is an outage like the others (RedisUnavailable), not a bug in the plugin."""
+    client = RedisClient(RedisConfig(url=redis_server.url, **FAST))
+    await client.start(nursery)
+
+    async def slow_get(c):
+        await trio.sleep(0.2)  # the session ends meanwhile
+        return await c.get("k")
+
+    async def stop_soon():
+        await trio.sleep(0.05)
+        client.stop()
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as n:
+            n.start_soon(stop_soon)
+            with pytest.raises(RedisUnavailable, match="reconnecting: RuntimeError"):
+                await client.call(slow_get)

@@ -59,6 +59,10 @@ class RedisUnavailable(Exception):
     """Redis could not answer (down, unreachable, too slow, failing over)."""
 
 
+class PrimaryMoved(Exception):
+    """Sentinel names another primary than the one this session writes to: reconnect."""
+
+
 def build_client(config: RedisConfig) -> Any:
     """A fresh (not yet entered) coredis client for ``config``; returns ``(client, outer_context_or_None)``."""
     common: dict[str, Any] = {
@@ -212,16 +216,24 @@ class RedisClient:
                 self.state = "down"
                 self.last_error = self.last_error or "stopped"
 
-    async def _session(self, client: Any, outer: Any, report_started: Callable[[], None]) -> None:
-        """Enter the client (and sentinel manager), PING, then PING every interval until one fails."""
+    async def _session(self, client: Any, outer: Any, report_started: Callable[[], None], *,
+                       sentinel: Any = None) -> None:
+        """Enter the client (and sentinel manager), PING, then PING every interval until one fails.
+
+        With Sentinel, every check also asks the sentinels where the primary is: after a failover the
+        old primary keeps accepting writes on the pooled connections until Sentinel turns it into a
+        replica (seconds later), and those writes are then lost; a moved primary ends the session, so
+        the client reconnects to the new one within ``health_check_interval``.
+        """
         if outer is not None:
             async with outer:
-                await self._session(client, None, report_started)
+                await self._session(client, None, report_started, sentinel=outer)
             return
         ping_timeout = self.config.connect_timeout + self.config.timeout
         async with client:
             with trio.fail_after(ping_timeout):
                 await client.ping()
+                primary = await self._sentinel_primary(sentinel)
             self._client = client
             self._backoff = 0.05
             self.stats["connects"] += 1
@@ -233,9 +245,20 @@ class RedisClient:
                         await self._wake_wait()
                     with trio.fail_after(ping_timeout):
                         await client.ping()
+                        now = await self._sentinel_primary(sentinel)
+                    if now != primary:
+                        raise PrimaryMoved(f"sentinel: primary of {self.config.sentinel_service!r} moved from "
+                                           f"{primary[0]}:{primary[1]} to {now[0]}:{now[1]}")
                     self._set_state("up")
             finally:
                 self._client = None
+
+    async def _sentinel_primary(self, sentinel: Any) -> tuple[str, int]:
+        """Where the sentinels say the primary is (``("", 0)`` outside Sentinel mode)."""
+        if sentinel is None:
+            return "", 0
+        host, port = await sentinel.discover_primary(self.config.sentinel_service)
+        return str(host), int(port)
 
     async def _wake_wait(self) -> None:
         await self._wake.wait()
@@ -271,6 +294,14 @@ class RedisClient:
             if match is not None and rest is None:
                 self.report_failure(_unwrap(match))
                 raise RedisUnavailable(str(_unwrap(match))) from group
+            if self._client is not client:
+                raise RedisUnavailable(f"reconnecting: {_unwrap(group)}") from group
+            raise
+        except Exception as exc:
+            # the session ended under this call (a failed health check, a moved Sentinel primary):
+            # coredis then fails it with "pool ... has exited", an outage rather than a bug
+            if self._client is not client:
+                raise RedisUnavailable(f"reconnecting: {type(exc).__name__}: {exc}") from exc
             raise
 
     async def run_script(self, script: LuaScript, keys: Sequence[str | bytes], args: Sequence[Any],

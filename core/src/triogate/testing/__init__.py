@@ -14,6 +14,10 @@ Fixtures (pytest-trio, in :mod:`.fixtures`):
 - ``identity_provider``: a started :class:`IdentityProvider` (JWKS, OIDC discovery, introspection;
   needs ``pip install 'triogate[testing-idp]'``).
 - ``redis_server``: a real ``redis-server`` on a free port (needs the binary).
+- ``redis_cluster`` (module-scoped): a real 3-primary + 3-replica :class:`RedisCluster` on loopback
+  (needs ``redis-server`` and ``redis-cli``), with ``failover``/``kill_primary``/``restart``.
+- ``redis_sentinel`` (module-scoped): a real :class:`RedisSentinel` (1 primary, 1 replica,
+  3 sentinels) with ``failover``.
 - from pytest-trio: ``nursery``, ``autojump_clock`` and ``mock_clock`` (the gateway, fixture
   upstreams and the client share the test's trio run, so they all follow the virtual clock).
 
@@ -38,6 +42,8 @@ from .fixtures import (
     gateway_factory,
     identity_provider,
     plugin_registry,
+    redis_cluster,
+    redis_sentinel,
     redis_server,
     upstream,
     upstream_factory,
@@ -45,7 +51,7 @@ from .fixtures import (
 from .gateway import RunningGateway, load_gateway, plugin_config, start_gateway
 from .process import GatewayProcess
 from .readme import readme_is_current
-from .redis import RedisServer
+from .redis import RedisCluster, RedisReplyError, RedisSentinel, RedisServer, key_slot, redis_command
 
 if TYPE_CHECKING:
     from .idp import IdentityProvider as IdentityProvider
@@ -54,12 +60,15 @@ if TYPE_CHECKING:
 # IdentityProvider and IdPKey are importable from here too (``__getattr__`` below) but are not in
 # ``__all__``: they need the ``testing-idp`` extra, and ``import *`` must not need it.
 __all__ = [
-    "GatewayClient", "GatewayProcess", "RedisServer", "ResetConnection", "RunningGateway", "UpstreamServer",
-    "echo_handler", "free_port", "load_gateway", "plugin_config", "raw_request", "readme_is_current", "start_gateway",
+    "GatewayClient", "GatewayProcess", "RedisCluster", "RedisReplyError", "RedisSentinel", "RedisServer",
+    "ResetConnection", "RunningGateway", "UpstreamServer",
+    "echo_handler", "free_port", "key_slot", "load_gateway", "plugin_config", "raw_request", "readme_is_current",
+    "redis_command", "start_gateway",
 ]
 
 # the fixtures are attributes of this module so that the ``pytest11`` entry point registers them
-_FIXTURES = (gateway_factory, identity_provider, plugin_registry, redis_server, upstream, upstream_factory)
+_FIXTURES = (gateway_factory, identity_provider, plugin_registry, redis_cluster, redis_sentinel, redis_server, upstream,
+             upstream_factory)
 
 _NEEDS_IDP_EXTRA = ("IdentityProvider", "IdPKey")
 

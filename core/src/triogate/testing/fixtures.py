@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -11,12 +11,15 @@ import trio
 from ..devserver import Handler, UpstreamServer
 from ..plugins import PluginRegistry
 from .gateway import RunningGateway, start_gateway
-from .redis import RedisServer
+from .redis import RedisCluster, RedisSentinel, RedisServer
 
 if TYPE_CHECKING:
     from .idp import IdentityProvider
 
-__all__ = ["gateway_factory", "identity_provider", "plugin_registry", "redis_server", "upstream", "upstream_factory"]
+__all__ = [
+    "gateway_factory", "identity_provider", "plugin_registry", "redis_cluster", "redis_sentinel", "redis_server",
+    "upstream", "upstream_factory",
+]
 
 
 @pytest.fixture
@@ -72,3 +75,33 @@ async def redis_server() -> AsyncIterator[RedisServer]:
     finally:
         with trio.CancelScope(shield=True):
             await server.aclose()
+
+
+@pytest.fixture(scope="module")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """A started 3-primary + 3-replica :class:`RedisCluster`, shared by the tests of one module.
+
+    Module-scoped because a cluster takes about two seconds to form; a synchronous fixture because
+    pytest-trio's async fixtures live in one test's trio run. Tests sharing it use their own keys
+    (a ``key_prefix`` each) and leave it healthy (:meth:`RedisCluster.restart` after a kill).
+    """
+    cluster = RedisCluster()
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture(scope="module")
+def redis_sentinel() -> Iterator[RedisSentinel]:
+    """A started :class:`RedisSentinel` (1 primary, 1 replica, 3 sentinels), shared by the tests of one module.
+
+    Synchronous and module-scoped for the same reasons as ``redis_cluster``.
+    """
+    sentinel = RedisSentinel()
+    sentinel.start()
+    try:
+        yield sentinel
+    finally:
+        sentinel.close()
