@@ -46,6 +46,7 @@ class GatewayServices:
         process: SharedResources | None = None,
         runtime: Runtime | None = None,
         forward: Callable[[Context], Awaitable[Response]] | None = None,
+        outgoing: Callable[[Context], tuple[str, list[tuple[bytes, bytes]]]] | None = None,
     ) -> None:
         self.config = config
         self.http = http
@@ -65,6 +66,7 @@ class GatewayServices:
         self.process_resources = process if process is not None else SharedResources("process")
         # the upstream call of the pipeline that owns these services (None: services outside a pipeline)
         self._forward = forward
+        self._outgoing = outgoing
 
     def instances(self, cls: type[P]) -> list[P]:
         """The configured instances (global and per route) of ``cls`` or a subclass, in config order."""
@@ -105,6 +107,17 @@ class GatewayServices:
         if self._forward is None or ctx.route is None:
             raise RuntimeError("forward() needs a loaded pipeline and a routed context")
         return await self._forward(ctx)
+
+    def upstream_request(self, ctx: Context) -> tuple[str, list[tuple[bytes, bytes]]]:
+        """The request target (path and query) and headers the upstream call would send for ``ctx`` now.
+
+        The route's rewrite or ``strip_prefix``, hop-by-hop removal, forwarding fields
+        (``X-Forwarded-*``/``Forwarded``, ``Via``), the Host rule and the request id are applied,
+        exactly as :meth:`forward` sends them -- for plugins that send a copy elsewhere (mirroring).
+        """
+        if self._outgoing is None or ctx.route is None:
+            raise RuntimeError("upstream_request() needs a loaded pipeline and a routed context")
+        return self._outgoing(ctx)
 
     def upstream(self, name: str) -> Upstream:
         try:

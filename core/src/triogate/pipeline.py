@@ -68,7 +68,8 @@ class Pipeline:
             except TLSFileError as exc:
                 errors.append(f"{key_path('upstreams', name)}.tls.{exc.field}: {exc}")
         self.services = GatewayServices(config, http, self.upstreams, version=version, worker=worker,
-                                        process=process, runtime=runtime, forward=self.forward)
+                                        process=process, runtime=runtime, forward=self.forward,
+                                        outgoing=self.outgoing)
         gcfg = config.gateway
         self.trusted = TrustedProxies(gcfg.trusted_proxies)
         self.forward_mode = gcfg.forwarded_headers
@@ -214,6 +215,11 @@ class Pipeline:
         ctx.error = f"plugin {name} failed in {phase}"
         return ctx.problem(500, f"plugin {name} failed", plugin=name)
 
+    def outgoing(self, ctx: Context) -> tuple[str, list[tuple[bytes, bytes]]]:
+        """The request target and header list the upstream call would send for ``ctx`` now."""
+        query = ctx.request.query
+        return self.upstream_path(ctx) + ("?" + query if query else ""), self.upstream_headers(ctx)
+
     def upstream_path(self, ctx: Context) -> str:
         cfg = ctx.route.config  # type: ignore[union-attr]
         path = ctx.request.path
@@ -283,8 +289,7 @@ class Pipeline:
         if upstream is None:
             return ctx.problem(502, "this route has no upstream and no plugin answered")
         req = ctx.request
-        path = self.upstream_path(ctx)
-        target = path + ("?" + req.query if req.query else "")
+        target, headers = self.outgoing(ctx)
         body = req.body
         # before a target is picked: a small body arrives whole, and no upstream connection waits for it
         await body.prime(self.body_buffer)
@@ -293,7 +298,7 @@ class Pipeline:
         started = ctx.elapsed
         ctx.upstream_started = started
         ctx.upstream_name = upstream.name
-        resp, tgt = await upstream.request(req.method, target, self.upstream_headers(ctx), body,
+        resp, tgt = await upstream.request(req.method, target, headers, body,
                                            key=upstream.hash_key(ctx))
         ctx.upstream_target = tgt.url
         ctx.upstream_seconds = ctx.elapsed - started

@@ -26,13 +26,9 @@ import triogate
 
 from .config import MirrorConfig
 
-# never copied: hop-by-hop and framing fields (the shadow's connection frames its own request),
-# Host (the shadow's client sets the shadow's authority) and the forwarding fields, rebuilt below
-_HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
-    "proxy-authenticate", "proxy-authorization", "content-length", "expect", "host", "http2-settings",
-})
-_FORWARDING = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "via"})
+# the core's upstream request minus what belongs to the primary's connection: the shadow's client
+# sets its own Host, and a copy is never an upgrade
+_NOT_COPIED = frozenset({b"host", b"connection", b"upgrade"})
 
 
 @attrs.define
@@ -67,8 +63,6 @@ class MirrorPlugin(triogate.Plugin):
         #: the core primes (reads ahead) this much of a body before it forwards it
         self.prime_bytes = gcfg.limits.body_buffer_bytes
         self.body_limit = min(config.max_body_bytes, self.prime_bytes)
-        self.rid_header = gcfg.request_id_header.lower()
-        self.forward_mode = gcfg.forwarded_headers
         self.stats = MirrorStats()
         self._tasks: trio.Nursery | None = None
         self._threshold = config.percentage / 100.0
@@ -109,8 +103,7 @@ class MirrorPlugin(triogate.Plugin):
             return
         data = body.data or b""
         req = ctx.request
-        target = self.upstream_path(ctx) + ("?" + req.query if req.query else "")
-        headers = self.upstream_headers(ctx)
+        target, headers = self.upstream_request(ctx)
         try:
             tasks.start_soon(self._send, req.method, target, headers, data, self.gateway.upstream(self.config.upstream))
         except RuntimeError:  # the config's task group already closed (its scope ended)
@@ -146,53 +139,14 @@ class MirrorPlugin(triogate.Plugin):
 
     # ------------------------------------------------------------------ the request as forwarded
 
-    def upstream_path(self, ctx: triogate.Context) -> str:
-        """The path the primary receives: the route's ``rewrite`` or ``strip_prefix`` applied.
-
-        The core computes it privately; this follows the same rules from the public route config.
-        """
-        route = ctx.route
-        assert route is not None
-        cfg = route.config
-        path = ctx.request.path
-        if cfg.rewrite is not None:
-            values = dict(ctx.params)
-            values["rest"] = ctx.rest.lstrip("/")
-            path = cfg.rewrite
-            for k, v in values.items():
-                path = path.replace("{" + k + "}", v)
-            return path.replace("//", "/")
-        if cfg.strip_prefix:
-            prefix = cfg.strip_prefix.rstrip("/")
-            segments = path.split("/")
-            view = [s.split(";", 1)[0].split("%3B", 1)[0] for s in segments] if cfg.allow_matrix_params else segments
-            want = prefix.split("/")
-            if cfg.case_insensitive:
-                view, want = [s.lower() for s in view], [s.lower() for s in want]
-            if view[:len(want)] == want:
-                path = "/".join([""] + segments[len(want):]) if len(segments) > len(want) else "/"
-        return path
-
-    def upstream_headers(self, ctx: triogate.Context) -> list[tuple[bytes, bytes]]:
-        """End-to-end headers as the primary gets them, plus forwarding fields, request id and marker.
-
-        Forwarding fields a client sent are replaced by the gateway's own (as for an untrusted peer).
-        """
-        req = ctx.request
-        drop = set(_HOP_BY_HOP) | _FORWARDING | {self.rid_header, self.config.header.lower()}
-        raw = req.headers.raw  # lower-case names
-        for n, v in raw:
-            if n == b"connection":
-                drop.update(t.strip().lower() for t in v.decode("latin-1").split(",") if t.strip())
-        out = [(n, v) for n, v in raw if n.decode("latin-1") not in drop]
-        if self.forward_mode in ("x-forwarded", "both"):
-            out.append((b"x-forwarded-for", ctx.client_addr.encode()))  # the direct peer, as the core sends
-            out.append((b"x-forwarded-proto", req.scheme.encode()))
-            if req.authority:
-                out.append((b"x-forwarded-host", req.authority.encode("latin-1")))
-        out.append((self.rid_header.encode(), ctx.request_id.encode()))
-        out.append((self.config.header.lower().encode(), self.config.header_value.encode()))
-        return out
+    def upstream_request(self, ctx: triogate.Context) -> tuple[str, list[tuple[bytes, bytes]]]:
+        """Target and headers as the primary receives them (the core's own), as a plain request to the
+        shadow: no Host (the shadow's client sets the shadow's), no upgrade, and the marker header."""
+        target, headers = ctx.gateway.upstream_request(ctx)
+        marker = self.config.header.lower().encode()
+        out = [(n, v) for n, v in headers if n not in _NOT_COPIED and n != marker]
+        out.append((marker, self.config.header_value.encode()))
+        return target, out
 
     def __repr__(self) -> str:
         return f"<MirrorPlugin to {self.config.upstream!r} {self.config.percentage}%>"
