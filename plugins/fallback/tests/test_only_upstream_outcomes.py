@@ -11,9 +11,6 @@ class Limited(triogate.Plugin):
 
     priority = 900
 
-    def __init__(self, config, gateway, route=None) -> None:
-        super().__init__(config, gateway, route)
-
     @triogate.hookimpl
     async def transform(self, ctx: triogate.Context) -> triogate.Response | None:
         if ctx.request.headers.get("x-mode") == "raise":

@@ -44,6 +44,29 @@ async def test_primary_timeout(upstream_factory, start, backup, spy) -> None:
     assert spy.seen[-1]["fallback_from"]["status"] == 504
 
 
+async def test_open_circuit(upstream_factory, start, backup, spy, answering) -> None:
+    primary = await upstream_factory(answering(502, b"bad"))
+    gw = await start(primary.url, FB, upstream={"retries": 0, "circuit_breaker": {"failures": 1, "open_seconds": 60}})
+    r = await gw.client.get("/api/a")  # a real 502 opens the circuit
+    assert r.status == 200 and r.headers["x-fallback"] == "upstream:backup"
+    r = await gw.client.get("/api/b")  # the gateway's own 503: no healthy target, the primary is not called
+    assert r.status == 200 and r.headers["x-fallback"] == "upstream:backup"
+    assert len(primary.requests) == 1 and len(backup.requests) == 2
+    assert spy.seen[-1]["fallback_from"] == {"upstream": "primary", "status": 503}
+
+
+async def test_fallback_to_the_failing_upstream_itself_is_skipped(upstream_factory, gateway_factory, spy,
+                                                                  answering) -> None:
+    primary = await upstream_factory(answering(503, b"down"))
+    cfg = {"upstreams": {"primary": {"targets": [{"url": primary.url}]}},
+           "routes": {"api": {"paths": ["/api"], "upstream": "primary",
+                              "plugins": {"fallback": {"upstream": "primary"}, "spy": {}}}}}
+    gw = await gateway_factory(cfg, plugins={"fallback": FallbackPlugin, "spy": spy})
+    r = await gw.client.get("/api/x")
+    assert r.status == 503 and r.content == b"down" and "x-fallback" not in r.headers
+    assert len(primary.requests) == 1 and spy.seen[-1]["fallback"].startswith("skipped:")
+
+
 async def test_other_statuses_stay(upstream_factory, start, backup, spy, answering) -> None:
     primary = await upstream_factory(answering(404, b"nope"))
     gw = await start(primary.url, FB)
