@@ -18,7 +18,8 @@ CONSUMERS = {f"c{i}": {"credentials": {"key-auth": {"keys": [f"key-{i}"]}}} for 
 
 
 def split_config(servers: dict[str, UpstreamServer], split: dict[str, Any], *,
-                 key_auth: bool = False, trusted: bool = False) -> dict[str, Any]:
+                 key_auth: bool = False, trusted: bool = False, gateway: dict[str, Any] | None = None,
+                 ) -> dict[str, Any]:
     plugins: dict[str, Any] = {"traffic-split": split}
     if key_auth:
         plugins["key-auth"] = {"key_names": ["x-api-key"], "anonymous": "guest"}
@@ -27,8 +28,9 @@ def split_config(servers: dict[str, UpstreamServer], split: dict[str, Any], *,
         "routes": {"orders": {"paths": ["/api"], "upstream": "orders", "plugins": plugins}},
         "consumers": {**CONSUMERS, "guest": {}} if key_auth else {},
     }
+    cfg["gateway"] = dict(gateway or {})
     if trusted:
-        cfg["gateway"] = {"trusted_proxies": ["127.0.0.1/32"]}
+        cfg["gateway"]["trusted_proxies"] = ["127.0.0.1/32"]
     return cfg
 
 

@@ -94,3 +94,16 @@ async def test_reload_with_new_weights_moves_only_the_expected_share(split) -> N
     third = [await split.served(h) for h in keys]
     assert all(b == t or t == "orders-v3" for b, t in zip(after, third, strict=True))
     assert 0.05 <= third.count("orders-v3") / 1000 <= 0.15
+
+
+async def test_anonymous_consumers_are_split_not_stuck_together(split) -> None:
+    await split.start({"sticky": "consumer", "rules": CANARY}, key_auth=True)
+    counts = await split.tally(lambda i: {}, 100)  # every request is the anonymous "guest"
+    assert counts == {"orders": 90, "orders-v2": 10}
+
+
+async def test_sticky_by_header(split) -> None:
+    await split.start({"sticky": "header:X-User", "rules": CANARY})
+    first = [await split.served({"x-user": f"u{i}"}) for i in range(300)]
+    assert 0.80 <= first.count("orders") / 300 <= 0.97
+    assert [await split.served({"x-user": f"u{i}"}) for i in range(300)] == first

@@ -89,7 +89,11 @@ class TrafficSplitPlugin(triogate.Plugin):
         absent, a new random key is made now and sent back as a cookie in ``post_response``."""
         kind = self.sticky_kind
         if kind == "consumer":
-            return ctx.principal.consumer if ctx.principal is not None and ctx.principal.consumer else None
+            principal = ctx.principal
+            # anonymous requests share one consumer: keyed, they would all land on one side of the split
+            if principal is None or principal.anonymous:
+                return None
+            return principal.id  # the consumer; else the credential or the token's subject
         if kind == "client-ip":
             return ctx.client_ip
         if kind == "header":
