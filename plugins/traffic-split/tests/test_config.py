@@ -65,6 +65,7 @@ P = "routes.orders.plugins.traffic-split"
     ({"cookie_name": "a b", "rules": [CANARY]}, "cookie_name: expected a cookie name"),
     ({"cookie_max_age": -1, "rules": [CANARY]}, "cookie_max_age: expected"),
     ({"cookie_path": "x", "rules": [CANARY]}, "cookie_path: expected a path starting with /"),
+    ({"cookie_path": "/; Domain=evil.example", "rules": [CANARY]}, "cookie_path: expected a path"),
 ])
 def test_config_errors_name_the_key(plugin: dict, expected: str) -> None:
     errors = _errors(plugin)

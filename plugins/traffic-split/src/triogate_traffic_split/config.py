@@ -13,6 +13,8 @@ __all__ = ["MatchConfig", "RuleConfig", "TrafficSplitConfig", "WeightedUpstream"
 
 # a cookie name is an RFC 6265 token
 _COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# a Set-Cookie attribute value: visible ASCII except ";" (it would start another attribute)
+_COOKIE_PATH = re.compile(r"[\x21-\x3a\x3c-\x7e]+")
 
 
 def is_cookie_name(value: object) -> bool:
@@ -103,7 +105,10 @@ class TrafficSplitConfig:
     cookie_max_age: int = setting(
         86400, description="Max-Age of the plugin's cookie in seconds (0: a session cookie, no Max-Age)",
         validator=fields.check(lambda n: isinstance(n, int) and n >= 0, "a whole number of seconds >= 0"))
-    cookie_path: str = setting("/", description="Path of the plugin's cookie", validator=fields.path)
+    cookie_path: str = setting(
+        "/", description="Path of the plugin's cookie",
+        validator=fields.check(lambda p: isinstance(p, str) and p.startswith("/") and _COOKIE_PATH.fullmatch(p) is not None,
+                               "a path starting with / (no ; or spaces)"))
     cookie_secure: bool = setting(False, description="add Secure to the plugin's cookie (HTTPS-only sites)")
 
     def __attrs_post_init__(self) -> None:
