@@ -131,6 +131,10 @@ def _encode(args: Sequence[str | bytes | int]) -> bytes:
     return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
 
 
+class NoPrimary(RuntimeError):
+    """No node serves a slot (yet): the slot map is changing, e.g. in the middle of a failover."""
+
+
 class _Incomplete(Exception):
     pass
 
@@ -448,7 +452,7 @@ class RedisCluster:
         for start, end, primary, *_ in await redis_command(port, "CLUSTER", "SLOTS"):
             if int(start) <= slot <= int(end):
                 return self.node(int(primary[1]))
-        raise RuntimeError(f"no node serves slot {slot}")
+        raise NoPrimary(f"no node serves slot {slot}")
 
     async def replicas_of(self, primary: ClusterNode) -> list[ClusterNode]:
         """The running nodes that replicate ``primary`` (from its ``CLUSTER NODES`` view)."""
@@ -467,7 +471,12 @@ class RedisCluster:
         new = (await self.replicas_of(old))[0]
         assert await redis_command(new.port, "CLUSTER", "FAILOVER") == b"OK"
         with trio.fail_after(timeout):
-            while (await self.primary_of(key)).port != new.port:
+            while True:
+                try:  # mid-failover, the node asked may briefly list no primary for the slot
+                    if (await self.primary_of(key)).port == new.port:
+                        break
+                except (NoPrimary, OSError, RedisReplyError):
+                    pass
                 await trio.sleep(0.02)
         await self.wait_healthy(timeout)
         return old, new
@@ -487,7 +496,7 @@ class RedisCluster:
                     if new.port != old.port and _info(await redis_command(new.port, "CLUSTER", "INFO")).get(
                             "cluster_state") == "ok":
                         return old, new
-                except (OSError, RedisReplyError):
+                except (NoPrimary, OSError, RedisReplyError):
                     pass
                 await trio.sleep(0.05)
 
@@ -623,7 +632,7 @@ class RedisSentinel:
                         new = next(n for n in self.servers if n.port in named)
                         if _info(await redis_command(new.port, "INFO", "replication")).get("role") == "master":
                             return old, new
-                except (OSError, RedisReplyError):
+                except (NoPrimary, OSError, RedisReplyError):
                     pass
                 await trio.sleep(0.05)
 
