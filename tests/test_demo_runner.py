@@ -5,12 +5,14 @@ The demo services listen on their fixed ports (contrib/demo), as `make run` does
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from triogate.testing import free_port
@@ -88,3 +90,32 @@ def test_a_gateway_killed_by_a_signal_is_reported_as_a_shell_would(tmp_path: Pat
     proc, log = start_runner(tmp_path)
     os.kill(gateway_pid(proc, log), signal.SIGKILL)
     assert wait(proc, log) == 128 + signal.SIGKILL  # not sys.exit(-9), which make shows as "Error 247"
+
+
+def test_the_demo_serves_the_traffic_management_routes(tmp_path: Path) -> None:
+    """The README's canary, mirror and fallback examples against `make run`'s demo: the real runner,
+    the services on their fixed ports, the plugins found through their entry points."""
+    proc, log = start_runner(tmp_path)
+    try:
+        gateway_pid(proc, log)
+        base = "http://" + re.search(r"listening on http://(\S+) ", log.read_text()).group(1)
+
+        def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], object]:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=10) as r:
+                return r.status, {k.lower(): v for k, v in r.headers.items()}, json.loads(r.read())
+
+        served = [get(f"{base}/api/canary/users/1")[1]["x-served-by"] for _ in range(10)]
+        assert served.count("users-v2") == 1 and set(served) == {"users-1", "users-2", "users-v2"}, served
+        status, headers, body = get(f"{base}/api/canary/users/1", {"x-canary": "1"})
+        assert headers["x-served-by"] == "users-v2" and body["handle"] == "ada"
+        status, headers, body = get(f"{base}/api/recommendations/1")
+        assert (status, headers["x-fallback"], body) == (200, "static", {"items": [], "fallback": True})
+        status, headers, _ = get(f"{base}/api/mirrored/users/2?from=runner")
+        deadline = time.monotonic() + 10
+        while not (received := get("http://127.0.0.1:9104/_received")[2]) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert received[0] == {"method": "GET", "path": "/users/2", "query": "from=runner",
+                               "x-mirrored-by": "triogate", "x-request-id": headers["x-request-id"]}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        wait(proc, log)
