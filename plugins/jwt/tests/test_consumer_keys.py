@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -170,3 +172,26 @@ async def test_algorithms_bound_to_consumer_keys(gateway_factory) -> None:
     assert any("no configured key can verify RS256" in e for e in errors), errors
     errors = await load(gateway_factory, {"a": {"credentials": {"jwt": {"keys": {"kid": "k"}}}}})
     assert any("consumers.a.credentials.jwt.keys: expected a list" in e for e in errors), errors
+
+
+def test_duplicate_kid_fails_triogate_check(tmp_path) -> None:
+    """The CLI: exit 2 and the key path, no traceback."""
+    (tmp_path / "gateway.toml").write_text(f"""
+[routes.partners]
+paths = ["/p"]
+[routes.partners.plugins.jwt]
+
+[[consumers.acme.credentials.jwt.keys]]
+kid = "k1"
+secret = "{SECRET_A}"
+
+[[consumers.globex.credentials.jwt.keys]]
+kid = "k1"
+secret = "{SECRET_B}"
+""")
+    proc = subprocess.run([sys.executable, "-m", "triogate", "check", "-c", "gateway.toml"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert ("routes.partners.plugins.jwt: consumers.globex.credentials.jwt.keys[0].kid: 'k1' is already a key "
+            "of consumer 'acme'") in proc.stderr
+    assert "Traceback" not in proc.stderr
