@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import attrs
 import triogate
 from triogate import fields
@@ -70,6 +72,10 @@ class JwtConfig(fields.TokenLocation):
         validator=fields.header_name_values)
     consumer_claim: str = triogate.setting(
         "sub", description='claim matched against [consumers.*.credentials.jwt] subject; "" disables consumer mapping')
+    key_claim_name: Literal["kid", "iss"] = triogate.setting(
+        "kid", description="what names a consumer's own key ([consumers.*.credentials.jwt] keys): the token's kid header or its iss claim")
+    consumer_headers: bool = triogate.setting(
+        True, description="tell the upstream x-consumer-username / x-consumer-custom-id / x-anonymous-consumer (client copies are always dropped)")
     anonymous: str | None = triogate.setting(
         None, description="consumer used when no token is presented (instead of 401); must exist in [consumers]")
     realm: str = triogate.setting(
@@ -83,7 +89,5 @@ class JwtConfig(fields.TokenLocation):
                 raise ValueError(f"issuer: expected an http(s) URL for discovery, got {self.issuer!r}")
             if self.jwks_uri:
                 raise ValueError("discovery: set either jwks_uri or discovery = true, not both")
-        if not (self.secret or self.public_keys or self.jwks_uri or self.discovery):
-            raise ValueError("no keys: set secret, public_keys, jwks_uri, or issuer with discovery = true")
         if self.anonymous is not None and not self.anonymous:
             raise ValueError("anonymous: expected a consumer name")

@@ -26,11 +26,13 @@ from triogate.auth import (
     missing_credential,
     note_outcome,
     reject_credential,
+    set_consumer_headers,
     strip_token,
 )
 
 from .claims import roles_of, scopes_of
 from .config import JwtConfig
+from .consumers import ConsumerKey, consumer_keys
 from .jwks import JWKSSource, running_source
 from .keys import SUPPORTED_ALGORITHMS, KeyRing, VerifyKey, pem_key, secret_key
 
@@ -65,9 +67,17 @@ class JwtPlugin(triogate.Plugin):
             static.append(secret_key(c.secret, c.secret_is_base64))
         static.extend(pem_key(pem, i) for i, pem in enumerate(c.public_keys))
         self.static = KeyRing(static)
+        credentials = gateway.credentials("jwt")
+        # kid (or iss) -> a consumer's key; keys looked up by the other claim are for other routes
+        self.consumer_keys: dict[str, ConsumerKey] = consumer_keys(credentials)[c.key_claim_name]
+        if not (static or c.jwks_uri or c.discovery or self.consumer_keys):
+            raise ValueError("no keys: set secret, public_keys, jwks_uri, or issuer with discovery = true, "
+                             f"or give consumers keys with {c.key_claim_name} = \"...\" under "
+                             "[consumers.<name>.credentials.jwt]")
+        owned = [ck.key for ck in self.consumer_keys.values()]
         possible = set(SUPPORTED_ALGORITHMS)
         if not (c.jwks_uri or c.discovery):  # only configured keys: what they can verify
-            possible = set().union(*(k.algorithms for k in static)) if static else set()
+            possible = set().union(*(k.algorithms for k in static + owned)) if static or owned else set()
         if c.algorithms:
             useless = [a for a in c.algorithms if a not in possible]
             if useless:
@@ -87,11 +97,11 @@ class JwtPlugin(triogate.Plugin):
         self.required_scopes = frozenset(c.scopes)
         self.required_roles = frozenset(c.roles)
         self.claim_headers = [(name, h.lower()) for name, h in c.claims_to_headers.items()]
-        self.subjects = self._consumer_subjects()
+        self.subjects = self._consumer_subjects(credentials)
         self.anonymous = check_anonymous(gateway, c.anonymous)
         self.challenge = f'Bearer realm="{c.realm}"'
-        # sha256(token) -> (valid until (wall clock), key generation, claims)
-        self.verified: OrderedDict[bytes, tuple[float, int, dict[str, Any]]] = OrderedDict()
+        # sha256(token) -> (valid until (wall clock), key generation, claims, the consumer key that verified it)
+        self.verified: OrderedDict[bytes, tuple[float, int, dict[str, Any], ConsumerKey | None]] = OrderedDict()
         self.invalid = f'Bearer realm="{c.realm}", error="invalid_token"'
 
     # ------------------------------------------------------------------ setup
@@ -103,14 +113,14 @@ class JwtPlugin(triogate.Plugin):
     def request_header_names(self) -> list[tuple[str, str]]:
         return [(f"header_names[{i}]", n) for i, n in enumerate(self.config.header_names)]
 
-    def _consumer_subjects(self) -> dict[str, str]:
+    def _consumer_subjects(self, credentials: dict[str, Any]) -> dict[str, str]:
         out: dict[str, str] = {}
-        if not self.config.consumer_claim:
-            return out
-        for consumer, table in self.gateway.credentials("jwt").items():
+        for consumer, table in credentials.items():
             where = f"consumers.{consumer}.credentials.jwt"
-            if not isinstance(table, dict) or set(table) - {"subject"} or "subject" not in table:
-                raise ValueError(f"{where}: expected a table with subject = \"...\" or subject = [...]")
+            if not isinstance(table, dict) or set(table) - {"subject", "keys"} or not set(table) & {"subject", "keys"}:
+                raise ValueError(f"{where}: expected a table with subject = \"...\" (or [...]) and/or keys = [...]")
+            if "subject" not in table or not self.config.consumer_claim:
+                continue
             subjects = table["subject"] if isinstance(table["subject"], list) else [table["subject"]]
             for s in subjects:
                 if not isinstance(s, str) or not s:
@@ -133,8 +143,9 @@ class JwtPlugin(triogate.Plugin):
 
     # ------------------------------------------------------------------ verification
 
-    async def verify(self, token: str) -> dict[str, Any]:
-        """The token's claims, or :class:`TokenRejected` with a reason safe to log.
+    async def verify(self, token: str) -> tuple[dict[str, Any], ConsumerKey | None]:
+        """The token's claims and the consumer key that verified it (None: a plugin-level or JWKS key),
+        or :class:`TokenRejected` with a reason safe to log.
 
         A verified token is remembered by its SHA-256 until its ``exp`` (at most 5 minutes, and
         only while the key set is unchanged): PyJWT's parsing costs ~200 µs per token.
@@ -150,19 +161,31 @@ class JwtPlugin(triogate.Plugin):
         hit = self.verified.get(key)
         if hit is not None:
             if hit[0] > now and hit[1] == generation:
-                return hit[2]
+                return hit[2], hit[3]
             del self.verified[key]
-        claims = await self._verify(token)
+        claims, owner = await self._verify(token)
         exp = claims.get("exp")
         until = now + 300.0
         if isinstance(exp, (int, float)) and not isinstance(exp, bool):
             until = min(until, exp + c.leeway)
-        self.verified[key] = (until, generation, claims)
+        self.verified[key] = (until, generation, claims, owner)
         if len(self.verified) > c.verified_cache_size:
             self.verified.popitem(last=False)
-        return claims
+        return claims, owner
 
-    async def _verify(self, token: str) -> dict[str, Any]:
+    def _owner(self, token: str, kid: str | None) -> ConsumerKey | None:
+        """The consumer key the token names by kid (JOSE header) or iss (claim, read before verification)."""
+        if not self.consumer_keys:
+            return None
+        if self.config.key_claim_name == "kid":
+            return self.consumer_keys.get(kid) if kid is not None else None
+        try:
+            iss = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        except jwt.PyJWTError:
+            raise TokenRejected("malformed") from None
+        return self.consumer_keys.get(iss) if isinstance(iss, str) else None
+
+    async def _verify(self, token: str) -> tuple[dict[str, Any], ConsumerKey | None]:
         c = self.config
         try:
             header = jwt.get_unverified_header(token)
@@ -176,16 +199,23 @@ class JwtPlugin(triogate.Plugin):
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise TokenRejected("malformed")
-        src = self.source
-        if src is not None and (src.loaded_at is None or (kid is not None and not src.ring.has_kid(kid))):
-            await src.refresh_if_allowed()
-        candidates = (src.ring.candidates(kid, alg) if src is not None else []) + self.static.candidates(kid, alg)
+        owner = self._owner(token, kid)
+        options, issuer = self.options, c.issuer
+        if owner is not None:  # the consumer's key wins: plugin-level keys and the JWKS are not tried
+            candidates = [owner.key] if alg in owner.key.algorithms else []
+            if c.key_claim_name == "iss":  # iss named the key (and is signed): it is the consumer's, not `issuer`
+                options, issuer = {**options, "verify_iss": False}, None
+        else:
+            src = self.source
+            if src is not None and (src.loaded_at is None or (kid is not None and not src.ring.has_kid(kid))):
+                await src.refresh_if_allowed()
+            candidates = (src.ring.candidates(kid, alg) if src is not None else []) + self.static.candidates(kid, alg)
         if not candidates:
             raise TokenRejected("unknown_key")
         for key in candidates:
             try:
-                claims = jwt.decode(token, key.key, algorithms=[alg], options=self.options,  # type: ignore[arg-type]
-                                    audience=self.audience, issuer=c.issuer, leeway=c.leeway)
+                claims = jwt.decode(token, key.key, algorithms=[alg], options=options,  # type: ignore[arg-type]
+                                    audience=self.audience, issuer=issuer, leeway=c.leeway)
             except jwt.InvalidSignatureError:
                 continue
             except jwt.PyJWTError as exc:
@@ -202,7 +232,7 @@ class JwtPlugin(triogate.Plugin):
             start = claims.get("iat") if isinstance(claims.get("iat"), (int, float)) else time.time()
             if exp - start > c.max_lifetime + c.leeway:
                 raise TokenRejected("lifetime")
-        return claims
+        return claims, owner
 
     # ------------------------------------------------------------------ the auth phase
 
@@ -227,7 +257,7 @@ class JwtPlugin(triogate.Plugin):
             return None
         token = found.token
         try:
-            claims = await self.verify(token)
+            claims, owner = await self.verify(token)
         except TokenRejected as exc:
             reject_credential(ctx, self.invalid, f"jwt:{exc.reason}")
             return None
@@ -237,11 +267,13 @@ class JwtPlugin(triogate.Plugin):
         if self.required_roles and not self.required_roles & roles_of(claims, c.roles_claim):
             return self._forbidden(ctx, "the token lacks a required role", None)
         consumer_name = None
-        if c.consumer_claim:
-            value = claim(claims, c.consumer_claim)
-            consumer_name = self.subjects.get(value) if isinstance(value, str) else None
         sub = claims.get("sub")
         credential = sub if isinstance(sub, str) and sub else "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+        if owner is not None:  # verified with a consumer's own key: that consumer, whatever the sub says
+            consumer_name, credential = owner.consumer, owner.credential
+        elif c.consumer_claim:
+            value = claim(claims, c.consumer_claim)
+            consumer_name = self.subjects.get(value) if isinstance(value, str) else None
         ctx.principal = consumer_principal(self.gateway, consumer_name, method="jwt", credential=credential,
                                            claims=claims, scopes=scopes)
         for name, header in self.claim_headers:
@@ -249,3 +281,8 @@ class JwtPlugin(triogate.Plugin):
             if value is not None:
                 req.headers.add(header, value)
         return None
+
+    @triogate.hookimpl
+    async def transform(self, ctx: triogate.Context) -> None:
+        if self.config.consumer_headers:
+            set_consumer_headers(ctx)

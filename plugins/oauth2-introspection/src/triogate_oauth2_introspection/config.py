@@ -40,6 +40,14 @@ class IntrospectionConfig(fields.TokenLocation):
     forward_headers: dict[str, str] = triogate.setting(
         factory=dict, description="introspection field (sub, client_id, scope, username, ...) -> upstream header; client-sent copies are dropped",
         validator=fields.header_name_values)
+    consumer_claim: str = triogate.setting(
+        "client_id", description='introspection field (client_id, sub, username, ...; dotted path) naming the consumer; "" disables consumer mapping')
+    consumer_by: Literal["credential", "name", "custom_id"] = triogate.setting(
+        "credential", description="what the field is matched against: [consumers.*.credentials.oauth2-introspection] <consumer_claim> = \"...\" (credential), the consumer's name, or its custom_id")
+    require_consumer: bool = triogate.setting(
+        False, description="an active token that maps to no consumer is a 403 (false: it passes with a principal without consumer)")
+    consumer_headers: bool = triogate.setting(
+        True, description="tell the upstream x-consumer-username / x-consumer-custom-id / x-anonymous-consumer (client copies are always dropped)")
     anonymous: str | None = triogate.setting(
         None, description="consumer used when no token is presented (instead of 401); must exist in [consumers]")
     realm: str = triogate.setting(
@@ -48,3 +56,5 @@ class IntrospectionConfig(fields.TokenLocation):
     def __attrs_post_init__(self) -> None:
         if (self.client_id is None) != (self.client_secret is None):
             raise ValueError("client_id, client_secret: set both or neither")
+        if self.require_consumer and not self.consumer_claim:
+            raise ValueError('require_consumer: needs consumer_claim (it is "")')

@@ -18,13 +18,16 @@ import trio
 import triogate
 from triogate.auth import (
     check_anonymous,
+    claim,
     claim_header_value,
+    consumer_principal,
     find_token,
     invalid_time_claim,
     is_authenticated,
     missing_credential,
     note_outcome,
     reject_credential,
+    set_consumer_headers,
     strip_token,
     word_set,
 )
@@ -62,8 +65,38 @@ class IntrospectionPlugin(triogate.Plugin):
         self.client_ids = frozenset(c.client_ids)
         self.forward = [(field, h.lower()) for field, h in c.forward_headers.items()]
         self.anonymous = check_anonymous(gateway, c.anonymous)
+        self.consumers = self._consumer_table()
         self.challenge = f'Bearer realm="{c.realm}"'
         self.invalid = f'Bearer realm="{c.realm}", error="invalid_token"'
+
+    def _consumer_table(self) -> dict[str, str]:
+        """``{value of consumer_claim: consumer name}``; ValueError (with the key path) on a value owned twice."""
+        c = self.config
+        out: dict[str, str] = {}
+        if not c.consumer_claim:
+            return {}
+        if c.consumer_by == "name":
+            return {name: name for name in self.gateway.consumers}
+        if c.consumer_by == "custom_id":
+            for name, consumer in self.gateway.consumers.items():
+                if consumer.custom_id is not None and out.setdefault(consumer.custom_id, name) != name:
+                    raise ValueError(f"consumers.{name}.custom_id: {consumer.custom_id!r} is also the custom_id of "
+                                     f"consumer {out[consumer.custom_id]!r} (consumer_by = \"custom_id\" needs unique ones)")
+            return out
+        for name, table in self.gateway.credentials("oauth2-introspection").items():
+            where = f"consumers.{name}.credentials.oauth2-introspection"
+            if not isinstance(table, dict) or not table:
+                raise ValueError(f'{where}: expected a table such as {{ client_id = "..." }} (or a list of values)')
+            for field, values in table.items():
+                values = values if isinstance(values, list) else [values]
+                if not values or not all(isinstance(v, str) and v for v in values):
+                    raise ValueError(f"{where}.{field}: expected a non-empty string or list of strings")
+                if field != c.consumer_claim:
+                    continue  # a value for another route's consumer_claim
+                for v in values:
+                    if out.setdefault(v, name) != name:
+                        raise ValueError(f"{where}.{field}: {v!r} already belongs to consumer {out[v]!r}")
+        return out
 
     def identity_headers(self) -> list[str]:
         """The forward_headers targets: the core removes client copies before any plugin runs."""
@@ -184,12 +217,24 @@ class IntrospectionPlugin(triogate.Plugin):
             scope = " ".join(sorted(self.required_scopes))
             return ctx.problem(403, "the token lacks a required scope", headers=[(
                 "www-authenticate", f'Bearer realm="{c.realm}", error="insufficient_scope", scope="{scope}"')])
+        consumer = None
+        if c.consumer_claim:
+            value = claim(data, c.consumer_claim)
+            consumer = self.consumers.get(value) if isinstance(value, str) else None
+            if consumer is None and c.require_consumer:
+                note_outcome(ctx, "oauth2-introspection:no_consumer")
+                return ctx.problem(403, "the token belongs to no known consumer")
         ident = data.get("sub") or data.get("username") or data.get("client_id")
         credential = ident if isinstance(ident, str) else "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:16]
-        ctx.principal = triogate.Principal(credential=credential, claims=data, scopes=scopes,
-                                           method="oauth2-introspection")
+        ctx.principal = consumer_principal(self.gateway, consumer, method="oauth2-introspection",
+                                           credential=credential, claims=data, scopes=scopes)
         for field, header in self.forward:
             value = claim_header_value(data.get(field))
             if value is not None:
                 req.headers.add(header, value)
         return None
+
+    @triogate.hookimpl
+    async def transform(self, ctx: triogate.Context) -> None:
+        if self.config.consumer_headers:
+            set_consumer_headers(ctx)
