@@ -11,7 +11,9 @@ import json
 import logging
 import socket
 import sys
+import tomllib
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import dns.flags
@@ -328,3 +330,44 @@ def test_targets_and_discovery_are_exclusive():
         parse_config({"upstreams": {"u": both}})
     assert exc.value.errors == ["upstreams.u.targets: set either targets or discovery, not both (discovery makes "
                                 "the targets)"]
+
+
+async def test_system_resolver_without_resolvers(upstream_factory, gateway_factory):
+    """No ``resolvers``: getaddrinfo (here /etc/hosts' localhost), re-resolved every ``interval``."""
+    up = await upstream_factory(named("local"))
+    gw = await gateway_factory({
+        "upstreams": {"u": {"discovery": {"type": "a", "name": "localhost", "port": up.port, "interval": 60}}},
+        "routes": {"r": {"paths": ["/"], "upstream": "u"}},
+    })
+    assert [t.url for t in gw.gateway.upstreams["u"].targets] == [f"http://127.0.0.1:{up.port}"]
+    assert await served_by(gw) == "local"
+
+
+async def test_discovered_targets_get_health_checks(dns_server, upstream_factory, gateway_factory):
+    """A target added by DNS is probed from then on; one that fails its probes leaves the rotation."""
+    async def sick(req: Any) -> Response:
+        return Response(503) if req.path == "/health" else Response.json({"served_by": "b"})
+
+    a = await upstream_factory(named("a"), host="127.0.0.2")
+    b = await upstream_factory(sick, host="127.0.0.3", port=a.port)
+    dns_server.set("svc.test", "A", ["127.0.0.2"], ttl=1)
+    cfg = discovery_config(dns_server, type="a", name="svc.test", port=a.port, min_ttl=0.1)
+    cfg["upstreams"]["u"]["health_check"] = {"path": "/health", "interval": 0.05, "unhealthy_threshold": 1}
+    gw = await gateway_factory(cfg)
+    dns_server.set("svc.test", "A", ["127.0.0.2", "127.0.0.3"], ttl=1)
+    with trio.fail_after(10):
+        while not any(r.path == "/health" for r in b.requests):
+            await trio.sleep(0.05)
+        target_b = next(t for t in gw.gateway.upstreams["u"].targets if t.url.startswith("http://127.0.0.3"))
+        while target_b.healthy:
+            await trio.sleep(0.05)
+    assert {await served_by(gw) for _ in range(4)} == {"a"}
+
+
+def test_the_examples_of_discovery_md_are_valid_config():
+    text = (Path(__file__).parent.parent / "docs" / "discovery.md").read_text()
+    blocks = text.split("```toml\n")[1:]
+    assert len(blocks) >= 3
+    for block in blocks:
+        cfg = parse_config(tomllib.loads(block.split("```")[0]))
+        assert all(up.discovery is not None for up in cfg.upstreams.values())

@@ -109,7 +109,7 @@ async def resolve(cfg: Any) -> tuple[list[Endpoint], float | None]:
 
 async def _system_a(cfg: Any) -> list[Endpoint]:
     try:
-        infos = await trio.socket.getaddrinfo(cfg.name, cfg.port, type=socket.SOCK_STREAM)
+        infos = await trio.socket.getaddrinfo(cfg.name, cfg.port, socket.AF_INET, socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise DiscoveryError(f"{cfg.name}: {exc.strerror}") from None
     found = sorted({info[4][0] for info in infos})
