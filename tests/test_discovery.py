@@ -25,7 +25,6 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 import trio
-
 from triogate import Response
 from triogate.config import ConfigError, parse_config
 from triogate.testing import UpstreamServer
@@ -328,8 +327,8 @@ def test_targets_and_discovery_are_exclusive():
     both = {"targets": [{"url": "http://127.0.0.1:1"}], "discovery": {"type": "a", "name": "x.test", "port": 1}}
     with pytest.raises(ConfigError) as exc:
         parse_config({"upstreams": {"u": both}})
-    assert exc.value.errors == ["upstreams.u.targets: set either targets or discovery, not both (discovery makes "
-                                "the targets)"]
+    assert exc.value.errors == [
+        "upstreams.u.targets: set either targets or discovery, not both (discovery makes the targets)"]
 
 
 async def test_system_resolver_without_resolvers(upstream_factory, gateway_factory):
@@ -371,3 +370,23 @@ def test_the_examples_of_discovery_md_are_valid_config():
     for block in blocks:
         cfg = parse_config(tomllib.loads(block.split("```")[0]))
         assert all(up.discovery is not None for up in cfg.upstreams.values())
+
+
+async def test_reload_stops_the_old_generations_discovery(dns_server, upstream_factory, gateway_factory):
+    a, _ = await pair_on_one_port(upstream_factory)
+    dns_server.set("old.test", "A", ["127.0.0.2"], ttl=0)
+    dns_server.set("new.test", "A", ["127.0.0.3"], ttl=0)
+    gw = await gateway_factory(discovery_config(dns_server, type="a", name="old.test", port=a.port))
+    assert await served_by(gw) == "a"
+    old = gw.gateway.upstreams["u"]
+    assert await gw.reload(discovery_config(dns_server, type="a", name="new.test", port=a.port)) == []
+    assert await served_by(gw) == "b"  # the new config resolved before it served
+    with trio.fail_after(10):
+        while not all(t.pool.closed for t in old.targets):  # the old generation retired (after its tasks)
+            await trio.sleep(0.05)
+        old_gen_queries = dns_server.count("old.test", "A")
+        asked = dns_server.count("new.test", "A")
+        while dns_server.count("new.test", "A") < asked + 3:  # the new name is asked again and again...
+            await trio.sleep(0.05)
+    # ...and the old one no more once its generation retired (no request was in flight)
+    assert dns_server.count("old.test", "A") == old_gen_queries

@@ -24,7 +24,7 @@ import dns.rdatatype
 import dns.resolver
 import trio
 
-__all__ = ["Endpoint", "DiscoveryError", "resolve", "run_discovery", "srv_weights"]
+__all__ = ["DiscoveryError", "Endpoint", "resolve", "run_discovery", "srv_weights"]
 
 log = logging.getLogger("triogate")
 
@@ -185,7 +185,7 @@ async def run_discovery(
             error: str | None = f"{cfg.name}: no answer within {cfg.timeout} s"
         except DiscoveryError as exc:
             error = str(exc)
-        except Exception as exc:  # noqa: BLE001 - a resolver bug must not stop discovery (or the gateway)
+        except Exception as exc:
             log.exception("%s: discovery of %s failed", label, cfg.name)
             error = f"{cfg.name}: {type(exc).__name__}: {exc}"
         else:
@@ -194,7 +194,7 @@ async def run_discovery(
             try:
                 await apply(found)
                 have = True
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("%s: applying the addresses of %s failed", label, cfg.name)
         if error is not None:
             keep = "keeping the last known addresses" if have else "no address yet: requests get 503"
