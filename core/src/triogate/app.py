@@ -215,10 +215,12 @@ class Gateway:
                 gen.cancel_scope = nursery.cancel_scope
                 services.nursery = _GuardedNursery(nursery, f"config version {services.version}")  # type: ignore[assignment]
                 services.resources.bind(nursery)
-                for up in pipeline.upstreams.values():
-                    if up.cfg.health_check.path or up.discovery is not None:
-                        # health checks, and DNS discovery's first resolution before this config serves
-                        await nursery.start(up.run)
+                # health checks, and DNS discovery's first resolution before this config serves
+                # (all upstreams at once: a slow resolver costs its timeout once, not per upstream)
+                async with trio.open_nursery() as starting:
+                    for up in pipeline.upstreams.values():
+                        if up.cfg.health_check.path or up.discovery is not None:
+                            starting.start_soon(nursery.start, up.run)
                 try:
                     await self._startup(pipeline, nursery)
                 except StartupError as exc:
