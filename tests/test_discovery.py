@@ -192,13 +192,15 @@ async def test_srv_targets_without_glue_are_resolved_by_name(dns_server, upstrea
     one = await upstream_factory(named("one"), host="127.0.0.2")
     two = await upstream_factory(named("two"), host="127.0.0.3")
     dns_server.glue = False
-    dns_server.set("_http._tcp.svc.test", "SRV", [f"0 0 {one.port} one.svc.test.", f"0 0 {two.port} two.svc.test."])
+    dns_server.set("_http._tcp.svc.test", "SRV", [f"0 0 {one.port} one.svc.test.", f"0 0 {two.port} two.svc.test.",
+                                                  "0 0 9 gone.svc.test."])  # gone: NXDOMAIN, left out
     dns_server.set("one.svc.test", "A", ["127.0.0.2"])
     dns_server.set("two.svc.test", "A", ["127.0.0.3"])
     gw = await gateway_factory(discovery_config(dns_server, type="srv", name="_http._tcp.svc.test"))
     # weight 0 everywhere means "no preference": equal shares
     assert Counter([await served_by(gw) for _ in range(4)]) == {"one": 2, "two": 2}
-    assert dns_server.count("one.svc.test", "A") >= 1
+    assert dns_server.count("one.svc.test", "A") >= 1 and dns_server.count("gone.svc.test", "A") >= 1
+    assert len(gw.gateway.upstreams["u"].targets) == 2
 
 
 async def test_resolver_down_keeps_the_last_known_addresses(dns_server, upstream_factory, gateway_factory, caplog):

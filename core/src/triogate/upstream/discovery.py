@@ -134,20 +134,32 @@ async def _srv(cfg: Any) -> tuple[list[Endpoint], float]:
     by_priority: dict[int, list[Any]] = {}
     for rr in records:
         by_priority.setdefault(rr.priority, []).append(rr)
+    # the hosts without addresses in the answer: one A query each, all at once
+    lookups: dict[dns.name.Name, list[str] | str] = {}
+    ttls: list[float] = []
+
+    async def lookup(host: dns.name.Name) -> None:
+        try:
+            a = await _query(r, host, "A")
+        except DiscoveryError as exc:
+            lookups[host] = str(exc)
+            return
+        lookups[host] = [x.address for x in a]
+        ttls.append(float(a.rrset.ttl))
+
+    async with trio.open_nursery() as nursery:
+        for host in {rr.target for rr in records if rr.target not in glue}:
+            nursery.start_soon(lookup, host)
+    ttl = min([ttl, *ttls])
     found: list[Endpoint] = []
     failures: list[str] = []
     for priority in sorted(by_priority):
         group = by_priority[priority]
         for rr, weight in zip(group, srv_weights([rr.weight for rr in group]), strict=True):
-            addresses = glue.get(rr.target)
-            if addresses is None:
-                try:
-                    a = await _query(r, rr.target, "A")
-                except DiscoveryError as exc:
-                    failures.append(str(exc))
-                    continue
-                addresses = [x.address for x in a]
-                ttl = min(ttl, float(a.rrset.ttl))
+            addresses = glue.get(rr.target) or lookups.get(rr.target)
+            if isinstance(addresses, str) or not addresses:
+                failures.append(addresses if isinstance(addresses, str) else f"{rr.target}: no addresses")
+                continue
             host = rr.target.to_text(omit_final_dot=True)
             found.extend(Endpoint(addr, rr.port, weight, priority, host) for addr in sorted(set(addresses)))
     if not found:

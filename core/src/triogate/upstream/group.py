@@ -1,4 +1,4 @@
-"""An upstream service: its targets, balancer, health and the retry rules."""
+"""An upstream service: its targets (static, or from DNS: discovery.py), balancers, health and the retry rules."""
 
 from __future__ import annotations
 
