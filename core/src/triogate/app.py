@@ -26,7 +26,6 @@ from .plugins import PluginRegistry
 from .resources import SharedResources
 from .runtime import Runtime
 from .upstream import HTTPClient, Upstream
-from .upstream.health import run_health_checks
 
 __all__ = ["Gateway", "StartupError"]
 
@@ -216,9 +215,12 @@ class Gateway:
                 gen.cancel_scope = nursery.cancel_scope
                 services.nursery = _GuardedNursery(nursery, f"config version {services.version}")  # type: ignore[assignment]
                 services.resources.bind(nursery)
-                for up in pipeline.upstreams.values():
-                    if up.cfg.health_check.path:
-                        nursery.start_soon(run_health_checks, up.targets, up.cfg.health_check)
+                # health checks, and DNS discovery's first resolution before this config serves
+                # (all upstreams at once: a slow resolver costs its timeout once, not per upstream)
+                async with trio.open_nursery() as starting:
+                    for up in pipeline.upstreams.values():
+                        if up.cfg.health_check.path or up.discovery is not None:
+                            starting.start_soon(nursery.start, up.run)
                 try:
                     await self._startup(pipeline, nursery)
                 except StartupError as exc:

@@ -32,6 +32,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConsumerConfig",
+    "DiscoveryConfig",
     "GatewayConfig",
     "ListenerConfig",
     "PathsConfig",
@@ -309,10 +310,66 @@ class CircuitBreakerConfig:
 
 
 def _targets_problems(inst: Any, name: str, value: list[TargetConfig]) -> typing.Iterator[tuple[str, str]]:
-    if not value:
-        yield name, "expected at least one target"
+    if inst.discovery is not None:
+        if value:
+            yield name, "set either targets or discovery, not both (discovery makes the targets)"
+    elif not value:
+        yield name, "expected at least one target (or a discovery table)"
     elif all(t.weight == 0 for t in value):
         yield name, "every target has weight 0, so none would get traffic"
+
+
+def _resolvers_problems(inst: Any, name: str, value: list[str]) -> typing.Iterator[tuple[str, str]]:
+    for i, address in enumerate(value):
+        try:
+            host, port = split_hostport(address)
+            ipaddress.ip_address(host.strip("[]"))
+            if not 0 < port <= 65535:
+                raise ValueError
+        except ValueError:
+            yield key_path(name, i), f'expected "ip:port" of a DNS server (e.g. "10.96.0.10:53"), got {address!r}'
+
+
+def _discovery_port(inst: Any, name: str, value: int | None) -> typing.Iterator[tuple[str, str]]:
+    if inst.type == "a" and value is None:
+        yield name, 'required with type = "a" (the port every address serves on)'
+    elif inst.type == "srv" and value is not None:
+        yield name, 'not used with type = "srv" (each SRV record carries its port)'
+    elif value is not None and not 0 < value <= 65535:
+        yield name, f"expected a port from 1 to 65535, got {value}"
+
+
+def _ttl_bounds(inst: Any, name: str, value: float) -> typing.Iterator[tuple[str, str]]:
+    if inst.min_ttl > value:
+        yield name, f"must be at least min_ttl ({inst.min_ttl}), got {value}"
+
+
+@attrs.define(frozen=True)
+class DiscoveryConfig:
+    type: Literal["a", "srv"] = setting(
+        description='"a": every A record of name is a target on port; "srv": SRV records of name give each '
+        "target's host, port, priority and weight")
+    name: str = setting(
+        description='DNS name to resolve (e.g. "users.default.svc.cluster.local" or '
+        '"_http._tcp.users.service.consul")',
+        validator=check(lambda v: bool(v.strip(". ")) and " " not in v, "a DNS name"))
+    port: int | None = setting(None, description='port of every address (type "a"; SRV records carry their own)',
+                               validator=fields.Check(_discovery_port))
+    scheme: Literal["http", "https"] = setting("http", description="scheme of the discovered targets")
+    weight: int = setting(1, description='weight of each address (type "a"; SRV records carry their own)',
+                          validator=at_least(1, show_value=True))
+    resolvers: list[str] = setting(
+        factory=list, description='DNS servers as "ip:port"; empty: the system resolver (getaddrinfo for "a", '
+        "/etc/resolv.conf's servers for \"srv\")", validator=fields.Check(_resolvers_problems))
+    min_ttl: float = setting(5.0, description="floor on a record's TTL: re-resolve at most this often",
+                             validator=duration)
+    max_ttl: float = setting(300.0, description="ceiling on a record's TTL: re-resolve at least this often",
+                             validator=[duration, fields.Check(_ttl_bounds)])
+    interval: float = setting(
+        10.0, description="seconds between resolutions when no TTL is known (the system resolver), and "
+        "before retrying a failed one", validator=duration)
+    timeout: float = setting(2.0, description="seconds one resolution may take (all resolvers tried)",
+                             validator=duration)
 
 
 def _hash_on_ok(value: str) -> bool:
@@ -337,7 +394,10 @@ class UpstreamTLSConfig:
 @attrs.define(frozen=True)
 class UpstreamConfig:
     targets: list[TargetConfig] = setting(
-        description="servers behind this upstream", validator=fields.Check(_targets_problems))
+        factory=list, description="servers behind this upstream (or a discovery table)",
+        validator=fields.Check(_targets_problems))
+    discovery: DiscoveryConfig | None = setting(
+        None, description="targets from DNS (A or SRV records), re-resolved as their TTL expires: docs/discovery.md")
     balancer: Literal["round-robin", "weighted", "least-connections", "consistent-hash"] = setting(
         "round-robin", description="how a target is chosen (round-robin honours weights too)")
     hash_on: str = setting(
@@ -369,6 +429,13 @@ class UpstreamConfig:
     health_check: HealthCheckConfig = setting(factory=HealthCheckConfig, description="active health checks")
     circuit_breaker: CircuitBreakerConfig = setting(
         factory=CircuitBreakerConfig, description="passive health: consecutive failures open a circuit")
+
+    @property
+    def https(self) -> bool:
+        """Does any target (static or discovered) speak https?"""
+        if self.discovery is not None:
+            return self.discovery.scheme == "https"
+        return any(t.url.lower().startswith("https://") for t in self.targets)
 
     @property
     def tls_settings(self) -> UpstreamTLSConfig:
@@ -834,7 +901,7 @@ def _check_upstream_tls(up: UpstreamConfig, at: str, raw_tls: dict[str, Any], so
     tls = up.tls_settings
     if up.tls_verify is not None and "verify" in raw_tls:
         errors.append(f"{at}.tls_verify: deprecated alias of {at}.tls.verify, and both are set: keep only tls.verify")
-    https = any(t.url.lower().startswith("https://") for t in up.targets)
+    https = up.https
     if up.tls != UpstreamTLSConfig() and not https:
         errors.append(f"{at}.tls: applies to https:// targets only, and this upstream has none")
     if tls.key and not tls.cert:

@@ -20,7 +20,7 @@ __all__ = ["Target", "Balancer", "RoundRobin", "LeastConnections", "ConsistentHa
 
 
 class Target:
-    __slots__ = ("url", "weight", "pool", "breaker", "healthy")
+    __slots__ = ("url", "weight", "pool", "breaker", "healthy", "priority")
 
     def __init__(self, url: str, weight: int, pool: ConnectionPool, breaker: CircuitBreaker) -> None:
         self.url = url
@@ -28,6 +28,7 @@ class Target:
         self.pool = pool
         self.breaker = breaker
         self.healthy = True
+        self.priority = 0  # DNS SRV priority: lower tiers serve first (Upstream.pick)
 
     @property
     def available(self) -> bool:
@@ -41,6 +42,7 @@ class Target:
         return {
             "url": self.url,
             "weight": self.weight,
+            "priority": self.priority,
             "healthy": self.healthy,
             "circuit": self.breaker.state.value,
             "active_requests": self.pool.active_requests,
@@ -116,6 +118,8 @@ class LeastConnections(Balancer):
 
     def pick(self, key: str | None, exclude: Collection[Target] = ()) -> Target | None:
         n = len(self.targets)
+        if not n:
+            return None
         best: Target | None = None
         best_load = 0.0
         self.offset = (self.offset + 1) % n

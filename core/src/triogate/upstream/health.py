@@ -30,7 +30,8 @@ from .pool import PoolTimeout, RequestNotSendable, UpstreamError, UpstreamTimeou
 if TYPE_CHECKING:
     from .balancer import Target
 
-__all__ = ["CircuitState", "CircuitBreaker", "Verdict", "FAULTS", "verdict", "status_verdict", "run_health_checks"]
+__all__ = ["CircuitState", "CircuitBreaker", "Verdict", "FAULTS", "verdict", "status_verdict", "run_health_checks",
+           "probe_loop"]
 
 
 class CircuitState(enum.Enum):
@@ -131,10 +132,11 @@ async def run_health_checks(targets: list[Target], cfg: object) -> None:
     """Probe every target with GET ``cfg.path`` each ``cfg.interval`` seconds, forever."""
     async with trio.open_nursery() as nursery:
         for target in targets:
-            nursery.start_soon(_probe_loop, target, cfg)
+            nursery.start_soon(probe_loop, target, cfg)
 
 
-async def _probe_loop(target: Target, cfg: object) -> None:
+async def probe_loop(target: Target, cfg: object) -> None:
+    """Probe one target until cancelled (a discovered target that DNS no longer names is)."""
     ok_run = 0
     bad_run = 0
     healthy_statuses = frozenset(cfg.healthy_statuses)  # type: ignore[attr-defined]
