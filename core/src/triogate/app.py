@@ -147,6 +147,9 @@ class Gateway:
         self.version = 1
         self.started_at = time.time()
         self.reloads = {"ok": 0, "failed": 0}
+        #: where reload outcomes go (:class:`~triogate.reloadstate.ReloadState`, set by the runner): the
+        #: admin API of a supervised worker waits there for every worker's outcome
+        self.reload_state: Any = None
         self.draining = False
         self.runtime = Runtime(self)
         self.process_resources = SharedResources("process")  # ``services.shared(..., scope="process")``
