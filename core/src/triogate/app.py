@@ -110,7 +110,7 @@ class _Generation:
 
 # settings that the listeners read once: a reload cannot change them (limits and client
 # timeouts can: each connection uses the ones in force when it was accepted)
-_RESTART_ONLY = ("listen", "workers", "http1_parser")
+_RESTART_ONLY = ("listen", "workers", "http1_parser", "watch")
 
 
 def _log_rejected(errors: list[str]) -> None:

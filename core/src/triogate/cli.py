@@ -224,12 +224,12 @@ def cmd_reload(args: argparse.Namespace) -> int:
     pidfile = Path(args.pid_file) if args.pid_file else default_pid_file(args.config)
     try:
         pid = int(pidfile.read_text().strip())
-        os.kill(pid, 0)
     except (OSError, ValueError):
-        print(f"triogate: no running gateway found (no live pid in {pidfile})", file=sys.stderr)
+        print(f"triogate: no running gateway found (no pid in {pidfile})", file=sys.stderr)
         return 1
     state = ReloadState(pidfile)
     try:
+        os.kill(pid, 0)  # before leaving a request nobody would take
         rid = state.request_reload()
         os.kill(pid, signal.SIGHUP)
     except ProcessLookupError:

@@ -127,10 +127,11 @@ async def test_no_running_gateway(tmp_path: Path, upstream: UpstreamServer) -> N
     cfg.write_text(config_text(free_port(), upstream, "/a"))
     code, out, err = await reload_cli(cfg)
     assert (code, out) == (1, "")
-    assert err.startswith("triogate: no running gateway found (no live pid in "), err
+    assert err == f"triogate: no running gateway found (no pid in {tmp_path / '.gateway.toml.pid'})\n", err
     (tmp_path / ".gateway.toml.pid").write_text("999999999\n")  # stale: no such process
     code, out, err = await reload_cli(cfg)
-    assert code == 1 and "no running gateway found" in err, err
+    assert code == 1 and "process 999999999" in err and "is not running" in err, err
+    assert not (tmp_path / ".gateway.toml.pid.reload-request").exists()
     admin_port = free_port()
     cfg.write_text(config_text(free_port(), upstream, "/a", admin_port=admin_port))
     code, out, err = await reload_cli(cfg)
