@@ -107,6 +107,17 @@ async def test_watch_edit_rename_invalid_fix_and_hook(tmp_path: Path, upstream: 
         hooks.write_text(GOOD_HOOK + "\n# fixed\n")
         await until_logged(gw, "config reloaded (version 5)")
         assert await status_of(gw.url, "/d") == 200
+
+        # a refused file that adds a hook module: fixing that module (not the file) applies it
+        extra = tmp_path / "extra.py"
+        extra.write_text(BAD_HOOK.replace("watched hook fails", "added hook fails"))
+        save_by_rename(cfg, config_text(port, upstream, "/e", hooks=True).replace(
+            'hooks = ["./hooks.py"]', 'hooks = ["./hooks.py", "./extra.py"]'))
+        await until_logged(gw, "added hook fails on purpose")
+        assert await status_of(gw.url, "/d") == 200
+        assert await status_of(gw.url, "/e") == 404
+        extra.write_text(GOOD_HOOK + "\n# fixed\n")
+        await until_serves(gw, "/e")
     assert gw.returncode == 0
 
 

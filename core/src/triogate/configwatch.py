@@ -14,6 +14,7 @@ editor's write-then-rename or a ``cp`` of several files is one reload, not three
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -26,28 +27,46 @@ _Stamp = tuple[int, int, int] | None
 
 def watched_paths(config_path: str | os.PathLike[str], cfg: Any) -> list[Path]:
     """The config file and the files it references: hook modules given as paths, listener TLS
-    certificates and keys, upstream TLS files (relative paths resolve against the config's folder)."""
+    certificates and keys, upstream TLS files (relative paths resolve against the config's folder).
+
+    ``cfg`` is a loaded :class:`~triogate.Config`, or the file's raw TOML tables (a refused file
+    still names the files whose fix should trigger the next reload).
+    """
     config = Path(config_path).resolve()
     base = config.parent
     found: list[Path] = [config]
 
+    def get(obj: Any, key: str) -> Any:
+        return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+
     def add(value: Any) -> None:
-        if isinstance(value, str) and value:
+        if isinstance(value, str) and value and "${" not in value:
             p = Path(value)
             found.append(p if p.is_absolute() else base / p)
 
-    gateway = getattr(cfg, "gateway", None)
-    for spec in getattr(gateway, "hooks", None) or []:
-        if spec.endswith(".py") or "/" in spec or os.sep in spec:  # a file, not a module name
+    gateway = get(cfg, "gateway")
+    hooks = get(gateway, "hooks")
+    for spec in hooks if isinstance(hooks, list) else []:
+        if isinstance(spec, str) and (spec.endswith(".py") or "/" in spec or os.sep in spec):  # not a module name
             add(spec)
-    for lst in getattr(gateway, "listen", None) or []:
-        add(getattr(lst, "tls_cert", None))
-        add(getattr(lst, "tls_key", None))
-    for up in (getattr(cfg, "upstreams", None) or {}).values():
-        tls = getattr(up, "tls", None)
+    listen = get(gateway, "listen")
+    for lst in listen if isinstance(listen, list) else []:
+        add(get(lst, "tls_cert"))
+        add(get(lst, "tls_key"))
+    upstreams = get(cfg, "upstreams")
+    for up in upstreams.values() if isinstance(upstreams, dict) else []:
+        tls = get(up, "tls")
         for key in ("ca", "cert", "key"):
-            add(getattr(tls, key, None))
+            add(get(tls, key))
     return list(dict.fromkeys(found))
+
+
+def _raw(config_path: str | os.PathLike[str]) -> dict[str, Any]:
+    try:
+        with open(config_path, "rb") as f:
+            return tomllib.load(f)
+    except (OSError, ValueError):
+        return {}
 
 
 def _stamp(path: Path) -> _Stamp:
@@ -81,8 +100,10 @@ class ConfigWatcher:
         return False
 
     def follow(self, cfg: Any) -> None:
-        """After a reload applied ``cfg``: watch the files it references (hooks may have been added)."""
-        paths = watched_paths(self.config_path, cfg)
+        """After a reload (applied or refused): watch the files the running config ``cfg`` references
+        and the ones the file names now (a hook it adds may be what the next fix edits)."""
+        paths = list(dict.fromkeys(watched_paths(self.config_path, cfg)
+                                   + watched_paths(self.config_path, _raw(self.config_path))))
         if paths != self.paths:
             self.paths = paths
             self.stamps = {p: self.stamps.get(p, _stamp(p)) for p in paths}

@@ -110,7 +110,7 @@ def run_single(
 
         async def reload(rid: str) -> None:
             errors = await gateway.reload()  # a refusal is logged there, one line per error
-            if watcher is not None and not errors:
+            if watcher is not None:
                 watcher.follow(gateway.config)
             if state is None:
                 return

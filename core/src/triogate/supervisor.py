@@ -110,8 +110,9 @@ class Supervisor:
         self.failed_start = False
         self.pid_written = False
         self.state = ReloadState(pid_file) if pid_file is not None else None
-        #: the reload whose worker outcomes are awaited: id, deadline, {worker index: error if it died}
-        self.pending: tuple[str, float, dict[int, str]] | None = None
+        #: the reload whose worker outcomes are awaited: id, deadline, {worker index: error if it died},
+        #: and the (config, registry) to go back to if no worker applies it
+        self.pending: tuple[str, float, dict[int, str], tuple[Any, Any]] | None = None
         self.watcher = ConfigWatcher(config_path, cfg) if watch else None
 
     # ---------------------------------------------------------------- the loop
@@ -271,6 +272,8 @@ class Supervisor:
         try:
             new_cfg, new_registry, _ = self.load(self.config_path)
         except ConfigError as exc:
+            if self.watcher is not None:
+                self.watcher.follow(self.cfg)
             for i, e in enumerate(exc.errors, 1):  # one line per error: line-based log shipping
                 log.error("reload rejected, every worker keeps its running config (%d/%d): %s: %s",
                           i, len(exc.errors), exc.source, e)
@@ -280,6 +283,7 @@ class Supervisor:
             log.exception("reload rejected, every worker keeps its running config")
             self.write_outcome(rid, [], [f"reload failed: {type(exc).__name__}: {exc}"])
             return
+        previous = (self.cfg, self.registry)
         self.cfg, self.registry = new_cfg, new_registry
         if self.watcher is not None:
             self.watcher.follow(new_cfg)
@@ -292,14 +296,14 @@ class Supervisor:
             else:
                 # workers get startup timeout (their startup hooks) plus a margin to report
                 deadline = time.monotonic() + self.cfg.gateway.timeouts.startup + 10.0
-                self.pending = (rid, deadline, {w.index: "" for w in self.by_pid.values()})
+                self.pending = (rid, deadline, {w.index: "" for w in self.by_pid.values()}, previous)
         self.broadcast(signal.SIGHUP)
 
     def collect_outcomes(self, now: float) -> None:
         """Once every signalled worker reported (or died, or the wait ran out): the reload's outcome."""
         if self.pending is None or self.state is None:
             return
-        rid, deadline, expected = self.pending
+        rid, deadline, expected, _ = self.pending
         waiting = [i for i, died in expected.items() if not died and (self.state.read_worker(i) or {}).get("id") != rid]
         if not waiting:
             self.finish_reload([])
@@ -308,7 +312,7 @@ class Supervisor:
 
     def finish_reload(self, errors: list[str]) -> None:
         assert self.pending is not None and self.state is not None
-        rid, _, expected = self.pending
+        rid, _, expected, previous = self.pending
         self.pending = None
         entries = []
         for i, died in sorted(expected.items()):
@@ -317,6 +321,8 @@ class Supervisor:
                 entries.append(entry)
             elif died:
                 errors.append(died)
+        if not any(e["ok"] for e in entries):  # refused everywhere: a restarted worker starts on the old one
+            self.cfg, self.registry = previous
         self.write_outcome(rid, entries, errors)
 
     def write_outcome(self, rid: str, workers: list[dict[str, Any]], errors: list[str]) -> None:
