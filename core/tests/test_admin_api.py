@@ -224,13 +224,17 @@ upstream = "users"
         errors = r.json()["errors"]
         assert any("routes.users.upstream" in e and "nope" in e for e in errors), errors
         assert any("routes.x.paths[0]" in e for e in errors), errors
+        assert [w["ok"] for w in r.json()["workers"]] == [False]
         assert gateway.version == 1
         status = (await admin_get(gw, "/status")).json()
         assert status["reloads"] == {"ok": 0, "failed": 1}
 
         path.write_text(good.replace('paths = ["/api/users"]', 'paths = ["/v2/users"]'))
         r = await admin_get(gw, "/reload", method="POST")
-        assert (r.status, r.json()) == (200, {"status": "reloaded", "config_version": 2})
+        body = r.json()
+        (worker,) = body.pop("workers")  # every worker's outcome (one here)
+        assert (r.status, body) == (200, {"status": "reloaded", "config_version": 2})
+        assert (worker["worker"], worker["ok"], worker["errors"], worker["config_version"]) == (0, True, [], 2)
         assert [row["path"] for row in (await admin_get(gw, "/routes")).json()] == ["/v2/users"]
     finally:
         stop.set()

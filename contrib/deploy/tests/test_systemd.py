@@ -35,7 +35,10 @@ def test_unit_structure():
     unit = parse_unit(UNIT.read_text())
     assert set(unit) == {"Unit", "Service", "Install"}
     svc = unit["Service"]
-    assert svc["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    (start,) = svc["ExecStart"]
+    pid_file = start.split()[start.split().index("--pid-file") + 1]
+    # `triogate reload` reports every worker's outcome; kill -HUP would report success for a refused reload
+    assert svc["ExecReload"] == [f"/opt/triogate/bin/triogate reload -c /etc/triogate/gateway.toml --pid-file {pid_file}"]
     assert svc["KillSignal"] == ["SIGTERM"]
     (start,) = svc["ExecStart"]
     assert start.split()[:4] == ["/opt/triogate/bin/triogate", "run", "-c", "/etc/triogate/gateway.toml"]

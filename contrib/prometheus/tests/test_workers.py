@@ -98,10 +98,12 @@ upstream = "users"
             assert sum(by_worker.values()) == N
             assert all(v > 0 for v in by_worker.values()), by_worker  # both served traffic
 
-            # POST /reload: validated by the worker that gets it, then every worker reloads
+            # POST /reload: validated by the worker that gets it, then every worker reloads; the answer
+            # waits for the supervisor to gather every worker's outcome
             cfg.write_text(text.replace('paths = ["/api/users"]', 'paths = ["/v2/users"]'))
-            r = await client.fetch("POST", admin + "/reload", headers=auth, timeout=10.0)
-            assert r.status == 202 and r.json()["status"] == "reloading"
+            r = await client.fetch("POST", admin + "/reload", headers=auth, timeout=30.0)
+            assert r.status == 200 and r.json()["status"] == "reloaded", r.body
+            assert {w["pid"]: w["config_version"] for w in r.json()["workers"]} == dict.fromkeys(pids, 2)
             versions: dict[int, int] = {}
             with trio.fail_after(20):
                 while len(versions) < 2 or set(versions.values()) != {2}:

@@ -14,7 +14,8 @@ Built-in endpoints::
     GET  /routes      the route table in match order, with each route's plugins
     GET  /upstreams   targets with health and circuit state
     GET  /plugins     installed plugins and the configured instances
-    POST /reload      like SIGHUP: validate, then swap; 422 with the errors otherwise
+    POST /reload      like SIGHUP: validate, then swap; 422 with the errors otherwise (every worker's
+                      outcome with ``workers > 1``: the supervisor gathers them)
 
 Plugins add endpoints with the ``admin_routes`` hook by returning
 :class:`AdminRoute` objects (``/metrics`` from the prometheus plugin, cache purges).
@@ -44,6 +45,7 @@ from .pipeline import Pipeline
 from .plugins import PluginRegistry, plugin_summary
 from .problem import problem
 from .proxy import new_request_id
+from .reloadstate import ReloadState, worker_entry
 from .runtime import Runtime
 from .server import HTTP1Server
 from .upstream import HTTPClient
@@ -115,6 +117,8 @@ class AdminGateway(Protocol):
     runtime: Runtime
     draining: bool
     version: int
+    worker: int
+    reload_state: ReloadState | None
 
     @property
     def config(self) -> Config: ...
@@ -357,14 +361,32 @@ class AdminAPI:
             if errors:
                 return problem(422, "the config file is invalid; the running config keeps serving",
                                request_id=rid, errors=errors)
+            state = self.gateway.reload_state
+            if state is None:  # no pid file, so no outcome to wait for
+                os.kill(os.getppid(), signal.SIGHUP)
+                log.info("admin: config valid, reload signalled to the supervisor")
+                return Response.json({"status": "reloading", "workers": self.gateway.config.gateway.workers},
+                                     status=202)
+            reload_id = state.request_reload()  # the supervisor takes it with the SIGHUP
             os.kill(os.getppid(), signal.SIGHUP)  # the supervisor forwards it to every worker
-            log.info("admin: config valid, reload signalled to the supervisor")
-            return Response.json({"status": "reloading", "workers": self.gateway.config.gateway.workers}, status=202)
+            log.info("admin: config valid, reload %s signalled to the supervisor", reload_id)
+            outcome = None
+            with trio.move_on_after(self.gateway.config.gateway.timeouts.startup + 15.0):
+                while (outcome := state.outcome(reload_id)) is None:
+                    await trio.sleep(0.05)
+            if outcome is None:
+                return problem(504, "no outcome from the supervisor in time; see the gateway's log", request_id=rid)
+            if not outcome["ok"]:
+                return problem(422, "reload rejected; the running config keeps serving", request_id=rid,
+                               errors=outcome["errors"], workers=outcome["workers"])
+            return Response.json({"status": "reloaded", "workers": outcome["workers"]})
         errors = await self.gateway.reload()
+        entry = worker_entry(self.gateway.worker, errors, self.gateway.version, rid)
         if errors:
-            return problem(422, "reload rejected; the running config keeps serving", request_id=rid, errors=errors)
+            return problem(422, "reload rejected; the running config keeps serving", request_id=rid, errors=errors,
+                           workers=[entry])
         log.info("admin: config reloaded (version %d)", self.gateway.version)
-        return Response.json({"status": "reloaded", "config_version": self.gateway.version})
+        return Response.json({"status": "reloaded", "config_version": self.gateway.version, "workers": [entry]})
 
     def _validate_file(self) -> list[str]:
         path = self.gateway.config_path

@@ -109,7 +109,7 @@ class _Generation:
 
 # settings that the listeners read once: a reload cannot change them (limits and client
 # timeouts can: each connection uses the ones in force when it was accepted)
-_RESTART_ONLY = ("listen", "workers", "http1_parser")
+_RESTART_ONLY = ("listen", "workers", "http1_parser", "watch")
 
 
 def _log_rejected(errors: list[str]) -> None:
@@ -146,6 +146,9 @@ class Gateway:
         self.version = 1
         self.started_at = time.time()
         self.reloads = {"ok": 0, "failed": 0}
+        #: where reload outcomes go (:class:`~triogate.reloadstate.ReloadState`, set by the runner): the
+        #: admin API of a supervised worker waits there for every worker's outcome
+        self.reload_state: Any = None
         self.draining = False
         self.runtime = Runtime(self)
         self.process_resources = SharedResources("process")  # ``services.shared(..., scope="process")``

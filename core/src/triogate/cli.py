@@ -15,6 +15,9 @@ import os
 import platform
 import signal
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ from ._version import __version__
 from .config import ConfigError
 from .http1 import resolve_backend
 from .plugins import ENTRY_POINT_GROUP, PluginRegistry, plugin_summary
+from .reloadstate import ReloadState
 from .runner import EXIT_CONFIG, EXIT_STARTUP, count, default_pid_file, load_checked, print_errors, run_single
 from .schema import config_schema
 from .supervisor import supervise
@@ -164,26 +168,84 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_outcome(outcome: dict[str, Any]) -> int:
+    """A reload's outcome, one line per worker or per error; 0 only when every worker applied it."""
+    workers = outcome.get("workers") or []
+    if outcome.get("ok"):
+        for w in workers:
+            print(f"reloaded: worker {w['worker']} (pid {w['pid']}) serves config version {w['config_version']}")
+        return 0
+    errors = outcome.get("errors") or ["the gateway refused the reload (no detail given)"]
+    print(f"triogate: reload refused, the running config keeps serving ({count(len(errors), 'error')}):",
+          file=sys.stderr)
+    for e in errors:
+        print(f"  {' '.join(str(e).splitlines())}", file=sys.stderr)
+    return 1
+
+
+def _reload_by_admin(listen: str, token: str, timeout: float) -> int:
+    """``POST /reload`` on the admin API: it answers with every worker's outcome."""
+    host, _, port = listen.rpartition(":")
+    if host.strip("[]") in ("0.0.0.0", "::", ""):  # listening everywhere: ask over loopback
+        host = "127.0.0.1"
+    url = f"http://{host}:{port}/reload"
+    req = urllib.request.Request(url, method="POST", data=b"", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, body = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, exc.read()
+    except OSError as exc:
+        reason = getattr(exc, "reason", exc)
+        print(f"triogate: no running gateway answers on the admin API at {url}: {reason}", file=sys.stderr)
+        return 1
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = {}
+    if status == 200:
+        return _print_outcome({"ok": True, "workers": data.get("workers") or []})
+    if status == 422:
+        return _print_outcome({"ok": False, "errors": data.get("errors")})
+    print(f"triogate: the admin API answered {status} to POST {url}: {data.get('detail') or body[:200]!r}",
+          file=sys.stderr)
+    return 1
+
+
 def cmd_reload(args: argparse.Namespace) -> int:
+    try:
+        cfg, _, _ = load_checked(args.config)
+    except ConfigError as exc:
+        print_errors(exc)
+        print("triogate: not reloading; the running config keeps serving", file=sys.stderr)
+        return EXIT_CONFIG
+    if cfg.admin.listen and cfg.admin.token and not args.pid_file:
+        return _reload_by_admin(cfg.admin.listen, cfg.admin.token, args.timeout)
     pidfile = Path(args.pid_file) if args.pid_file else default_pid_file(args.config)
     try:
         pid = int(pidfile.read_text().strip())
     except (OSError, ValueError):
         print(f"triogate: no running gateway found (no pid in {pidfile})", file=sys.stderr)
         return 1
+    state = ReloadState(pidfile)
     try:
-        load_checked(args.config)
-    except ConfigError as exc:
-        print_errors(exc)
-        print("triogate: not reloading; the running config keeps serving", file=sys.stderr)
-        return EXIT_CONFIG
-    try:
+        os.kill(pid, 0)  # before leaving a request nobody would take
+        rid = state.request_reload()
         os.kill(pid, signal.SIGHUP)
     except ProcessLookupError:
         print(f"triogate: process {pid} (from {pidfile}) is not running", file=sys.stderr)
         return 1
-    print(f"sent SIGHUP to {pid}: the gateway validates the file again and swaps it in")
-    return 0
+    except OSError as exc:
+        print(f"triogate: cannot ask process {pid} to reload: {exc}", file=sys.stderr)
+        return 1
+    deadline = time.monotonic() + args.timeout
+    while (outcome := state.outcome(rid)) is None:
+        if time.monotonic() > deadline:
+            print(f"triogate: sent SIGHUP to {pid}, but no reload outcome appeared in {state.result} within"
+                  f" {args.timeout:g} s; see the gateway's log", file=sys.stderr)
+            return 1
+        time.sleep(0.05)
+    return _print_outcome(outcome)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -195,9 +257,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     _setup_logging(cfg.gateway.log_level)  # the Gateway logs skipped plugins
     pid_file = Path(args.pid_file) if args.pid_file else default_pid_file(args.config)
     workers = args.workers or cfg.gateway.workers
+    watch = args.watch or cfg.gateway.watch
     if workers > 1:
-        return supervise(args.config, cfg, workers, pid_file, registry)
-    return run_single(args.config, cfg, registry=registry, pid_file=pid_file)
+        return supervise(args.config, cfg, workers, pid_file, registry, watch=watch)
+    return run_single(args.config, cfg, registry=registry, pid_file=pid_file, watch=watch)
 
 
 # --------------------------------------------------------------------------- argument parsing
@@ -254,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = with_config(sub.add_parser("run", help="serve the gateway (SIGHUP reloads, SIGTERM drains and stops)"))
     r.add_argument("--workers", type=int, default=0, help="override [gateway] workers")
     r.add_argument("--pid-file", help="where to write the pid (default: .<config name>.pid next to the config)")
+    r.add_argument("--watch", action="store_true",
+                   help="reload when the config file or a file it references changes (like [gateway] watch)")
     r.set_defaults(func=cmd_run)
     with_config(sub.add_parser("check", help="validate a config file, plugin settings included")).set_defaults(
         func=cmd_check)
@@ -273,7 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the JSON Schema of gateway.toml (installed plugins included)").set_defaults(
         func=cmd_schema)
     rl = with_config(sub.add_parser("reload", help="validate the file, then make the running gateway reload it"))
-    rl.add_argument("--pid-file", help="pid file of the running gateway (default: .<config name>.pid)")
+    rl.add_argument("--pid-file", help="pid file of the running gateway (default: .<config name>.pid); "
+                    "given, it signals that gateway even when [admin] is configured")
+    rl.add_argument("--timeout", type=float, default=30.0,
+                    help="seconds to wait for every worker's outcome (default: 30)")
     rl.set_defaults(func=cmd_reload)
     return p
 

@@ -197,6 +197,9 @@ class GatewayConfig:
         validator=fields.Check(_unique_addresses))
     workers: int = setting(
         1, description="worker processes sharing the listening sockets", validator=at_least(1, show_value=True))
+    watch: bool = setting(
+        False, description="reload when this file or a file it references (hooks, TLS files) changes, "
+        "like triogate run --watch")
     hooks: list[str] = setting(
         factory=list, description="local hook modules (paths or module names), registered like plugins",
         validator=fields.Check(lambda inst, name, value: [

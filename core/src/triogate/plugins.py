@@ -308,7 +308,10 @@ def load_hook_module(spec: str, base: Path | None = None) -> ModuleType:
         assert module_spec is not None and module_spec.loader is not None
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[mod_name] = module
-        module_spec.loader.exec_module(module)
+        # compiled from the source every time, never from __pycache__: a .pyc is trusted by the
+        # source's mtime in whole seconds and its size, so an edit within the same second that keeps
+        # the size (a reload right after a save, a config watch) would run the old code
+        exec(compile(path.read_bytes(), str(path), "exec"), module.__dict__)  # noqa: S102 - the operator's own hook file
         return module
     return importlib.import_module(spec)
 

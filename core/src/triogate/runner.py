@@ -17,8 +17,10 @@ import trio
 
 from .app import Gateway, StartupError
 from .config import Config, ConfigError, load_config
+from .configwatch import POLL_INTERVAL, ConfigWatcher
 from .pipeline import Pipeline
 from .plugins import PluginRegistry
+from .reloadstate import ReloadState, new_reload_id, worker_entry
 from .serving import serve
 from .upstream import HTTPClient
 
@@ -78,11 +80,18 @@ def run_single(
     sockets: list[Any] | None = None,
     worker: int = 0,
     ready_fd: int | None = None,
+    reload_state: ReloadState | None = None,
+    watch: bool = False,
 ) -> int:
     """Run one gateway process until SIGINT/SIGTERM (drain, then exit 0); SIGHUP reloads the file.
 
-    ``sockets``/``worker``/``ready_fd`` are for the supervisor's workers: inherited
-    listening sockets, the worker index, and a pipe to report "listening" on. Call it from the
+    Each reload's outcome goes to the reload state files next to the pid file
+    (:mod:`triogate.reloadstate`), which ``triogate reload`` waits for. ``watch`` reloads when the
+    config file or a file it references changes (:mod:`triogate.configwatch`).
+
+    ``sockets``/``worker``/``ready_fd``/``reload_state`` are for the supervisor's workers: inherited
+    listening sockets, the worker index, a pipe to report "listening" on, and where to report each
+    reload's outcome (the supervisor watches the files itself). Call it from the
     main thread of a process that exits afterwards: SIGINT and SIGTERM stay ignored once it
     returns, so a late duplicate stop signal cannot kill a process that drained cleanly.
     """
@@ -91,12 +100,42 @@ def run_single(
     except ConfigError as exc:
         print_errors(exc)
         return EXIT_CONFIG
+    supervised = sockets is not None
+    state = reload_state if reload_state is not None else (ReloadState(pid_file) if pid_file is not None else None)
+    gateway.reload_state = state
+    watcher = ConfigWatcher(config_path, cfg) if watch and not supervised else None
 
     async def main() -> None:
         stop = trio.Event()
 
-        async def reload() -> None:
-            await gateway.reload()  # a refusal is logged there, one line per error
+        async def reload(rid: str) -> None:
+            errors = await gateway.reload()  # a refusal is logged there, one line per error
+            if watcher is not None:
+                watcher.follow(gateway.config)
+            if state is None:
+                return
+            entry = worker_entry(worker, errors, gateway.version, rid)
+            try:
+                if supervised:
+                    state.write_worker(worker, entry)  # the supervisor gathers every worker's
+                else:
+                    state.write_outcome(rid, [entry])
+            except OSError as exc:
+                log.error("cannot write the reload outcome next to %s: %s", state.pid_file, exc)
+
+        def reload_id() -> str:
+            if state is None:
+                return new_reload_id()
+            return state.fanned_out_id() if supervised else state.take_request()
+
+        async def watching() -> None:
+            assert watcher is not None
+            log.info("watching %s for changes", ", ".join(str(p) for p in watcher.paths))
+            while True:
+                await trio.sleep(POLL_INTERVAL)
+                if watcher.poll(trio.current_time()):
+                    log.info("config watch: a watched file changed; reloading %s", config_path)
+                    await reload(new_reload_id())
 
         async def signals(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as sigs:
@@ -104,7 +143,7 @@ def run_single(
                 async for sig in sigs:
                     if sig == signal.SIGHUP:
                         log.info("SIGHUP: reloading %s", config_path)
-                        nursery.start_soon(reload)
+                        nursery.start_soon(reload, reload_id())
                     elif not stop.is_set():
                         log.info("shutting down (draining in-flight requests)")
                         stop.set()
@@ -123,6 +162,8 @@ def run_single(
             if ready_fd is not None:
                 os.write(ready_fd, b"1")
                 os.close(ready_fd)
+            if watcher is not None:
+                nursery.start_soon(watching)
 
     # Stop signals are trio's while it runs (the receiver in main()); it puts back what it found
     # on exit. Make that "ignore", so a stop signal arriving after the drain (a second SIGTERM: one
@@ -149,6 +190,8 @@ def run_single(
             try:
                 if pid_file.read_text().strip() == str(os.getpid()):
                     pid_file.unlink()
+                    if state is not None:
+                        state.cleanup()
             except OSError:
                 pass
     return 0

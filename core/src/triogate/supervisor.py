@@ -12,7 +12,11 @@ It runs no event loop: signals are blocked and taken synchronously with
   keeps dying soon after start.
 - ``SIGHUP``: the supervisor validates the file fully; if it is valid every worker
   reloads it (and restarted workers use it), otherwise the errors are logged and
-  the running config keeps serving everywhere.
+  the running config keeps serving everywhere. Each worker writes its outcome to a
+  state file; the supervisor gathers them into the reload's outcome
+  (:mod:`triogate.reloadstate`), which ``triogate reload`` and the admin API wait for.
+- ``watch``: the supervisor polls the config file and the files it references
+  (:mod:`triogate.configwatch`) and reloads like on SIGHUP when they change.
 - ``SIGTERM``/``SIGINT``: every worker drains; the supervisor exits 0 once they are
   gone, killing stragglers after drain + shutdown timeouts + a grace period.
 """
@@ -31,7 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError
+from .configwatch import POLL_INTERVAL, ConfigWatcher
 from .listeners import bind_socket
+from .reloadstate import ReloadState
 from .runner import load_checked, run_single
 
 __all__ = ["Supervisor", "supervise"]
@@ -61,7 +67,8 @@ def _exit_status(status: int) -> str:
     return f"exit code {os.WEXITSTATUS(status)}"
 
 
-def supervise(config_path: str, cfg: Any, workers: int, pid_file: Path | None, registry: Any = None) -> int:
+def supervise(config_path: str, cfg: Any, workers: int, pid_file: Path | None, registry: Any = None,
+              watch: bool = False) -> int:
     """Run ``workers`` gateway processes on shared sockets until SIGTERM/SIGINT; returns the exit code."""
     try:
         sockets = [bind_socket(lst) for lst in cfg.gateway.listen]
@@ -72,20 +79,21 @@ def supervise(config_path: str, cfg: Any, workers: int, pid_file: Path | None, r
     for sock in sockets:
         sock.set_inheritable(True)
     return Supervisor(config_path, cfg, registry, sockets, workers, pid_file,
-                      run_worker=run_single, load=load_checked).run()
+                      run_worker=run_single, load=load_checked, watch=watch).run()
 
 
 class Supervisor:
     """The supervisor's state and its jobs: start a worker, restart it with back-off, fan out
     SIGHUP, drain. One instance per :func:`supervise` call; it owns the (already bound) sockets.
 
-    ``run_worker(config_path, cfg, registry=, sockets=, worker=, ready_fd=)`` is the gateway in a
+    ``run_worker(config_path, cfg, registry=, sockets=, worker=, ready_fd=, reload_state=)`` is the gateway in a
     forked worker (its exit code); ``load(config_path)`` validates the file for a reload and
     returns ``(cfg, registry, _)`` or raises :class:`~triogate.ConfigError`.
     """
 
     def __init__(self, config_path: str, cfg: Any, registry: Any, sockets: list[socket.socket], workers: int,
-                 pid_file: Path | None, *, run_worker: Callable[..., int], load: Callable[[str], Any]) -> None:
+                 pid_file: Path | None, *, run_worker: Callable[..., int], load: Callable[[str], Any],
+                 watch: bool = False) -> None:
         self.config_path = config_path
         self.cfg = cfg
         self.registry = registry
@@ -101,6 +109,11 @@ class Supervisor:
         self.stop_deadline = 0.0
         self.failed_start = False
         self.pid_written = False
+        self.state = ReloadState(pid_file) if pid_file is not None else None
+        #: the reload whose worker outcomes are awaited: id, deadline, {worker index: error if it died},
+        #: and the (config, registry) to go back to if no worker applies it
+        self.pending: tuple[str, float, dict[int, str], tuple[Any, Any]] | None = None
+        self.watcher = ConfigWatcher(config_path, cfg) if watch else None
 
     # ---------------------------------------------------------------- the loop
 
@@ -111,9 +124,13 @@ class Supervisor:
             for w in self.pool:
                 self.start_worker(w)
             self.first_start = {w.index: w.started for w in self.pool}
+            if self.watcher is not None:
+                log.info("watching %s for changes", ", ".join(str(p) for p in self.watcher.paths))
             while self.by_pid or (self.restart_at and not self.stopping):
                 self.announce_when_ready()
-                info = signal.sigtimedwait(_SIGNALS, 0.1 if not self.pid_written else 0.5)
+                busy = not self.pid_written or self.pending is not None
+                wait = 0.1 if busy else POLL_INTERVAL if self.watcher is not None else 0.5
+                info = signal.sigtimedwait(_SIGNALS, wait)
                 if info is not None:
                     if info.si_signo in (signal.SIGTERM, signal.SIGINT):
                         log.info("shutting down: draining %d workers", len(self.by_pid))
@@ -125,6 +142,10 @@ class Supervisor:
                 now = time.monotonic()
                 self.restart_due(now)
                 self.kill_stragglers(now)
+                self.collect_outcomes(now)
+                if self.watcher is not None and not self.stopping and self.watcher.poll(now):
+                    log.info("config watch: a watched file changed; reloading %s", self.config_path)
+                    self.reload()
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
             for sock in self.sockets:
@@ -159,7 +180,7 @@ class Supervisor:
             for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                 signal.signal(sig, signal.SIG_DFL)
             code = self.run_worker(self.config_path, self.cfg, registry=self.registry, sockets=self.sockets,
-                                   worker=w.index, ready_fd=wfd)
+                                   worker=w.index, ready_fd=wfd, reload_state=self.state)
         except BaseException:
             logging.getLogger("triogate").exception("worker %d crashed", w.index)
         finally:
@@ -192,6 +213,8 @@ class Supervisor:
             try:
                 if self.pid_file.read_text().strip() == str(os.getpid()):
                     self.pid_file.unlink()
+                    if self.state is not None:
+                        self.state.cleanup(len(self.pool))
             except OSError:
                 pass
 
@@ -216,6 +239,8 @@ class Supervisor:
             self.worker_died(w, pid, status)
 
     def worker_died(self, w: _Worker, pid: int, status: int) -> None:
+        if self.pending is not None and w.index in self.pending[2]:
+            self.pending[2][w.index] = f"worker {w.index} (pid {pid}) died during the reload ({_exit_status(status)})"
         if self.stopping:
             log.info("worker %d (pid %d) stopped: %s", w.index, pid, _exit_status(status))
             return
@@ -241,19 +266,78 @@ class Supervisor:
 
     def reload(self) -> None:
         """Validate the file; if valid, every worker reloads it (and restarted ones start with it)."""
+        rid = self.state.take_request() if self.state is not None else ""
+        if self.pending is not None:  # a reload still waiting for its workers: this one supersedes it
+            self.finish_reload(["superseded by a newer reload before every worker reported"])
         try:
             new_cfg, new_registry, _ = self.load(self.config_path)
         except ConfigError as exc:
+            if self.watcher is not None:
+                self.watcher.follow(self.cfg)
             for i, e in enumerate(exc.errors, 1):  # one line per error: line-based log shipping
                 log.error("reload rejected, every worker keeps its running config (%d/%d): %s: %s",
                           i, len(exc.errors), exc.source, e)
+            self.write_outcome(rid, [], [f"{exc.source}: {' '.join(e.splitlines())}" for e in exc.errors])
             return
-        except Exception:
+        except Exception as exc:
             log.exception("reload rejected, every worker keeps its running config")
+            self.write_outcome(rid, [], [f"reload failed: {type(exc).__name__}: {exc}"])
             return
+        previous = (self.cfg, self.registry)
         self.cfg, self.registry = new_cfg, new_registry
+        if self.watcher is not None:
+            self.watcher.follow(new_cfg)
         log.info("config valid: reloading %d workers", len(self.by_pid))
+        if self.state is not None:
+            try:
+                self.state.fan_out(rid)
+            except OSError as exc:
+                log.error("cannot write the reload id next to %s: %s", self.state.pid_file, exc)
+            else:
+                # workers get startup timeout (their startup hooks) plus a margin to report
+                deadline = time.monotonic() + self.cfg.gateway.timeouts.startup + 10.0
+                self.pending = (rid, deadline, {w.index: "" for w in self.by_pid.values()}, previous)
         self.broadcast(signal.SIGHUP)
+
+    def collect_outcomes(self, now: float) -> None:
+        """Once every signalled worker reported (or died, or the wait ran out): the reload's outcome."""
+        if self.pending is None or self.state is None:
+            return
+        rid, deadline, expected, _ = self.pending
+        waiting = [i for i, died in expected.items() if not died and (self.state.read_worker(i) or {}).get("id") != rid]
+        if not waiting:
+            self.finish_reload([])
+        elif now > deadline:
+            self.finish_reload([f"worker {i}: no reload outcome within the wait" for i in waiting])
+
+    def finish_reload(self, errors: list[str]) -> None:
+        assert self.pending is not None and self.state is not None
+        rid, _, expected, previous = self.pending
+        self.pending = None
+        entries = []
+        for i, died in sorted(expected.items()):
+            entry = self.state.read_worker(i)
+            if not died and entry is not None and entry.get("id") == rid:
+                entries.append(entry)
+            elif died:
+                errors.append(died)
+        if not any(e["ok"] for e in entries):  # refused everywhere: a restarted worker starts on the old one
+            self.cfg, self.registry = previous
+        self.write_outcome(rid, entries, errors)
+
+    def write_outcome(self, rid: str, workers: list[dict[str, Any]], errors: list[str]) -> None:
+        if self.state is None:
+            return
+        try:
+            outcome = self.state.write_outcome(rid, workers, errors)
+        except OSError as exc:
+            log.error("cannot write the reload outcome next to %s: %s", self.state.pid_file, exc)
+            return
+        if workers and outcome["ok"]:
+            log.info("reload applied by every worker (%d)", len(workers))
+        elif workers:
+            for e in errors:
+                log.error("reload: %s", e)
 
     def broadcast(self, sig: int) -> None:
         for pid in list(self.by_pid):

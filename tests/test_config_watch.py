@@ -1,0 +1,168 @@
+"""`triogate run --watch` / `[gateway] watch`: a changed config file (or hook module) reloads,
+through the same validate-then-swap path as SIGHUP; an invalid save keeps the old config serving."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import py_compile
+from pathlib import Path
+
+import trio
+from triogate.plugins import load_hook_module
+from triogate.testing import GatewayClient, GatewayProcess, UpstreamServer, free_port
+
+ENV = {**os.environ, "TRIOGATE_DISABLE_PLUGIN_AUTOLOAD": "1"}
+GOOD_HOOK = "import triogate\n\n@triogate.hookimpl\nasync def startup(gateway):\n    pass\n"
+BAD_HOOK = ("import triogate\n\n@triogate.hookimpl\nasync def startup(gateway):\n"
+            "    raise RuntimeError('watched hook fails on purpose')\n")
+
+
+def config_text(port: int, upstream: UpstreamServer, path: str, *, watch_key: bool = False, hooks: bool = False) -> str:
+    return f"""
+[gateway]
+listen = ["127.0.0.1:{port}"]
+{'watch = true' if watch_key else ''}
+{'hooks = ["./hooks.py"]' if hooks else ''}
+[upstreams.u]
+targets = [{{ url = "{upstream.url}" }}]
+[routes.r]
+paths = ["{path}"]
+upstream = "u"
+"""
+
+
+async def status_of(url: str, path: str) -> int:
+    client = GatewayClient(url)
+    try:
+        with trio.fail_after(5):
+            return (await client.get(path)).status
+    finally:
+        await client.aclose()
+
+
+async def until_serves(gw: GatewayProcess, path: str, times: int = 1) -> None:
+    """Wait (bounded) until ``path`` answers 200, then check it does ``times`` times in a row."""
+    with trio.fail_after(15):
+        while await status_of(gw.url, path) != 200:
+            await trio.sleep(0.1)
+    for _ in range(times):
+        assert await status_of(gw.url, path) == 200, gw.output()
+
+
+async def until_logged(gw: GatewayProcess, text: str, count: int = 1) -> None:
+    with trio.fail_after(15):
+        while gw.output().count(text) < count:
+            await trio.sleep(0.1)
+
+
+def save_by_rename(path: Path, text: str) -> None:
+    """What editors do: write a temporary file, rename it over the original (new inode)."""
+    tmp = path.with_name(path.name + ".swp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+async def test_watch_edit_rename_invalid_fix_and_hook(tmp_path: Path, upstream: UpstreamServer) -> None:
+    port = free_port()
+    cfg = tmp_path / "gateway.toml"
+    hooks = tmp_path / "hooks.py"
+    hooks.write_text(GOOD_HOOK)
+    cfg.write_text(config_text(port, upstream, "/a", hooks=True))
+    async with GatewayProcess(cfg, env=ENV, args=["--watch"]) as gw:
+        assert await status_of(gw.url, "/a") == 200
+        assert "watching " in gw.output() and str(hooks) in gw.output()
+
+        cfg.write_text(config_text(port, upstream, "/b", hooks=True))  # written in place
+        await until_serves(gw, "/b")
+        assert await status_of(gw.url, "/a") == 404
+
+        save_by_rename(cfg, config_text(port, upstream, "/c", hooks=True))
+        await until_serves(gw, "/c")
+        assert await status_of(gw.url, "/b") == 404
+
+        # an invalid save: every error logged, one line each; the old config keeps serving
+        save_by_rename(cfg, config_text(port, upstream, "/d", hooks=True).replace('upstream = "u"', 'upstream = "nope"')
+                       + "\n[routes.x]\npaths = 5\n")
+        await until_logged(gw, "reload rejected, the running config keeps serving (2/2)")
+        rejected = [line for line in gw.output().splitlines() if "reload rejected" in line]
+        assert len(rejected) == 2, rejected
+        assert any("routes.r.upstream" in line for line in rejected), rejected
+        assert any("routes.x.paths" in line for line in rejected), rejected
+        assert await status_of(gw.url, "/c") == 200
+        assert await status_of(gw.url, "/d") == 404
+
+        # fixing the file applies it
+        cfg.write_text(config_text(port, upstream, "/d", hooks=True))
+        await until_serves(gw, "/d")
+        outcome = json.loads(Path(str(gw.pid_file) + ".reload.json").read_text())
+        assert outcome["ok"] is True and outcome["workers"][0]["config_version"] == 4, outcome
+
+        # the hook module is watched too: a failing startup is refused, a fixed one applied
+        hooks.write_text(BAD_HOOK)
+        await until_logged(gw, "watched hook fails on purpose")
+        assert await status_of(gw.url, "/d") == 200
+        hooks.write_text(GOOD_HOOK + "\n# fixed\n")
+        await until_logged(gw, "config reloaded (version 5)")
+        assert await status_of(gw.url, "/d") == 200
+
+        # a refused file that adds a hook module: fixing that module (not the file) applies it
+        extra = tmp_path / "extra.py"
+        extra.write_text(BAD_HOOK.replace("watched hook fails", "added hook fails"))
+        save_by_rename(cfg, config_text(port, upstream, "/e", hooks=True).replace(
+            'hooks = ["./hooks.py"]', 'hooks = ["./hooks.py", "./extra.py"]'))
+        await until_logged(gw, "added hook fails on purpose")
+        assert await status_of(gw.url, "/d") == 200
+        assert await status_of(gw.url, "/e") == 404
+        extra.write_text(GOOD_HOOK + "\n# fixed\n")
+        await until_serves(gw, "/e")
+    assert gw.returncode == 0
+
+
+async def test_watch_with_workers(tmp_path: Path, upstream: UpstreamServer) -> None:
+    """With workers the supervisor watches, validates once and fans the reload out to every worker.
+    Turned on by the config key here (the test above uses --watch)."""
+    port = free_port()
+    cfg = tmp_path / "gateway.toml"
+    key = True
+    cfg.write_text(config_text(port, upstream, "/a", watch_key=key))
+    async with GatewayProcess(cfg, env=ENV, args=["--workers", "2"]) as gw:
+        save_by_rename(cfg, config_text(port, upstream, "/b", watch_key=key))
+        await until_serves(gw, "/b", times=6)  # every worker (any may take a connection)
+        result = Path(str(gw.pid_file) + ".reload.json")
+        with trio.fail_after(10):
+            while not result.exists():
+                await trio.sleep(0.05)
+        outcome = json.loads(result.read_text())
+        assert outcome["ok"] is True and sorted(w["worker"] for w in outcome["workers"]) == [0, 1], outcome
+        cfg.write_text(config_text(port, upstream, "/c", watch_key=key).replace('upstream = "u"', 'upstream = "x"'))
+        await until_logged(gw, "reload rejected, every worker keeps its running config (1/1)")
+        assert await status_of(gw.url, "/b") == 200
+
+
+async def test_without_watch_nothing_reloads(tmp_path: Path, upstream: UpstreamServer) -> None:
+    port = free_port()
+    cfg = tmp_path / "gateway.toml"
+    cfg.write_text(config_text(port, upstream, "/a"))
+    async with GatewayProcess(cfg, env=ENV) as gw:
+        cfg.write_text(config_text(port, upstream, "/b"))
+        with trio.move_on_after(1.0):  # twice the debounce: a watcher would have reloaded by then
+            while True:
+                await trio.sleep(0.1)
+        assert await status_of(gw.url, "/a") == 200
+        assert await status_of(gw.url, "/b") == 404
+        assert "watching" not in gw.output()
+
+
+def test_a_hook_module_is_loaded_from_its_source_not_a_stale_pyc(tmp_path: Path) -> None:
+    """An edit that keeps the size and the mtime's second (a quick fix saved right away) must be
+    what the next reload runs: Python's bytecode cache would serve the old code."""
+    hook = tmp_path / "hooks.py"
+    hook.write_text("VALUE = 'one'\n")
+    assert load_hook_module("./hooks.py", tmp_path).VALUE == "one"
+    py_compile.compile(str(hook), cfile=importlib.util.cache_from_source(str(hook)))
+    stat = hook.stat()
+    hook.write_text("VALUE = 'two'\n")  # same size
+    os.utime(hook, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same mtime: the .pyc looks current
+    assert load_hook_module("./hooks.py", tmp_path).VALUE == "two"
