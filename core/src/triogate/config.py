@@ -390,12 +390,49 @@ _ROUTE_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PROTOCOL = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+(/[!#$%&'*+\-.^_`|~0-9A-Za-z]+)?")
 
 
+_WILDCARD_HELP = ("a path is a prefix already (/svc matches /svc and everything below it; /svc/* means the same), "
+                  "a segment can be a parameter (/users/{id}/orders), and path_match = \"exact\" matches one path only")
+
+
 def _route_paths(inst: Any, name: str, value: list[str]) -> typing.Iterator[tuple[str, str]]:
     for i, p in enumerate(value):
-        if not p.startswith("/"):
+        if "*" in p[:-2] or (p.endswith("*") and not p.endswith("/*")):
+            yield key_path(name, i), f"'*' is only allowed as a trailing /* (a prefix), got {p!r}: {_WILDCARD_HELP}"
+        elif not p.startswith("/"):
             yield key_path(name, i), f"expected a path starting with /, got {p!r}"
+        elif p.endswith("/*") and inst.path_match == "exact":
+            yield key_path(name, i), (f'{p!r} ends in /* (a prefix), but path_match = "exact": '
+                                      f"drop the /* or the path_match")
         elif not _ROUTE_PATH.fullmatch(p):
             yield key_path(name, i), f"a parameter must be a whole segment like /users/{{id}}, got {p!r}"
+
+
+def _segments_can_match(prefix: str, pattern: str, exact: bool) -> bool:
+    """Whether some request path matched by route path ``pattern`` starts with ``prefix`` (segment-wise)."""
+    strip = [s for s in prefix.split("/") if s]
+    pat = [s for s in pattern.removesuffix("/*").split("/") if s]  # /svc/* is the prefix /svc
+    for i, seg in enumerate(strip):
+        if i >= len(pat):
+            return not exact  # a prefix route matches deeper paths too
+        if pat[i] != seg and not _ROUTE_PARAM.fullmatch(pat[i]):
+            return False
+    return True
+
+
+def _strip_prefix(inst: Any, name: str, value: str | None) -> typing.Iterator[tuple[str, str]]:
+    if value is None:
+        return
+    if not value.startswith("/"):
+        yield name, f"expected a path starting with /, got {value!r}"
+        return
+    if not inst.paths:
+        return  # the route matches every path
+    exact = inst.path_match == "exact"
+    ci = inst.case_insensitive
+    if not any(_segments_can_match(value.lower() if ci else value, p.lower() if ci else p, exact) for p in inst.paths):
+        listed = ", ".join(repr(p) for p in inst.paths)
+        yield name, (f"{value!r} is not a prefix of any path this route matches ({listed}), "
+                     "so it would never be stripped")
 
 
 def _rewrite(inst: Any, name: str, value: str | None) -> typing.Iterator[tuple[str, str]]:
@@ -425,7 +462,8 @@ def _upgrades(inst: Any, name: str, value: list[str]) -> typing.Iterator[tuple[s
 @attrs.define(frozen=True)
 class RouteConfig:
     paths: list[str] = setting(
-        factory=list, description="path prefixes or templates (/users/{id}); empty matches every path",
+        factory=list, description="path prefixes or templates (/users/{id}); a trailing /* is another spelling of "
+        "the prefix (/svc/* = /svc); empty matches every path",
         validator=fields.Check(_route_paths))
     path_match: Literal["prefix", "exact"] = setting("prefix", description="prefix: the path and anything below it; exact: only it")
     case_insensitive: bool = setting(
@@ -437,7 +475,8 @@ class RouteConfig:
     headers: dict[str, str] = setting(factory=dict, description="header values that must match exactly")
     upstream: str | None = setting(None, description="upstream to forward to (a plugin may answer instead)")
     strip_prefix: str | None = setting(
-        None, description="prefix removed from the path before forwarding", validator=fields.path)
+        None, description="prefix removed from the path before forwarding; must be a prefix of the paths the route "
+        "matches", validator=fields.Check(_strip_prefix))
     rewrite: str | None = setting(
         None, description="path template for the upstream: {param} and {rest} are filled in",
         validator=fields.Check(_rewrite))

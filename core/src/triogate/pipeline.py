@@ -42,6 +42,11 @@ class ClientError(GatewayError):
     status = 400
 
 
+def _answering(chain: Any) -> list[str]:
+    """Plugins (and hook modules) of a chain that run before the upstream call, so could answer a request."""
+    return list(dict.fromkeys(name for phase in (chain.pre_route, chain.auth, chain.transform) for name, _ in phase))
+
+
 class Pipeline:
     """Everything built from one config: upstreams, plugin instances, routes and their chains."""
 
@@ -95,7 +100,18 @@ class Pipeline:
             route = Route(rname, rcfg)
             route.upstream = self.upstreams.get(rcfg.upstream) if rcfg.upstream else None
             route.chain = uses.chain(rname, rcfg.priorities)
+            if rcfg.upstream is None:
+                answering = _answering(route.chain)
+                at = key_path("routes", rname)
+                if not answering:
+                    errors.append(f"{at}: no upstream and no plugin that could answer (none runs before the upstream "
+                                  f"call), so every request would get 502: set {at}.upstream")
+                else:
+                    self.warnings.append(f"{at}: no upstream, so requests get 502 unless a plugin answers them "
+                                         f"({', '.join(answering)}); set {at}.upstream if none of them does")
             routes.append(route)
+        if errors:
+            raise ConfigError(errors, config.source)
         self.global_chain = uses.global_chain()
         self.router = Router(routes)
         self.services.router = self.router
