@@ -27,6 +27,7 @@ from .tomltext import describe as _describe
 from .tomltext import toml_repr as _toml_repr
 
 __all__ = [
+    "LISTEN_ADDRESS_PATTERN",
     "MIN_TOKEN_LENGTH",
     "AdminConfig",
     "Config",
@@ -75,10 +76,15 @@ def _tls_pair(inst: Any, name: str, value: str | None) -> typing.Iterator[tuple[
         yield "", "tls_cert and tls_key go together (set both or neither)"
 
 
+#: what :func:`split_hostport` accepts with a port of 0-65535 (for ``triogate schema``)
+LISTEN_ADDRESS_PATTERN = rf"^(\[[^\]]*\]:*|.*:)?0*{fields.PORT_PATTERN}$"
+
+
 @attrs.define(frozen=True)
 class ListenerConfig:
     address: str = setting(
-        description="host:port to listen on ([::1]:8000 for IPv6)", validator=fields.Check(_address_problems))
+        description="host:port to listen on ([::1]:8000 for IPv6)",
+        validator=fields.Check(_address_problems, schema={"pattern": LISTEN_ADDRESS_PATTERN}))
     protocol: Literal["http1", "h2"] = setting(
         "http1", description="http1: native HTTP/1.1 listener; h2: HTTP/2 (h2c prior knowledge or TLS ALPN) "
                              "through hypercorn, and HTTP/1.1 on the same port through the native listener")
@@ -386,6 +392,8 @@ class UpstreamConfig:
 
 
 _ROUTE_PATH = re.compile(r"(/([^/{}]*|\{[A-Za-z_][A-Za-z0-9_]*\}))*/?")
+# a route path for ``triogate schema``: _ROUTE_PATH without '*', then an optional trailing /*
+_ROUTE_PATH_PATTERN = r"^(?=/)(/([^/{}*]*|\{[A-Za-z_][A-Za-z0-9_]*\}))*(/\*?)?$"
 _ROUTE_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PROTOCOL = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+(/[!#$%&'*+\-.^_`|~0-9A-Za-z]+)?")
 
@@ -464,7 +472,7 @@ class RouteConfig:
     paths: list[str] = setting(
         factory=list, description="path prefixes or templates (/users/{id}); a trailing /* is another spelling of "
         "the prefix (/svc/* = /svc); empty matches every path",
-        validator=fields.Check(_route_paths))
+        validator=fields.Check(_route_paths, items={"pattern": _ROUTE_PATH_PATTERN}))
     path_match: Literal["prefix", "exact"] = setting("prefix", description="prefix: the path and anything below it; exact: only it")
     case_insensitive: bool = setting(
         False, description="match paths regardless of case (the upstream must treat case the same way)")

@@ -19,6 +19,16 @@ _SHORT = {"s": "second", "sec": "second", "m": "minute", "min": "minute", "h": "
 _LIMIT = re.compile(r"^\s*(\d+)\s*/\s*(\d+)?\s*([a-z]+?)s?\s*$")
 
 
+def _any_case(word: str) -> str:
+    return "".join(f"[{c}{c.upper()}]" for c in word)
+
+
+#: what :func:`parse_limit` accepts, as a JSON Schema pattern (no flags there: each letter in either case)
+LIMIT_PATTERN = (r"^\s*0*[1-9][0-9]*\s*/\s*(0*[1-9][0-9]*)?\s*("
+                 + "|".join(_any_case(u) for u in sorted({*_UNITS, *_SHORT}, key=len, reverse=True))
+                 + r")[sS]?\s*$")
+
+
 @attrs.frozen
 class Limit:
     """``count`` requests per ``window`` seconds; ``label`` names it in headers (``minute``, ``30s``)."""
@@ -52,7 +62,8 @@ class PolicyConfig:
     """One rate-limit policy: its limits, algorithm and what it counts by."""
 
     limits: list[str] = setting(
-        factory=list, description='limits that all apply, e.g. ["10/second", "1000/hour"] (also "100/30s")')
+        factory=list, description='limits that all apply, e.g. ["10/second", "1000/hour"] (also "100/30s")',
+        metadata={"schema": {"items": {"pattern": LIMIT_PATTERN}}})
     name: str = setting(
         "", description="policy name in RateLimit headers and in counter keys; default: the key kind",
         validator=fields.check(lambda v: not v or re.fullmatch(r"[A-Za-z0-9_.-]+", v) is not None,
