@@ -484,7 +484,7 @@ class RouteConfig:
     upstream: str | None = setting(None, description="upstream to forward to (a plugin may answer instead)")
     strip_prefix: str | None = setting(
         None, description="prefix removed from the path before forwarding; must be a prefix of the paths the route "
-        "matches", validator=fields.Check(_strip_prefix))
+        "matches", validator=fields.Check(_strip_prefix, schema={"pattern": "^/"}))
     rewrite: str | None = setting(
         None, description="path template for the upstream: {param} and {rest} are filled in",
         validator=fields.Check(_rewrite))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Literal
 
 import attrs
@@ -57,13 +58,29 @@ def _normalize_algorithm(value: str) -> str:
     return "gcra" if value == "token-bucket" else value
 
 
+def _parsed_or_none(text: str) -> Limit | None:
+    try:
+        return parse_limit(text)
+    except ValueError:
+        return None
+
+
+def _limit_problems(inst: object, name: str, value: list[str]) -> Iterator[tuple[str, str]]:
+    """Each limit that does not parse, with its index (``limits[1]: cannot parse limit ...``)."""
+    for i, text in enumerate(value):
+        try:
+            parse_limit(text)
+        except ValueError as exc:
+            yield fields.key_path(name, i), str(exc)
+
+
 @attrs.define(frozen=True)
 class PolicyConfig:
     """One rate-limit policy: its limits, algorithm and what it counts by."""
 
     limits: list[str] = setting(
         factory=list, description='limits that all apply, e.g. ["10/second", "1000/hour"] (also "100/30s")',
-        metadata={"schema": {"items": {"pattern": LIMIT_PATTERN}}})
+        validator=fields.Check(_limit_problems), metadata={"schema": {"items": {"pattern": LIMIT_PATTERN}}})
     name: str = setting(
         "", description="policy name in RateLimit headers and in counter keys; default: the key kind",
         validator=fields.check(lambda v: not v or re.fullmatch(r"[A-Za-z0-9_.-]+", v) is not None,
@@ -83,7 +100,7 @@ class PolicyConfig:
         None, description="gcra only: bucket capacity (requests allowed at once); default: each limit's count")
 
     def __attrs_post_init__(self) -> None:
-        parsed = [parse_limit(text) for text in self.limits]
+        parsed = [lim for lim in map(_parsed_or_none, self.limits) if lim is not None]  # others: _limit_problems
         windows = [lim.window for lim in parsed]
         if len(set(windows)) != len(windows):
             raise ValueError("limits: two limits with the same period")
