@@ -105,7 +105,7 @@ class Pipeline:
             if rcfg.upstream is None:
                 answering = list(dict.fromkeys(before_routing + _answering(route.chain)))
                 at = key_path("routes", rname)
-                if not route.chain.order and not answering:
+                if not route.chain.order and not answering and not rcfg.plugins and not config.plugins:
                     errors.append(f"{at}: no upstream and no plugins, so every request would get 502: "
                                   f"set {at}.upstream (or add a plugin that answers)")
                 elif not answering:
