@@ -511,12 +511,12 @@ def test_strip_prefix_must_be_able_to_match_the_routes_paths() -> None:
         upstream = "u"
     """))
     assert errors == [
-        "routes.a.strip_prefix: '/v1' is not a prefix of any path this route matches ('/api', '/internal/x'), "
-        "so it would never be stripped",
-        "routes.b.strip_prefix: '/users/7/orders' is not a prefix of any path this route matches ('/users/{id}'), "
-        "so it would never be stripped",
-        "routes.c.strip_prefix: '/api' is not a prefix of any path this route matches ('/Api'), "
-        "so it would never be stripped",
+        ("routes.a.strip_prefix: '/v1' is not a prefix of any path this route matches ('/api', '/internal/x'), "
+         "so it would never be stripped"),
+        ("routes.b.strip_prefix: '/users/7/orders' is not a prefix of any path this route matches ('/users/{id}'), "
+         "so it would never be stripped"),
+        ("routes.c.strip_prefix: '/api' is not a prefix of any path this route matches ('/Api'), "
+         "so it would never be stripped"),
         "routes.d.strip_prefix: expected a path starting with /, got 'api'",
     ]
     fine = loads_config(UPSTREAM + textwrap.dedent("""
@@ -588,8 +588,8 @@ def test_a_route_nothing_can_answer_is_an_error_and_one_only_a_plugin_can_answer
         upstream = "u"
     """), reg)
     assert errors == [
-        "routes.bare: no upstream and no plugins, so every request would get 502: set routes.bare.upstream "
-        "(or add a plugin that answers)"]
+        ("routes.bare: no upstream and no plugins, so every request would get 502: set routes.bare.upstream "
+         "(or add a plugin that answers)")]
     cfg = loads_config(UPSTREAM + textwrap.dedent("""
         [plugins.answers]
         [routes.mock]
@@ -602,15 +602,15 @@ def test_a_route_nothing_can_answer_is_an_error_and_one_only_a_plugin_can_answer
     """), env={}, registry=reg)
     pipeline = Pipeline(cfg, reg, HTTPClient())
     assert pipeline.warnings == [
-        "routes.mock: no upstream, so requests get 502 unless a plugin answers them (answers); "
-        "set routes.mock.upstream if none of them does",
-        "routes.logged: no upstream, so requests get 502 unless a plugin answers them (answers); "
-        "set routes.logged.upstream if none of them does"]
+        ("routes.mock: no upstream, so requests get 502 unless a plugin answers them (answers); "
+         "set routes.mock.upstream if none of them does"),
+        ("routes.logged: no upstream, so requests get 502 unless a plugin answers them (answers); "
+         "set routes.logged.upstream if none of them does")]
     only_logs = loads_config(UPSTREAM + '[routes.logged]\npaths = ["/logged"]\n[routes.logged.plugins.logs]\n',
                              env={}, registry=reg)
     assert Pipeline(only_logs, reg, HTTPClient()).warnings == [
-        "routes.logged: no upstream, and none of its plugins runs before the upstream call, "
-        "so every request will get 502: set routes.logged.upstream"]
+        ("routes.logged: no upstream, and none of its plugins runs before the upstream call, "
+         "so every request will get 502: set routes.logged.upstream")]
 
 
 def test_cli_check_prints_the_no_upstream_warning_and_passes(tmp_path: Path) -> None:
