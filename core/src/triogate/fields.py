@@ -211,7 +211,7 @@ method_names = each(lambda m: _METHOD.fullmatch(m) is not None, 'an upper-case m
 #: a TCP port, 0-65535, as a regular expression (for JSON Schema patterns)
 PORT_PATTERN = "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
 # scheme (any case, as urlsplit reads it), optional userinfo, a host (or [IPv6]), an optional port
-_URL_ORIGIN = (r"[hH][tT][tT][pP][sS]?://([^/?#@\s]*@)?(\[[0-9A-Fa-f:.]+\]|[^/?#:@\[\]\s]+)"
+_URL_ORIGIN = (r"[hH][tT][tT][pP][sS]?://([^/?#@\s]*@)?(\[[0-9A-Za-z:.%]+\]|[^/?#:@\[\]\s]+)"
                f"(:({PORT_PATTERN})?)?")
 
 
