@@ -57,6 +57,7 @@ def test_routes_in_match_order(tmp_path: Path, capsys: pytest.CaptureFixture[str
         paths = ["/api/users/me"]
         path_match = "exact"
         hosts = ["api.example.com"]
+        upstream = "u"
     """))
     assert main(["routes", "-c", str(cfg), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
@@ -65,7 +66,7 @@ def test_routes_in_match_order(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["routes", "-c", str(cfg)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split() == ["ROUTE", "MATCH", "PATH", "METHODS", "HOSTS", "UPSTREAM", "PLUGINS", "(run", "order)"]
-    assert out[1].split() == ["exact", "exact", "/api/users/me", "*", "api.example.com", "-", "-"]
+    assert out[1].split() == ["exact", "exact", "/api/users/me", "*", "api.example.com", "u", "-"]
     assert out[4].split() == ["catchall", "prefix", "/", "*", "*", "u", "-"]
 
 

@@ -460,3 +460,171 @@ def test_header_names_in_gateway_and_upstream_settings_are_checked() -> None:
     assert "gateway.access_log_headers[0]: expected a header name, got 'x ok'" in errors
     assert any(e.startswith("upstreams.u.hash_on: expected") and "'header:bad name'" in e for e in errors), errors
     assert any(e.startswith("upstreams.v.hash_on: expected") and "'cookie:'" in e for e in errors), errors
+
+
+UPSTREAM = '[upstreams.u]\ntargets = [{ url = "http://127.0.0.1:9" }]\n'
+STAR_HELP = ("a path is a prefix already (/svc matches /svc and everything below it; /svc/* means the same), "
+             'a segment can be a parameter (/users/{id}/orders), and path_match = "exact" matches one path only')
+
+
+def test_a_star_is_only_a_trailing_prefix_marker() -> None:
+    """``/svc/*`` is the prefix ``/svc`` (what Kong, Traefik and KrakenD users write); any other ``*``
+    would never match, so it is refused with how to write the route instead."""
+    ok = loads_config(UPSTREAM + '[routes.r]\npaths = ["/svc/*", "/*", "/u/{id}/*"]\nupstream = "u"\n', env={})
+    assert ok.routes["r"].paths == ["/svc/*", "/*", "/u/{id}/*"]  # shown as configured by `routes` and /routes
+    errors = errors_of(UPSTREAM + textwrap.dedent("""
+        [routes.r]
+        paths = ["/svc/*/x", "/svc*", "*.json", "/a/**", "/ok"]
+        upstream = "u"
+        [routes.e]
+        paths = ["/svc/*"]
+        path_match = "exact"
+        upstream = "u"
+    """))
+    assert errors == [
+        f"routes.r.paths[0]: '*' is only allowed as a trailing /* (a prefix), got '/svc/*/x': {STAR_HELP}",
+        f"routes.r.paths[1]: '*' is only allowed as a trailing /* (a prefix), got '/svc*': {STAR_HELP}",
+        f"routes.r.paths[2]: '*' is only allowed as a trailing /* (a prefix), got '*.json': {STAR_HELP}",
+        f"routes.r.paths[3]: '*' is only allowed as a trailing /* (a prefix), got '/a/**': {STAR_HELP}",
+        "routes.e.paths[0]: '/svc/*' ends in /* (a prefix), but path_match = \"exact\": drop the /* or the path_match",
+    ]
+
+
+def test_strip_prefix_must_be_able_to_match_the_routes_paths() -> None:
+    errors = errors_of(UPSTREAM + textwrap.dedent("""
+        [routes.a]
+        paths = ["/api", "/internal/x"]
+        strip_prefix = "/v1"
+        upstream = "u"
+        [routes.b]
+        paths = ["/users/{id}"]
+        path_match = "exact"
+        strip_prefix = "/users/7/orders"
+        upstream = "u"
+        [routes.c]
+        paths = ["/Api"]
+        strip_prefix = "/api"
+        upstream = "u"
+        [routes.d]
+        paths = ["/api"]
+        strip_prefix = "api"
+        upstream = "u"
+    """))
+    assert errors == [
+        ("routes.a.strip_prefix: '/v1' is not a prefix of any path this route matches ('/api', '/internal/x'), "
+         "so it would never be stripped"),
+        ("routes.b.strip_prefix: '/users/7/orders' is not a prefix of any path this route matches ('/users/{id}'), "
+         "so it would never be stripped"),
+        ("routes.c.strip_prefix: '/api' is not a prefix of any path this route matches ('/Api'), "
+         "so it would never be stripped"),
+        "routes.d.strip_prefix: expected a path starting with /, got 'api'",
+    ]
+    fine = loads_config(UPSTREAM + textwrap.dedent("""
+        [routes.same]
+        paths = ["/v2", "/api/v1/"]
+        strip_prefix = "/api/v1"
+        upstream = "u"
+        [routes.deeper]
+        paths = ["/api"]
+        strip_prefix = "/api/v1"
+        upstream = "u"
+        [routes.param]
+        paths = ["/users/{id}/orders"]
+        strip_prefix = "/users/7"
+        upstream = "u"
+        [routes.star]
+        paths = ["/svc/*"]
+        strip_prefix = "/svc"
+        upstream = "u"
+        [routes.case]
+        paths = ["/Api"]
+        case_insensitive = true
+        strip_prefix = "/api"
+        upstream = "u"
+        [routes.all]
+        strip_prefix = "/anything"
+        upstream = "u"
+    """), env={})
+    assert set(fine.routes) == {"same", "deeper", "param", "star", "case", "all"}
+
+
+class Answers(triogate.Plugin):
+    """Could answer a request itself (it has a request-phase hook)."""
+
+    priority = 800
+
+    @attrs.define(frozen=True)
+    class Config:
+        pass
+
+    @triogate.hookimpl
+    async def pre_route(self, ctx):
+        return None
+
+
+class OnlyLogs(triogate.Plugin):
+    """Runs after the response only: it can never answer."""
+
+    priority = 10
+
+    @attrs.define(frozen=True)
+    class Config:
+        pass
+
+    @triogate.hookimpl
+    async def post_response(self, ctx, response):
+        return None
+
+
+def test_a_route_nothing_can_answer_is_an_error_and_one_only_a_plugin_can_answer_a_warning() -> None:
+    reg = registry(answers=Answers, logs=OnlyLogs)
+    errors = errors_of(UPSTREAM + textwrap.dedent("""
+        [routes.bare]
+        paths = ["/bare"]
+        [routes.logged]
+        paths = ["/logged"]
+        [routes.logged.plugins.logs]
+        [routes.fine]
+        upstream = "u"
+    """), reg)
+    assert errors == [
+        ("routes.bare: no upstream and no plugins, so every request would get 502: set routes.bare.upstream "
+         "(or add a plugin that answers)")]
+    cfg = loads_config(UPSTREAM + textwrap.dedent("""
+        [plugins.answers]
+        [routes.mock]
+        paths = ["/mock"]
+        [routes.logged]
+        paths = ["/logged"]
+        [routes.logged.plugins.logs]
+        [routes.proxied]
+        upstream = "u"
+    """), env={}, registry=reg)
+    pipeline = Pipeline(cfg, reg, HTTPClient())
+    assert pipeline.warnings == [
+        ("routes.mock: no upstream, so requests get 502 unless a plugin answers them (answers); "
+         "set routes.mock.upstream if none of them does"),
+        ("routes.logged: no upstream, so requests get 502 unless a plugin answers them (answers); "
+         "set routes.logged.upstream if none of them does")]
+    only_logs = loads_config(UPSTREAM + '[routes.logged]\npaths = ["/logged"]\n[routes.logged.plugins.logs]\n',
+                             env={}, registry=reg)
+    assert Pipeline(only_logs, reg, HTTPClient()).warnings == [
+        ("routes.logged: no upstream, and none of its plugins runs before the upstream call, "
+         "so every request will get 502: set routes.logged.upstream")]
+
+
+def test_cli_check_prints_the_no_upstream_warning_and_passes(tmp_path: Path) -> None:
+    hook = tmp_path / "answer_hook.py"
+    hook.write_text(textwrap.dedent("""
+        import triogate
+
+        @triogate.hookimpl
+        async def pre_route(ctx):
+            return ctx.problem(418, "a teapot answers")
+    """))
+    (tmp_path / "gateway.toml").write_text(
+        '[gateway]\nlisten = ["127.0.0.1:0"]\nhooks = ["answer_hook.py"]\n[routes.teapot]\npaths = ["/tea/*"]\n')
+    proc = triogate_cli("check", "-c", "gateway.toml", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert ("triogate: warning: routes.teapot: no upstream, so requests get 502 unless a plugin answers them "
+            "(hooks:answer_hook.py); set routes.teapot.upstream if none of them does") in proc.stderr.splitlines()

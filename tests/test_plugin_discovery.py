@@ -149,7 +149,8 @@ async def test_triogate_plugins_lists_installed_distributions(site: Path) -> Non
 ])
 async def test_unusable_plugin_is_refused_by_name_or_skipped(tmp_path: Path, site: Path, name: str, reason: str) -> None:
     cfg = tmp_path / "gateway.toml"
-    base = '[gateway]\nlisten = ["127.0.0.1:0"]\n{extra}\n[routes.r]\npaths = ["/"]\n[routes.r.plugins.NAME]\n'
+    base = ('[gateway]\nlisten = ["127.0.0.1:0"]\n{extra}\n[upstreams.u]\ntargets = [{{ url = "http://127.0.0.1:9" }}]\n'
+            '[routes.r]\npaths = ["/"]\nupstream = "u"\n[routes.r.plugins.NAME]\n')
     base = base.replace("NAME", name)
     cfg.write_text(base.format(extra=""))
     for command in ("check", "run"):

@@ -142,6 +142,26 @@ async def test_strip_prefix_and_rewrite_with_rest(upstream, gateway_factory):
     assert got == [("/", ""), ("/users/1", "x=%20y"), ("/new/", ""), ("/new/a/b", "q=1")]
 
 
+async def test_trailing_star_is_a_prefix_route(two_upstreams, gateway_factory):
+    """``/svc/*`` (Kong, Traefik, KrakenD) means the prefix ``/svc``: it matches /svc and below, not /svcx."""
+    svc, other = two_upstreams
+    gw = await gateway_factory({
+        "upstreams": {"svc": {"targets": [{"url": svc.url}]}, "other": {"targets": [{"url": other.url}]}},
+        "routes": {
+            "svc": {"paths": ["/svc/*"], "strip_prefix": "/svc", "upstream": "svc"},
+            "tmpl": {"paths": ["/users/{id}/*"], "upstream": "svc"},
+            "rest": {"paths": ["/*"], "upstream": "other"},
+        },
+    })
+    for p in ("/svc", "/svc/", "/svc/a/b", "/users/7", "/users/7/orders/1", "/svcx", "/svc*", "/users"):
+        assert (await get(gw, p))[0] == 200, p
+    assert [r.path for r in svc.requests] == ["/", "/", "/a/b", "/users/7", "/users/7/orders/1"]
+    assert [r.path for r in other.requests] == ["/svcx", "/svc*", "/users"]
+    table = gw.gateway.pipeline.router.table()
+    assert [(row["route"], row["path"], row["match"]) for row in table] == [
+        ("tmpl", "/users/{id}/*", "prefix"), ("svc", "/svc/*", "prefix"), ("rest", "/*", "prefix")]
+
+
 TRICKS = [
     "/public/../admin/secret",
     "/public/%2e%2e/admin/secret",

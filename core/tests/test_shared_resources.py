@@ -227,7 +227,8 @@ async def test_a_startup_hook_whose_resource_fails_rejects_the_reload(upstream, 
 
 
 def test_a_config_that_is_only_loaded_has_no_running_scope() -> None:
-    gw = load_gateway({"routes": {"r": {"paths": ["/"]}}})
+    gw = load_gateway({"upstreams": {"u": {"targets": [{"url": "http://127.0.0.1:9"}]}},
+                       "routes": {"r": {"paths": ["/"], "upstream": "u"}}})
 
     async def main() -> None:
         with pytest.raises(RuntimeError, match=r"shared resource 'k': the config scope has not started"):

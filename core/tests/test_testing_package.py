@@ -47,7 +47,8 @@ def test_fixtures_work_without_pyjwt_and_only_identity_provider_fails(tmp_path: 
             gw = await gateway_factory({"upstreams": {"u": {"targets": [{"url": upstream.url}]}},
                                         "routes": {"r": {"paths": ["/"], "upstream": "u"}}})
             assert (await gw.client.get("/x")).status == 200
-            assert load_gateway({"routes": {"r": {"paths": ["/"]}}}).services.plugins == []
+            assert load_gateway({"upstreams": {"u": {"targets": [{"url": upstream.url}]}},
+                                 "routes": {"r": {"paths": ["/"], "upstream": "u"}}}).services.plugins == []
 
 
         async def test_identity_provider(identity_provider):

@@ -27,6 +27,7 @@ from .tomltext import describe as _describe
 from .tomltext import toml_repr as _toml_repr
 
 __all__ = [
+    "LISTEN_ADDRESS_PATTERN",
     "MIN_TOKEN_LENGTH",
     "AdminConfig",
     "Config",
@@ -76,10 +77,15 @@ def _tls_pair(inst: Any, name: str, value: str | None) -> typing.Iterator[tuple[
         yield "", "tls_cert and tls_key go together (set both or neither)"
 
 
+#: what :func:`split_hostport` accepts with a port of 0-65535 (for ``triogate schema``)
+LISTEN_ADDRESS_PATTERN = rf"^(\[[^\]]*\]:*|.*:)?0*{fields.PORT_PATTERN}$"
+
+
 @attrs.define(frozen=True)
 class ListenerConfig:
     address: str = setting(
-        description="host:port to listen on ([::1]:8000 for IPv6)", validator=fields.Check(_address_problems))
+        description="host:port to listen on ([::1]:8000 for IPv6)",
+        validator=fields.Check(_address_problems, schema={"pattern": LISTEN_ADDRESS_PATTERN}))
     protocol: Literal["http1", "h2"] = setting(
         "http1", description="http1: native HTTP/1.1 listener; h2: HTTP/2 (h2c prior knowledge or TLS ALPN) "
                              "through hypercorn, and HTTP/1.1 on the same port through the native listener")
@@ -456,16 +462,55 @@ class UpstreamConfig:
 
 
 _ROUTE_PATH = re.compile(r"(/([^/{}]*|\{[A-Za-z_][A-Za-z0-9_]*\}))*/?")
+# a route path for ``triogate schema``: _ROUTE_PATH without '*', then an optional trailing /*
+_ROUTE_PATH_PATTERN = r"^(?=/)(/([^/{}*]*|\{[A-Za-z_][A-Za-z0-9_]*\}))*(/\*?)?$"
 _ROUTE_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PROTOCOL = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+(/[!#$%&'*+\-.^_`|~0-9A-Za-z]+)?")
 
 
+_WILDCARD_HELP = ("a path is a prefix already (/svc matches /svc and everything below it; /svc/* means the same), "
+                  "a segment can be a parameter (/users/{id}/orders), and path_match = \"exact\" matches one path only")
+
+
 def _route_paths(inst: Any, name: str, value: list[str]) -> typing.Iterator[tuple[str, str]]:
     for i, p in enumerate(value):
-        if not p.startswith("/"):
+        if "*" in p[:-2] or (p.endswith("*") and not p.endswith("/*")):
+            yield key_path(name, i), f"'*' is only allowed as a trailing /* (a prefix), got {p!r}: {_WILDCARD_HELP}"
+        elif not p.startswith("/"):
             yield key_path(name, i), f"expected a path starting with /, got {p!r}"
+        elif p.endswith("/*") and inst.path_match == "exact":
+            yield key_path(name, i), (f'{p!r} ends in /* (a prefix), but path_match = "exact": '
+                                      f"drop the /* or the path_match")
         elif not _ROUTE_PATH.fullmatch(p):
             yield key_path(name, i), f"a parameter must be a whole segment like /users/{{id}}, got {p!r}"
+
+
+def _segments_can_match(prefix: str, pattern: str, exact: bool) -> bool:
+    """Whether some request path matched by route path ``pattern`` starts with ``prefix`` (segment-wise)."""
+    strip = [s for s in prefix.split("/") if s]
+    pat = [s for s in pattern.removesuffix("/*").split("/") if s]  # /svc/* is the prefix /svc
+    for i, seg in enumerate(strip):
+        if i >= len(pat):
+            return not exact  # a prefix route matches deeper paths too
+        if pat[i] != seg and not _ROUTE_PARAM.fullmatch(pat[i]):
+            return False
+    return True
+
+
+def _strip_prefix(inst: Any, name: str, value: str | None) -> typing.Iterator[tuple[str, str]]:
+    if value is None:
+        return
+    if not value.startswith("/"):
+        yield name, f"expected a path starting with /, got {value!r}"
+        return
+    if not inst.paths:
+        return  # the route matches every path
+    exact = inst.path_match == "exact"
+    ci = inst.case_insensitive
+    if not any(_segments_can_match(value.lower() if ci else value, p.lower() if ci else p, exact) for p in inst.paths):
+        listed = ", ".join(repr(p) for p in inst.paths)
+        yield name, (f"{value!r} is not a prefix of any path this route matches ({listed}), "
+                     "so it would never be stripped")
 
 
 def _rewrite(inst: Any, name: str, value: str | None) -> typing.Iterator[tuple[str, str]]:
@@ -495,8 +540,9 @@ def _upgrades(inst: Any, name: str, value: list[str]) -> typing.Iterator[tuple[s
 @attrs.define(frozen=True)
 class RouteConfig:
     paths: list[str] = setting(
-        factory=list, description="path prefixes or templates (/users/{id}); empty matches every path",
-        validator=fields.Check(_route_paths))
+        factory=list, description="path prefixes or templates (/users/{id}); a trailing /* is another spelling of "
+        "the prefix (/svc/* = /svc); empty matches every path",
+        validator=fields.Check(_route_paths, items={"pattern": _ROUTE_PATH_PATTERN}))
     path_match: Literal["prefix", "exact"] = setting("prefix", description="prefix: the path and anything below it; exact: only it")
     case_insensitive: bool = setting(
         False, description="match paths regardless of case (the upstream must treat case the same way)")
@@ -507,7 +553,8 @@ class RouteConfig:
     headers: dict[str, str] = setting(factory=dict, description="header values that must match exactly")
     upstream: str | None = setting(None, description="upstream to forward to (a plugin may answer instead)")
     strip_prefix: str | None = setting(
-        None, description="prefix removed from the path before forwarding", validator=fields.path)
+        None, description="prefix removed from the path before forwarding; must be a prefix of the paths the route "
+        "matches", validator=fields.Check(_strip_prefix, schema={"pattern": "^/"}))
     rewrite: str | None = setting(
         None, description="path template for the upstream: {param} and {rest} are filled in",
         validator=fields.Check(_rewrite))

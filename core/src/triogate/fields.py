@@ -10,6 +10,10 @@ so one mistake never hides another.
 A check sees the instance too, so a rule between two fields of one table (``tls_cert`` needs
 ``tls_key``) lives next to the field it is about and is reported with the others; rules across
 tables (a route's upstream exists) stay in the loader.
+
+A check may carry the JSON Schema fragment it amounts to (``schema`` for the value, ``items``
+for each item of a list or value of a table): ``triogate schema`` merges them into the field's
+schema, so an editor rejects what ``triogate check`` rejects wherever a pattern or a bound can say it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ __all__ = [
     "HEADER_NAME", "Check", "FieldError", "FieldErrors", "TokenLocation", "at_least", "check", "cidrs",
     "duration", "duration_or_zero", "each", "header_name", "header_name_values", "header_names", "http_url",
     "is_header_name", "is_http_url", "join_keys", "key_path", "method_names", "origin_url", "path", "paths",
-    "problems", "realm",
+    "problems", "realm", "schema_of",
 ]
 
 #: an RFC 9110 field name (a token): what every header name in a config must match
@@ -105,10 +109,14 @@ class Check:
     """An attrs validator that can report every problem of its field: ``(relative key, message)`` pairs.
 
     ``find(instance, field name, value)`` yields the problems; keys are relative to the table
-    (``"header_names[1]"``; ``""`` for the table itself).
+    (``"header_names[1]"``; ``""`` for the table itself). ``schema`` / ``items``: the JSON Schema
+    fragment the check amounts to, for the value / for each item of a list or table (``triogate
+    schema`` merges them; leave them unset when no pattern or bound can say it).
     """
 
     find: Finder
+    schema: dict[str, Any] | None = None
+    items: dict[str, Any] | None = None
 
     def __call__(self, inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if _deferred.get():
@@ -117,10 +125,11 @@ class Check:
             raise FieldError(key, message)
 
 
-def check(ok: Callable[[Any], bool], expected: str, *, show_value: bool = True, optional: bool = True) -> Check:
+def check(ok: Callable[[Any], bool], expected: str, *, show_value: bool = True, optional: bool = True,
+          schema: dict[str, Any] | None = None) -> Check:
     """A check of one value: ``ok(value)`` or the error ``expected <expected>, got <value>``.
 
-    ``None`` passes when ``optional`` (fields typed ``X | None``).
+    ``None`` passes when ``optional`` (fields typed ``X | None``); ``schema``: its JSON Schema fragment.
     """
 
     def find(inst: Any, name: str, value: Any) -> Iterator[tuple[str, str]]:
@@ -129,11 +138,12 @@ def check(ok: Callable[[Any], bool], expected: str, *, show_value: bool = True, 
         if not ok(value):
             yield name, f"expected {expected}" + (f", got {value!r}" if show_value else "")
 
-    return Check(find)
+    return Check(find, schema=schema)
 
 
-def each(ok: Callable[[Any], bool], expected: str) -> Check:
-    """A check of every item of a list (``name[i]``) or every value of a table (``name.key``)."""
+def each(ok: Callable[[Any], bool], expected: str, *, schema: dict[str, Any] | None = None) -> Check:
+    """A check of every item of a list (``name[i]``) or every value of a table (``name.key``);
+    ``schema``: the JSON Schema fragment of one item."""
 
     def find(inst: Any, name: str, value: Any) -> Iterator[tuple[str, str]]:
         items = value.items() if isinstance(value, dict) else enumerate(value or ())
@@ -141,7 +151,7 @@ def each(ok: Callable[[Any], bool], expected: str) -> Check:
             if not ok(item):
                 yield key_path(name, k), f"expected {expected}, got {item!r}"
 
-    return Check(find)
+    return Check(find, items=schema)
 
 
 def problems(obj: Any, path: str = "") -> list[FieldError]:
@@ -168,6 +178,16 @@ def _walk(obj: Any, path: str, out: list[FieldError]) -> None:
             _walk(item, key_path(path, k), out)
 
 
+def schema_of(validator: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The JSON Schema fragments of a field's checks: ``(for the value, for each item)``."""
+    value: dict[str, Any] = {}
+    items: dict[str, Any] = {}
+    for c in _checks(validator):
+        value.update(c.schema or {})
+        items.update(c.items or {})
+    return value, items
+
+
 def _checks(validator: Any) -> list[Check]:
     if isinstance(validator, Check):
         return [validator]
@@ -177,14 +197,22 @@ def _checks(validator: Any) -> list[Check]:
 
 # --------------------------------------------------------------------------- the typedefs
 
+_HEADER_SCHEMA = {"pattern": "^" + HEADER_NAME.pattern + "$"}
 #: a header name (or None)
-header_name = check(is_header_name, "a header name")
+header_name = check(is_header_name, "a header name", schema=_HEADER_SCHEMA)
 #: a list of header names
-header_names = each(is_header_name, "a header name")
+header_names = each(is_header_name, "a header name", schema=_HEADER_SCHEMA)
 #: a table whose values are header names (``claims_to_headers``: claim -> header)
-header_name_values = each(is_header_name, "a header name")
+header_name_values = each(is_header_name, "a header name", schema=_HEADER_SCHEMA)
 #: a list of upper-case method names
-method_names = each(lambda m: _METHOD.fullmatch(m) is not None, 'an upper-case method name like "GET"')
+method_names = each(lambda m: _METHOD.fullmatch(m) is not None, 'an upper-case method name like "GET"',
+                    schema={"pattern": "^[A-Z]+$"})
+
+#: a TCP port, 0-65535, as a regular expression (for JSON Schema patterns)
+PORT_PATTERN = "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+# scheme (any case, as urlsplit reads it), optional userinfo, a host (or [IPv6]), an optional port
+_URL_ORIGIN = (r"[hH][tT][tT][pP][sS]?://([^/?#@\s]*@)?(\[[0-9A-Za-z:.%]+\]|[^/?#:@\[\]\s]+)"
+               f"(:({PORT_PATTERN})?)?")
 
 
 def is_http_url(value: str) -> bool:
@@ -194,7 +222,7 @@ def is_http_url(value: str) -> bool:
 
 
 #: an http:// or https:// URL with a host (or None)
-http_url = check(is_http_url, "an http(s) URL")
+http_url = check(is_http_url, "an http(s) URL", schema={"pattern": "^" + _URL_ORIGIN + "([/?#].*)?$"})
 
 
 def _origin_problems(inst: Any, name: str, value: str) -> Iterator[tuple[str, str]]:
@@ -210,7 +238,7 @@ def _origin_problems(inst: Any, name: str, value: str) -> Iterator[tuple[str, st
 
 
 #: the origin of an upstream server: http(s)://host[:port], no path or query
-origin_url = Check(_origin_problems)
+origin_url = Check(_origin_problems, schema={"pattern": "^" + _URL_ORIGIN + "/?[?]?(#.*)?$"})
 
 
 def cidrs(*, strict: bool = False) -> Check:
@@ -232,9 +260,9 @@ def _is_path(value: str) -> bool:
 
 
 #: a path starting with / (or None)
-path = check(_is_path, "a path starting with /")
+path = check(_is_path, "a path starting with /", schema={"pattern": "^/"})
 #: a list of paths starting with /
-paths = each(_is_path, "a path starting with /")
+paths = each(_is_path, "a path starting with /", schema={"pattern": "^/"})
 
 
 def _number(value: Any) -> bool:
@@ -242,20 +270,22 @@ def _number(value: Any) -> bool:
 
 
 #: seconds above 0 (or None)
-duration = check(lambda v: _number(v) and v > 0, "a number of seconds above 0", show_value=False)
+duration = check(lambda v: _number(v) and v > 0, "a number of seconds above 0", show_value=False,
+                 schema={"exclusiveMinimum": 0})
 #: 0 or more seconds (or None)
-duration_or_zero = check(lambda v: _number(v) and v >= 0, "0 or more seconds", show_value=False)
+duration_or_zero = check(lambda v: _number(v) and v >= 0, "0 or more seconds", show_value=False,
+                         schema={"minimum": 0})
 
 
 def at_least(minimum: int, *, show_value: bool = False) -> Check:
     """A number of at least ``minimum`` ("expected 0 or more" / "expected at least 1")."""
     expected = "0 or more" if minimum == 0 else f"at least {minimum}"
-    return check(lambda v: v >= minimum, expected, show_value=show_value)
+    return check(lambda v: v >= minimum, expected, show_value=show_value, schema={"minimum": minimum})
 
 
 #: a realm for a WWW-Authenticate challenge: no quotes or backslashes
 realm = Check(lambda inst, name, value: [(name, "must not contain quotes or backslashes")]
-              if '"' in value or "\\" in value else [])
+              if '"' in value or "\\" in value else [], schema={"pattern": '^[^"\\\\]*$'})
 
 
 # --------------------------------------------------------------------------- the token location table

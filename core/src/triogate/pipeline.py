@@ -42,6 +42,11 @@ class ClientError(GatewayError):
     status = 400
 
 
+def _answering(chain: Any) -> list[str]:
+    """Plugins (and hook modules) of a chain that run before the upstream call, so could answer a request."""
+    return list(dict.fromkeys(name for phase in (chain.pre_route, chain.auth, chain.transform) for name, _ in phase))
+
+
 class Pipeline:
     """Everything built from one config: upstreams, plugin instances, routes and their chains."""
 
@@ -90,13 +95,28 @@ class Pipeline:
         self.hooks = uses.hooks
         self.timed = self.hooks.timed  # a tracing plugin asked: every phase hook call is timed
         self.admission = Admission(uses.identity, gcfg.underscores_in_headers)
+        self.global_chain = uses.global_chain()
+        before_routing = [name for name, _ in self.global_chain.pre_route]  # global pre_route hooks may answer too
         routes: list[Route] = []
         for rname, rcfg in config.routes.items():
             route = Route(rname, rcfg)
             route.upstream = self.upstreams.get(rcfg.upstream) if rcfg.upstream else None
             route.chain = uses.chain(rname, rcfg.priorities)
+            if rcfg.upstream is None:
+                answering = list(dict.fromkeys(before_routing + _answering(route.chain)))
+                at = key_path("routes", rname)
+                if not route.chain.order and not answering and not rcfg.plugins and not config.plugins:
+                    errors.append(f"{at}: no upstream and no plugins, so every request would get 502: "
+                                  f"set {at}.upstream (or add a plugin that answers)")
+                elif not answering:
+                    self.warnings.append(f"{at}: no upstream, and none of its plugins runs before the upstream call, "
+                                         f"so every request will get 502: set {at}.upstream")
+                else:
+                    self.warnings.append(f"{at}: no upstream, so requests get 502 unless a plugin answers them "
+                                         f"({', '.join(answering)}); set {at}.upstream if none of them does")
             routes.append(route)
-        self.global_chain = uses.global_chain()
+        if errors:
+            raise ConfigError(errors, config.source)
         self.router = Router(routes)
         self.services.router = self.router
         self.services.plugins = self.instances

@@ -11,8 +11,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["BadPath", "PathPolicy", "normalize_path", "Route", "Router", "compile_path", "strip_matrix_params",
-           "tail_segments"]
+__all__ = ["BadPath", "PathPolicy", "normalize_path", "Route", "Router", "compile_path", "prefix_of",
+           "strip_matrix_params", "tail_segments"]
 
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _PCT_RE = re.compile(r"%([0-9A-Fa-f]{2})")
@@ -145,8 +145,20 @@ class PathPolicy:
         return None, view
 
 
+def prefix_of(pattern: str) -> str:
+    """A route path with a trailing ``/*`` (how Kong, Traefik and KrakenD write a prefix) as the
+    plain prefix it means: ``/svc/*`` → ``/svc``, ``/*`` → ``/``; any other path unchanged."""
+    if pattern.endswith("/*"):
+        return pattern[:-2] or "/"
+    return pattern
+
+
 def compile_path(pattern: str, exact: bool, ignore_case: bool = False) -> tuple[re.Pattern[str] | None, str]:
-    """Return (regex or None for plain prefixes, literal prefix used for ordering)."""
+    """Return (regex or None for plain prefixes, literal prefix used for ordering).
+
+    A trailing ``/*`` is another spelling of the prefix (see :func:`prefix_of`).
+    """
+    pattern = prefix_of(pattern)
     literal = pattern.split("{", 1)[0]
     if "{" not in pattern:
         return None, literal

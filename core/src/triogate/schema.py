@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 import attrs
 
-from .config import Config, ListenerConfig
+from . import fields
+from .config import LISTEN_ADDRESS_PATTERN, Config, ListenerConfig
 from .plugins import PluginRegistry
 
 __all__ = ["config_schema", "type_schema"]
@@ -37,7 +38,8 @@ def type_schema(tp: Any) -> dict[str, Any]:
     if origin is dict:
         return {"type": "object", "additionalProperties": type_schema(args[1]) if args else {}}
     if tp is ListenerConfig:
-        return {"anyOf": [{"type": "string", "description": "host:port"}, attrs_schema(ListenerConfig)]}
+        return {"anyOf": [{"type": "string", "description": "host:port", "pattern": LISTEN_ADDRESS_PATTERN},
+                          attrs_schema(ListenerConfig)]}
     if attrs.has(tp):
         return attrs_schema(tp)
     return {}
@@ -51,6 +53,8 @@ def attrs_schema(cls: type) -> dict[str, Any]:
         if f.metadata.get("internal"):
             continue
         s = type_schema(hints.get(f.name, f.type))
+        _add_checks(s, *fields.schema_of(f.validator))
+        _add_checks(s, *_declared(f.metadata.get("schema")))
         if f.metadata.get("description"):
             s["description"] = f.metadata["description"]
         if f.default is attrs.NOTHING:
@@ -64,6 +68,26 @@ def attrs_schema(cls: type) -> dict[str, Any]:
     if required:
         out["required"] = required
     return out
+
+
+def _declared(fragment: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A ``setting(metadata={"schema": ...})`` fragment, split like :func:`triogate.fields.schema_of`."""
+    if not fragment:
+        return {}, {}
+    value = dict(fragment)
+    return value, value.pop("items", None) or {}
+
+
+def _add_checks(s: dict[str, Any], value: dict[str, Any], items: dict[str, Any]) -> None:
+    """Merge what a field's checks amount to (patterns, bounds) into its type's schema, so the
+    schema rejects what ``triogate check`` rejects wherever JSON Schema can say it."""
+    for option in s.get("anyOf", [s]):
+        if value and option.get("type") not in ("array", "object"):
+            option.update(value)
+        if items and option.get("type") == "array":
+            option["items"] = {**option.get("items", {}), **items}
+        elif items and option.get("type") == "object":
+            option["additionalProperties"] = {**(option.get("additionalProperties") or {}), **items}
 
 
 def config_schema(registry: PluginRegistry) -> dict[str, Any]:
@@ -80,6 +104,10 @@ def config_schema(registry: PluginRegistry) -> dict[str, Any]:
     schema["properties"]["plugins"] = {**plugins, "description": "global plugin instances"}
     route = schema["properties"]["routes"]["additionalProperties"]
     route["properties"]["plugins"] = {**plugins, "description": "plugin instances for this route"}
+    credentials = schema["properties"]["consumers"]["additionalProperties"]["properties"]["credentials"]
+    credentials["properties"] = {name: {"description": f"this consumer's {name} credentials"}
+                                 for name in registry.available}
+    credentials["additionalProperties"] = False
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "triogate gateway.toml"
     return schema

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Literal
 
 import attrs
@@ -17,6 +18,16 @@ KeyKind = Literal["consumer", "credential", "ip", "header", "route", "path", "gl
 _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _SHORT = {"s": "second", "sec": "second", "m": "minute", "min": "minute", "h": "hour", "hr": "hour", "d": "day"}
 _LIMIT = re.compile(r"^\s*(\d+)\s*/\s*(\d+)?\s*([a-z]+?)s?\s*$")
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c}{c.upper()}]" for c in word)
+
+
+#: what :func:`parse_limit` accepts, as a JSON Schema pattern (no flags there: each letter in either case)
+LIMIT_PATTERN = (r"^\s*0*[1-9][0-9]*\s*/\s*(0*[1-9][0-9]*)?\s*("
+                 + "|".join(_any_case(u) for u in sorted({*_UNITS, *_SHORT}, key=len, reverse=True))
+                 + r")[sS]?\s*$")
 
 
 @attrs.frozen
@@ -47,12 +58,29 @@ def _normalize_algorithm(value: str) -> str:
     return "gcra" if value == "token-bucket" else value
 
 
+def _parsed_or_none(text: str) -> Limit | None:
+    try:
+        return parse_limit(text)
+    except ValueError:
+        return None
+
+
+def _limit_problems(inst: object, name: str, value: list[str]) -> Iterator[tuple[str, str]]:
+    """Each limit that does not parse, with its index (``limits[1]: cannot parse limit ...``)."""
+    for i, text in enumerate(value):
+        try:
+            parse_limit(text)
+        except ValueError as exc:
+            yield fields.key_path(name, i), str(exc)
+
+
 @attrs.define(frozen=True)
 class PolicyConfig:
     """One rate-limit policy: its limits, algorithm and what it counts by."""
 
     limits: list[str] = setting(
-        factory=list, description='limits that all apply, e.g. ["10/second", "1000/hour"] (also "100/30s")')
+        factory=list, description='limits that all apply, e.g. ["10/second", "1000/hour"] (also "100/30s")',
+        validator=fields.Check(_limit_problems), metadata={"schema": {"items": {"pattern": LIMIT_PATTERN}}})
     name: str = setting(
         "", description="policy name in RateLimit headers and in counter keys; default: the key kind",
         validator=fields.check(lambda v: not v or re.fullmatch(r"[A-Za-z0-9_.-]+", v) is not None,
@@ -72,7 +100,7 @@ class PolicyConfig:
         None, description="gcra only: bucket capacity (requests allowed at once); default: each limit's count")
 
     def __attrs_post_init__(self) -> None:
-        parsed = [parse_limit(text) for text in self.limits]
+        parsed = [lim for lim in map(_parsed_or_none, self.limits) if lim is not None]  # others: _limit_problems
         windows = [lim.window for lim in parsed]
         if len(set(windows)) != len(windows):
             raise ValueError("limits: two limits with the same period")
