@@ -58,7 +58,7 @@ async def test_optional_with_a_certificate_describes_it(pki, gateway_factory):
     alice = pki.client("alice", organization="Example", dns=["alice.example"], uris=["spiffe://example/alice"],
                        emails=["alice@example.com"])
     got = body_of(await tls_request(gw.port, GET, pki.client_context(alice)))
-    assert got["subject"] == "O=Example,CN=alice" == alice.subject
+    assert got["subject"] == "CN=alice,O=Example" == alice.subject
     assert got["issuer"] == "CN=triogate test CA"
     assert got["serial"] == alice.serial
     assert got["fingerprint"] == alice.fingerprint

@@ -110,8 +110,8 @@ class TestPKI:
                purpose: x509.ObjectIdentifier = ExtendedKeyUsageOID.CLIENT_AUTH) -> Issued:
         """A client certificate (``expired``: its validity ended yesterday)."""
         attrs_ = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-        if organization:
-            attrs_.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+        if organization:  # most general first in the DER, so the RFC 4514 form reads CN=...,O=...
+            attrs_.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
         sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
         sans += [x509.UniformResourceIdentifier(u) for u in uris]
         sans += [x509.RFC822Name(e) for e in emails]
