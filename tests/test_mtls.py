@@ -132,6 +132,41 @@ async def test_h2_listener_required_verifies_the_handshake(pki, gateway_factory)
     assert body_of(await tls_request(gw.port, GET, pki.client_context(grace)))["subject"] == "CN=grace"
 
 
+async def test_h2_listener_http2_requests_carry_no_certificate(pki, gateway_factory):
+    """The documented limit: hypercorn exposes no peer certificate, so HTTP/2 requests see None."""
+    import h2.config
+    import h2.connection
+    import h2.events
+    import trio
+
+    gw = await gateway_factory(config(pki, "required", protocol="h2"), plugins={"echo": CertEcho})
+    stream = trio.SSLStream(await trio.open_tcp_stream("127.0.0.1", gw.port),
+                            pki.client_context(pki.client("heidi"), alpn=["h2"]), server_hostname="127.0.0.1")
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    conn.send_headers(1, [(":method", "GET"), (":path", "/x"), (":scheme", "https"), (":authority", "127.0.0.1")],
+                      end_stream=True)
+    status, body, done = None, b"", False
+    async with stream:
+        with trio.fail_after(5):
+            await stream.do_handshake()
+            assert stream.selected_alpn_protocol() == "h2"
+            await stream.send_all(conn.data_to_send())
+            while not done:
+                data = await stream.receive_some(65536)
+                assert data, "connection closed"
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.ResponseReceived):
+                        status = dict(ev.headers)[":status"]
+                    elif isinstance(ev, h2.events.DataReceived):
+                        body += ev.data
+                    elif isinstance(ev, h2.events.StreamEnded):
+                        done = True
+                if out := conn.data_to_send():
+                    await stream.send_all(out)
+    assert (status, json.loads(body)) == ("200", None)
+
+
 def _errors(cfg: dict) -> str:
     with pytest.raises(triogate.ConfigError) as info:
         load_gateway(cfg, plugins={"echo": CertEcho})
