@@ -12,6 +12,7 @@ from . import fields as fields  # triogate.fields: checks for config fields
 from ._version import __version__
 from .admin import AdminRoute
 from .app import Gateway, StartupError
+from .clientcert import ClientCert
 from .config import Config, ConfigError, load_config, loads_config
 from .context import Context, GatewayServices
 from .headers import Headers
@@ -24,7 +25,7 @@ from .serving import serve
 from .upstream import Fetched, HTTPClient, UpstreamError, UpstreamTimeout
 
 __all__ = [
-    "AdminRoute", "Body", "BodyTooLarge", "Config", "ConfigError", "Context", "Fetched", "Gateway", "GatewayError",
+    "AdminRoute", "Body", "BodyTooLarge", "ClientCert", "Config", "ConfigError", "Context", "Fetched", "Gateway", "GatewayError",
     "GatewayServices", "HTTPClient", "Headers", "NoConfig", "Plugin", "Principal", "Request", "Response", "Runtime",
     "Scope", "SharedResourceError", "StartupError", "TargetState", "UpstreamError", "UpstreamTimeout", "__version__",
     "hookimpl", "load_config", "loads_config", "problem", "serve", "setting",

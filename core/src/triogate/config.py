@@ -22,7 +22,7 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, Iterabl
 from . import fields
 from .fields import FieldError, FieldErrors, at_least, check, duration, duration_or_zero, join_keys, key_path
 from .plugin import setting
-from .tlsfiles import TLSFileError, client_context
+from .tlsfiles import TLSFileError, client_context, server_context
 from .tomltext import describe as _describe
 from .tomltext import toml_repr as _toml_repr
 
@@ -81,6 +81,21 @@ def _tls_pair(inst: Any, name: str, value: str | None) -> typing.Iterator[tuple[
 LISTEN_ADDRESS_PATTERN = rf"^(\[[^\]]*\]:*|.*:)?0*{fields.PORT_PATTERN}$"
 
 
+def _client_auth_problems(inst: Any, name: str, value: str) -> typing.Iterator[tuple[str, str]]:
+    if value == "none":
+        for key in ("client_ca", "client_crl"):
+            if getattr(inst, key) is not None:
+                yield key, 'has no effect with client_auth = "none": set client_auth to "optional" or "required"'
+        return
+    if not inst.tls_cert:
+        yield name, f"{value!r} needs TLS on the listener (tls_cert and tls_key)"
+    if not inst.client_ca:
+        yield "client_ca", f"client_auth = {value!r} needs client_ca, the CA bundle client certificates must chain to"
+    if value == "optional" and inst.protocol == "h2":
+        yield name, ('"optional" is not offered on h2 listeners: HTTP/2 requests cannot show the certificate to '
+                   'plugins (hypercorn exposes none); use "required" or an http1 listener')
+
+
 @attrs.define(frozen=True)
 class ListenerConfig:
     address: str = setting(
@@ -92,6 +107,16 @@ class ListenerConfig:
     tls_cert: str | None = setting(
         None, description="PEM certificate chain file; enables TLS", validator=fields.Check(_tls_pair))
     tls_key: str | None = setting(None, description="PEM private key file")
+    client_auth: Literal["none", "optional", "required"] = setting(
+        "none", description="mutual TLS: none; optional (the handshake asks for a client certificate, none is "
+        "fine and plugins such as mtls-auth decide per route, an invalid one fails the handshake); required "
+        "(no valid client certificate, no handshake). h2 listeners offer none and required",
+        validator=fields.Check(_client_auth_problems))
+    client_ca: str | None = setting(
+        None, description="PEM bundle of the CAs whose client certificates are accepted (needed unless client_auth = none)")
+    client_crl: str | None = setting(
+        None, description="PEM certificate revocation list checked against client certificates (the leaf); "
+                          "reloads with the config")
 
     @property
     def host(self) -> str:
@@ -907,10 +932,18 @@ def _check_references(cfg: Config, raw: dict[str, Any] | None = None) -> list[st
     declared_upstreams |= set(cfg.upstreams)
     errors: list[str] = []
     for i, lst in enumerate(cfg.gateway.listen):
+        missing = False
         for key in ("tls_cert", "tls_key"):
             value = getattr(lst, key)
             if value and not Path(value).is_file():
                 errors.append(f"gateway.listen[{i}].{key}: no such file: {value!r}")
+                missing = True
+        if lst.tls_cert and lst.tls_key and not missing and lst.client_auth != "none":
+            try:  # built for real (files read, CA and CRL parsed), as the listener and every reload will
+                server_context(lst.tls_cert, lst.tls_key, ["http/1.1"], client_auth=lst.client_auth,
+                               client_ca=lst.client_ca, client_crl=lst.client_crl)
+            except TLSFileError as exc:
+                errors.append(f"gateway.listen[{i}].{exc.field}: {exc}")
 
     errors.extend(check_admin(cfg.admin))  # the admin listener: a token, loopback unless allowed
     for name, up in cfg.upstreams.items():

@@ -16,6 +16,7 @@ from .runtime import Detached, Runtime
 if TYPE_CHECKING:
     import trio
 
+    from .clientcert import ClientCert
     from .config import Config, ConsumerConfig
     from .plugin import Plugin
     from .routing import Route, Router
@@ -199,6 +200,14 @@ class Context:
         self.response: Response | None = None
         self.body_in = request.body  # the body as received, even if a plugin replaces request.body
         self.generation: Any = None  # the loaded config this request runs on (set by the Gateway)
+
+    @property
+    def client_cert(self) -> ClientCert | None:
+        """The client certificate the TLS handshake verified (a listener with ``client_auth``), else None.
+
+        HTTP/2 requests (the h2 listener) never carry one: hypercorn does not expose it.
+        """
+        return self.request.tls_client_cert
 
     @property
     def route_name(self) -> str | None:

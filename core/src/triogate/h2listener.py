@@ -32,7 +32,7 @@ from hypercorn.utils import parse_socket_addr, wrap_app
 from .asgi import ASGIApp
 from .config import ListenerConfig
 from .handler import RequestHandler
-from .listeners import server_ssl_context
+from .listeners import ListenerTLS
 from .server import HTTP1Server
 
 __all__ = ["PREFACE", "FrameGuard", "H2Server"]
@@ -327,7 +327,8 @@ class H2Server:
         self.gateway = gateway
         self.listener = listener
         self.sock = sock
-        self.ssl_context: ssl.SSLContext | None = server_ssl_context(listener, ["h2", "http/1.1"])
+        self.tls = ListenerTLS(listener, ["h2", "http/1.1"], gateway.config.gateway)
+        self.ssl_context: ssl.SSLContext | None = self.tls.context
         self.http1 = HTTP1Server(gateway, listener, self.ssl_context)
         self.app = wrap_app(ASGIApp(gateway), 0, "asgi")
         self.context = WorkerContext(None)
@@ -392,7 +393,7 @@ class H2Server:
                 if self._accept_scope is None or self._accept_scope.cancel_called:
                     sniffing.cancel()  # draining
                 if self.ssl_context is not None:  # ALPN decides
-                    tls = trio.SSLStream(stream, self.ssl_context, server_side=True)
+                    tls = trio.SSLStream(stream, self.tls.current(self.gateway.config.gateway), server_side=True)
                     with trio.move_on_at(head_deadline):
                         await tls.do_handshake()
                         ready = True

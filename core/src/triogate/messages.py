@@ -12,6 +12,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
 from .authority import normalize_authority
+from .clientcert import ClientCert
 from .headers import Headers, HeaderItems
 
 __all__ = ["Body", "BodyTooLarge", "Request", "Response", "Principal"]
@@ -179,7 +180,7 @@ class Request:
 
     __slots__ = (
         "method", "path", "query", "headers", "body", "http_version",
-        "scheme", "client", "raw_path", "host", "authority",
+        "scheme", "client", "raw_path", "host", "authority", "tls_client_cert",
     )
 
     def __init__(
@@ -194,6 +195,7 @@ class Request:
         scheme: str = "http",
         client: tuple[str, int] | None = None,
         raw_path: str | None = None,
+        tls_client_cert: ClientCert | None = None,
     ) -> None:
         self.method = method
         self.path = path
@@ -204,6 +206,8 @@ class Request:
         self.scheme = scheme
         self.client = client
         self.raw_path = raw_path if raw_path is not None else path
+        #: the verified client certificate of a mutual-TLS connection (set by the listener), else None
+        self.tls_client_cert = tls_client_cert
         self.host, self.authority = normalize_authority(self.headers.get("host") or "", scheme)
 
     @property

@@ -19,6 +19,7 @@ from typing import Any
 
 import trio
 
+from .clientcert import ClientCert, peer_certificate
 from .config import ListenerConfig
 from .connlimit import ConnectionCap
 from .deadlines import DeadlineWatcher
@@ -26,6 +27,7 @@ from .handler import RequestHandler
 from .headers import Headers
 from .http1 import CLOSED, END, NEED_DATA, PAUSED, Limits, ProtocolError, RequestHead, server_connection_factory
 from .http1.rules import valid_host as _valid_host
+from .listeners import ListenerTLS
 from .messages import Body, BodyTooLarge, Request, Response
 from .pacing import BodyPacer
 from .pipeline import ClientError
@@ -82,7 +84,7 @@ class _Conn:
     """One client connection; ``deadline`` is enforced by the server's DeadlineWatcher."""
 
     __slots__ = ("stream", "sock", "proto", "peer", "body_done", "deadline", "scope", "timed_out", "phase",
-                 "responded", "keep_alive", "limits", "timeouts", "pacer", "reused")
+                 "responded", "keep_alive", "limits", "timeouts", "pacer", "reused", "client_cert")
 
     def __init__(self, stream: trio.abc.Stream, proto: Any, peer: tuple[str, int] | None,
                  settings: _Settings) -> None:
@@ -101,6 +103,7 @@ class _Conn:
         self.keep_alive = True
         self.pacer: BodyPacer | None = None  # of the body being read (names the bound a 408 hit)
         self.reused = False  # served a request already: an idle keep-alive connection, closed first at the cap
+        self.client_cert: ClientCert | None = None  # verified in the TLS handshake (client_auth), on every request
 
     def expire(self) -> None:
         self.timed_out = True
@@ -133,6 +136,7 @@ class HTTP1Server:
         self.ssl_context = ssl_context
         self.scheme = "https" if ssl_context is not None else "http"
         gcfg = gateway.config.gateway
+        self.tls = ListenerTLS(listener, ["http/1.1"], gcfg, ssl_context) if ssl_context is not None else None
         t = gcfg.timeouts
         self._settings: _Settings = _Settings(gcfg)
         self.new_proto = server_connection_factory(gcfg.http1_parser)
@@ -203,8 +207,8 @@ class HTTP1Server:
                 pass
         peer = _peer_of(stream)
         settings = self._current_settings()
-        if self.ssl_context is not None:
-            stream = trio.SSLStream(stream, self.ssl_context, server_side=True)
+        if self.tls is not None:
+            stream = trio.SSLStream(stream, self.tls.current(settings.gcfg), server_side=True)
             with trio.move_on_after(settings.timeouts.header) as cs:
                 try:
                     await stream.do_handshake()
@@ -225,6 +229,11 @@ class HTTP1Server:
         """
         settings = self._current_settings()
         c = _Conn(stream, self.new_proto(settings.proto_limits), peer, settings)
+        if isinstance(stream, trio.SSLStream):
+            try:
+                c.client_cert = peer_certificate(stream)
+            except ValueError as exc:  # verified by OpenSSL yet unparsable: serve it as "no certificate"
+                log.warning("client certificate from %s not readable, ignored: %s", peer, exc)
         if initial:
             c.proto.receive_data(initial)
             c.phase = "head"
@@ -323,6 +332,7 @@ class HTTP1Server:
         return Request(
             head.method, npath, query, headers, body,
             http_version=head.http_version, scheme=self.scheme, client=c.peer, raw_path=path,
+            tls_client_cert=c.client_cert,
         )
 
     async def _body(self, c: _Conn) -> AsyncIterator[bytes]:

@@ -11,7 +11,7 @@ import ssl
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TLSFileError", "client_context", "describe_ssl_error", "resolve_path", "ssl_failure"]
+__all__ = ["TLSFileError", "client_context", "describe_ssl_error", "resolve_path", "server_context", "ssl_failure"]
 
 
 class TLSFileError(ValueError):
@@ -92,6 +92,49 @@ def client_context(tls: Any, base: Path) -> ssl.SSLContext:
         except OSError as exc:  # the file went away between the reads
             raise TLSFileError(key_field, f"cannot read: {exc.strerror or exc}") from None
     ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def server_context(cert: str, key: str | None, alpn: list[str], *, client_auth: str = "none",
+                   client_ca: str | None = None, client_crl: str | None = None) -> ssl.SSLContext:
+    """A listener's context; raises :class:`TLSFileError` naming the listener key of a bad file.
+
+    With ``client_auth`` ``optional``/``required`` the handshake asks for a client certificate and
+    the ssl module verifies it (chain to ``client_ca``, expiry, the clientAuth purpose, and with
+    ``client_crl`` revocation of the leaf). ``optional`` accepts a handshake without a certificate
+    but, as OpenSSL does with CERT_OPTIONAL, fails one whose certificate does not verify.
+    """
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        ctx.load_cert_chain(cert, key, password=_no_password)
+    except TLSFileError as exc:
+        raise TLSFileError("tls_key", str(exc)) from None
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise TLSFileError("tls_key", "the private key does not match the certificate in tls_cert") from None
+        raise TLSFileError("tls_cert", f"cannot load the certificate and key ({_reason(exc)})") from None
+    except OSError as exc:
+        raise TLSFileError("tls_cert", f"cannot read: {exc.strerror or exc}") from None
+    if client_auth != "none":
+        ctx.verify_mode = ssl.CERT_REQUIRED if client_auth == "required" else ssl.CERT_OPTIONAL
+        if client_ca:
+            path = Path(client_ca)
+            text = _read("client_ca", path)
+            try:
+                ctx.load_verify_locations(cadata=text)
+            except (ssl.SSLError, ValueError) as exc:
+                raise TLSFileError("client_ca", f"{str(path)!r} holds no PEM certificate ({_reason(exc)})") from None
+        if client_crl:
+            path = Path(client_crl)
+            text = _read("client_crl", path)
+            if "-----BEGIN X509 CRL-----" not in text:
+                raise TLSFileError("client_crl", f"{str(path)!r} holds no PEM CRL (-----BEGIN X509 CRL-----)")
+            try:  # a CRL is loaded like a CA file; cadata takes certificates only
+                ctx.load_verify_locations(cafile=str(path))
+            except (ssl.SSLError, OSError) as exc:
+                raise TLSFileError("client_crl", f"cannot load the CRL from {str(path)!r} ({_reason(exc)})") from None
+            ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+    ctx.set_alpn_protocols(alpn)
     return ctx
 
 

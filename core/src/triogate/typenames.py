@@ -40,7 +40,8 @@ def json_default(o: Any) -> Any:
     """``json.dumps(default=...)`` for config defaults: a nested settings object is a table."""
     if attrs.has(type(o)):
         address = getattr(o, "address", None)  # a listener: shown the way it is usually written
-        if isinstance(address, str) and all(v in (None, "http1") for k, v in attrs.asdict(o).items() if k != "address"):
+        if isinstance(address, str) and all(getattr(o, f.name) == f.default for f in attrs.fields(type(o))
+                                            if f.name != "address"):
             return address
         return attrs.asdict(o)
     return str(o)

@@ -29,7 +29,8 @@ child process, for signals, workers and pid files). Every fixture with an exampl
 
 Submodules, one job each: :mod:`.gateway` (a gateway in the test's nursery, or only loaded),
 :mod:`.client`, :mod:`.fixtures`, :mod:`.idp` (the identity provider), :mod:`.redis`
-(``redis-server``), :mod:`.process` (``triogate run`` as a child process), :mod:`.readme`.
+(``redis-server``), :mod:`.process` (``triogate run`` as a child process), :mod:`.readme`,
+:mod:`.pki` (a throw-away CA and :func:`~.pki.tls_request` for mutual-TLS tests; import it from there).
 """
 
 from __future__ import annotations
