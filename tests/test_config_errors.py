@@ -628,3 +628,27 @@ def test_cli_check_prints_the_no_upstream_warning_and_passes(tmp_path: Path) -> 
     assert proc.returncode == 0, proc.stderr
     assert ("triogate: warning: routes.teapot: no upstream, so requests get 502 unless a plugin answers them "
             "(hooks:answer_hook.py); set routes.teapot.upstream if none of them does") in proc.stderr.splitlines()
+
+
+def test_a_plugin_that_answers_every_request_needs_no_upstream() -> None:
+    """Plugin.answers_requests (aggregate sets it): the route has no upstream on purpose, so no warning."""
+
+    class Answering(triogate.Plugin):
+        answers_requests = True
+
+        @triogate.hookimpl
+        async def transform(self, ctx: triogate.Context) -> triogate.Response:
+            return triogate.Response(200, body=b"ok")
+
+    reg = registry(answering=Answering, answers=Answers)
+    cfg = loads_config(UPSTREAM + textwrap.dedent("""
+        [routes.merged]
+        paths = ["/merged"]
+        [routes.merged.plugins.answering]
+        [routes.mock]
+        paths = ["/mock"]
+        [routes.mock.plugins.answers]
+    """), env={}, registry=reg)
+    warnings = Pipeline(cfg, reg, HTTPClient()).warnings
+    assert warnings == [("routes.mock: no upstream, so requests get 502 unless a plugin answers them (answers); "
+                         "set routes.mock.upstream if none of them does")]

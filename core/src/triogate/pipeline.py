@@ -102,7 +102,9 @@ class Pipeline:
             route = Route(rname, rcfg)
             route.upstream = self.upstreams.get(rcfg.upstream) if rcfg.upstream else None
             route.chain = uses.chain(rname, rcfg.priorities)
-            if rcfg.upstream is None:
+            if rcfg.upstream is None and not any(
+                    type(i).answers_requests for i in self.instances if i.route in (rname, None)
+                    and i.name in route.chain.order):
                 answering = list(dict.fromkeys(before_routing + _answering(route.chain)))
                 at = key_path("routes", rname)
                 if not route.chain.order and not answering and not rcfg.plugins and not config.plugins:

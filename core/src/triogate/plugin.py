@@ -45,6 +45,9 @@ class Plugin:
     #: True makes the core time every hook call of a config that uses this plugin, into
     #: ``ctx.hook_timings`` for the requests where a hook set it to a list (tracing plugins)
     wants_hook_timings: ClassVar[bool] = False
+    #: True for plugins that answer every request of their route themselves (aggregate): a route
+    #: with such an instance needs no upstream, and ``triogate check`` does not warn that it has none
+    answers_requests: ClassVar[bool] = False
 
     def __init__(self, config: Any, gateway: GatewayServices, route: str | None = None) -> None:
         self.config = config

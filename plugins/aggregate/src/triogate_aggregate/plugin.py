@@ -157,6 +157,7 @@ class Aggregate(Plugin):
 
     priority: ClassVar[int] = 50
     Config: ClassVar[type] = AggregateConfig
+    answers_requests: ClassVar[bool] = True  # its route needs no upstream
 
     def __init__(self, config: AggregateConfig, gateway: Any, route: str | None = None) -> None:
         super().__init__(config, gateway, route)
