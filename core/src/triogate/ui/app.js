@@ -118,7 +118,7 @@ function renderStats(stats) {
     const tr = row([r.route === null ? "(no route matched)" : r.route, num(r.requests_per_s, 1),
       num(r.errors_per_s, 1), num(r.p50_ms), num(r.p99_ms), num(r.requests), num(r.errors)]);
     tr.dataset.route = r.route === null ? "" : r.route;
-    if (r.errors_per_s > 0) tr.className = "bad";
+    if (r.errors_per_s > 0) tr.className = "has-errors";
     return tr;
   }), "no routes");
   const w = stats.workers;
