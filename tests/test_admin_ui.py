@@ -16,7 +16,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 import pytest
 import trio
@@ -72,7 +72,7 @@ class LiveGateway:
             await gw.stop()
             nursery.cancel_scope.cancel()
 
-    def __enter__(self) -> LiveGateway:
+    def __enter__(self) -> Self:
         self._thread.start()
         if not self._ready.wait(20) or self._failure is not None:
             raise RuntimeError("the gateway did not start") from self._failure
