@@ -137,6 +137,13 @@ async def test_stats_counts_each_route(gateway_factory, upstream_factory):
     assert target["active_requests"] == 0 and target["open_connections"] >= 1  # the pooled keep-alive one
     assert "workers" not in target  # one process: no per-worker breakdown
 
+    # a reload keeps the counters of the routes it keeps, and drops the routes it removes
+    cfg = config(upstream.url)
+    del cfg["routes"]["broken"], cfg["routes"]["quiet"]
+    assert await gw.reload(cfg) == []
+    rows = {row["route"]: row for row in (await admin_get(gw, "/stats")).json()["routes"]}
+    assert list(rows) == ["users", None] and rows["users"]["requests"] == 5
+
 
 async def test_status_tells_the_last_reload(nursery, upstream, tmp_path: Path):
     cfg = tmp_path / "gateway.toml"

@@ -108,7 +108,7 @@ class GatewayStats:
         if state is None:
             return out
         now = own["time"]
-        for i in range(self.gateway.config.gateway.workers):
+        for i in state.stats_workers():
             if i == own["worker"]:
                 continue
             snap = state.read_stats(i)
@@ -122,13 +122,15 @@ class GatewayStats:
     def stats(self) -> dict[str, Any]:
         """``GET /stats``: per route totals, rates and quantiles; upstream targets; which workers count."""
         snaps = self.snapshots()
-        by_route: dict[str | None, list[dict[str, Any]]] = {}
-        for name in dict.fromkeys(r.name for r in self.gateway.pipeline.router.routes):  # config order
-            by_route[name] = []
+        # the running config's routes in match order (a route a reload removed is left out)
+        by_route: dict[str | None, list[dict[str, Any]]] = {
+            name: [] for name in dict.fromkeys(r.name for r in self.gateway.pipeline.router.routes)}
+        unmatched: list[dict[str, Any]] = []
         for snap in snaps:
             for row in snap.get("routes", ()):
-                by_route.setdefault(row["route"], []).append(row)
-        unmatched = by_route.pop(None, [])
+                rows = unmatched if row["route"] is None else by_route.get(row["route"])
+                if rows is not None:
+                    rows.append(row)
         routes = [{"route": name, **summarize(rows)} for name, rows in by_route.items()]
         if unmatched:
             routes.append({"route": None, **summarize(unmatched)})
@@ -163,7 +165,7 @@ class GatewayStats:
     def _workers(self, snaps: list[dict[str, Any]]) -> dict[str, Any]:
         now = snaps[0]["time"]
         return {
-            "configured": self.gateway.config.gateway.workers,
+            "configured": self.gateway.config.gateway.workers,  # [gateway] workers (``run --workers`` may differ)
             "reporting": sorted(s["worker"] for s in snaps),
             "answered_by": snaps[0]["worker"],
             "ages_seconds": {str(s["worker"]): round(now - s["time"], 3) for s in snaps},

@@ -119,6 +119,16 @@ class ReloadState:
         data = _read_json(self.stats_file(worker))
         return data if isinstance(data, dict) else None
 
+    def stats_workers(self) -> list[int]:
+        """The worker indexes that have published stats (``--workers`` may differ from the file's)."""
+        prefix = f"{self.pid_file.name}.stats."
+        found = []
+        for path in self.pid_file.parent.glob(prefix + "*.json"):
+            index = path.name[len(prefix):-len(".json")]
+            if index.isdigit():
+                found.append(int(index))
+        return sorted(found)
+
     def write_outcome(self, rid: str, workers: list[dict[str, Any]], errors: list[str] | None = None) -> dict[str, Any]:
         """The whole reload's outcome: ok only when every worker applied it and nothing else failed."""
         errs = list(errors or [])

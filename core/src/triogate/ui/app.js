@@ -123,7 +123,8 @@ function renderStats(stats) {
   }), "no routes");
   const w = stats.workers;
   $("traffic-note").textContent = "rates and latency over the last " + stats.window_seconds + " s" +
-    (w.configured > 1 ? " · " + w.reporting.length + " of " + w.configured + " workers reporting" : "");
+    (w.configured > 1 || w.reporting.length > 1
+      ? " · " + w.reporting.length + " of " + Math.max(w.configured, w.reporting.length) + " workers reporting" : "");
   const rows = [];
   for (const up of stats.upstreams) {
     for (const t of up.targets) {
