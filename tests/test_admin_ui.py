@@ -16,9 +16,11 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Self
 
 import pytest
+import tomli_w
 import trio
 import triogate
 from triogate.testing import UpstreamServer, start_gateway
@@ -45,6 +47,7 @@ class LiveGateway:
         self._thread = threading.Thread(target=self._thread_main, name="live gateway", daemon=True)
         self.token: Any = None
         self.url = self.admin_url = ""
+        self.gateway: Any = None
 
     @staticmethod
     async def _handler(request: triogate.Request) -> Any:
@@ -66,6 +69,7 @@ class LiveGateway:
             for up in self.upstreams:
                 await nursery.start(up.run)
             gw = await start_gateway(nursery, self._config(self.upstreams), autoload=True)
+            self.gateway = gw.gateway
             self.url, self.admin_url = gw.url, gw.gateway.admin.url
             self._ready.set()
             await self._stop.wait()
@@ -85,6 +89,11 @@ class LiveGateway:
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn`` on the gateway's trio loop (e.g. stop an upstream)."""
         return trio.from_thread.run_sync(fn, *args, trio_token=self.token)
+
+    def reload_file(self, path: Path) -> list[str]:
+        """Reload the gateway from ``path`` as SIGHUP would; the errors, empty when applied."""
+        self.gateway.config_path = path
+        return trio.from_thread.run(self.gateway.reload, trio_token=self.token)
 
 
 def config(ups: list[UpstreamServer]) -> dict[str, Any]:
@@ -119,7 +128,7 @@ def cells(row: Any) -> list[str]:
     return [c.strip() for c in row.locator("td").all_inner_texts()]
 
 
-def test_admin_ui_in_a_real_browser() -> None:
+def test_admin_ui_in_a_real_browser(tmp_path: Path) -> None:
     expect = sync_api.expect
     with LiveGateway(config) as live, sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS, timeout=20000)
@@ -216,13 +225,36 @@ def test_admin_ui_in_a_real_browser() -> None:
             expect(page.locator(f"#upstreams tbody tr[data-target='{live.upstreams[0].url}'] td").nth(2)
                    ).to_have_text("healthy")
 
+            # the last reload's outcome: a rejected one names its errors, the config version stays
+            expect(page.locator("#reload")).to_contain_text("No reload since the gateway started")
+            if os.environ.get("TRIOGATE_SCREENSHOT"):  # a short path in the error the screenshot shows
+                tmp_path = Path("/tmp/triogate")
+                tmp_path.mkdir(exist_ok=True)
+            bad = config(live.upstreams)
+            bad["routes"]["orders"]["upstream"] = "payments"
+            (tmp_path / "gateway.toml").write_text(tomli_w.dumps(bad))
+            assert live.reload_file(tmp_path / "gateway.toml")
+            expect(page.locator("#reload-result")).to_contain_text("Last reload rejected")
+            expect(page.locator("#reload-result")).to_have_class("bad")
+            expect(page.locator("#reload li")).to_contain_text("routes.orders.upstream")
+            expect(page.locator("#summary")).to_contain_text("config version 1 ")
+
             if os.environ.get("TRIOGATE_SCREENSHOT"):
                 page.wait_for_timeout(1600)  # one more refresh: rates settle
                 page.screenshot(path=os.environ["TRIOGATE_SCREENSHOT"], full_page=True)
 
+            # an applied reload: the page notices the new config version and shows the new routes
+            good = config(live.upstreams)
+            good["routes"]["health"] = {"paths": ["/health"], "upstream": "orders"}
+            (tmp_path / "gateway.toml").write_text(tomli_w.dumps(good))
+            assert live.reload_file(tmp_path / "gateway.toml") == []
+            expect(page.locator("#reload-result")).to_contain_text("Last reload applied")
+            expect(page.locator("#routes tbody tr")).to_have_count(3)
+            expect(page.locator("#summary")).to_contain_text("config version 2 ")
+
             # the token stays for the tab's reloads; "Forget token" clears the page
             page.reload()
-            expect(page.locator("#routes tbody tr")).to_have_count(2)
+            expect(page.locator("#routes tbody tr")).to_have_count(3)
             page.click("#logout")
             expect(page.locator("#login")).to_be_visible()
             assert page.locator("#routes tbody tr").count() == 0
