@@ -362,6 +362,7 @@ class AdminAPI:
         return Response.json(self.stats.stats())
 
     async def _ui(self, request: Request) -> Response:
+        """Listed for ``GET /``; ``_dispatch`` serves every ``/ui`` path before the token check."""
         return serve_ui(request.method, request.path, new_request_id())
 
     async def _plugins(self, request: Request) -> Response:
