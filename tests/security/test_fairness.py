@@ -17,7 +17,6 @@ import types
 from typing import Any
 
 import trio
-
 import triogate
 
 from .conftest import route_to
