@@ -1,4 +1,5 @@
-"""traffic-split, mirror and fallback counts at the prometheus plugin's ``/metrics``.
+"""traffic-split, mirror and fallback counts at the prometheus plugin's ``/metrics``, and the
+upstream a plugin chose in the access log and the trace.
 
 The plugins declare counters through the core (``GatewayServices.counter``); the prometheus
 plugin exports them at scrape time. Real upstreams on loopback: two versions, a shadow that
@@ -11,11 +12,16 @@ from typing import Any
 
 import trio
 import triogate
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 from triogate import HTTPClient
+from triogate.counters import Counters
 from triogate.testing import free_port
 from triogate_fallback import FallbackPlugin
 from triogate_mirror import MirrorPlugin
+from triogate_opentelemetry import OpenTelemetryPlugin
 from triogate_prometheus import PrometheusPlugin
 from triogate_traffic_split import TrafficSplitPlugin
 
@@ -157,8 +163,6 @@ async def test_counters_survive_a_reload_and_never_go_back(upstream_factory, gat
 
 
 def test_core_counters_refuse_bad_names_and_conflicting_labels():
-    from triogate.counters import Counters
-
     counters = Counters()
     c = counters.counter("x_things_total", "Things.", ("route",))
     assert counters.counter("x_things_total", "Things.", ["route"]) is c
@@ -178,3 +182,38 @@ def test_core_counters_refuse_bad_names_and_conflicting_labels():
         except ValueError:
             continue
         raise AssertionError("accepted")
+
+
+async def test_access_log_and_trace_name_the_upstream_the_split_chose(upstream_factory, gateway_factory):
+    """The access log's upstream/target and the OpenTelemetry upstream span's triogate.upstream
+    name the upstream traffic-split chose, not the route's."""
+
+    seen: list[tuple[str | None, str | None, dict]] = []
+
+    class LogSpy(triogate.Plugin):
+        priority = 1
+
+        @triogate.hookimpl
+        async def log(self, ctx: triogate.Context) -> None:
+            seen.append((ctx.upstream_name, ctx.upstream_target, dict(ctx.log_extra)))
+
+    v1 = await upstream_factory(named("v1"))
+    v2 = await upstream_factory(named("v2"))
+    split = {"rules": [{"match": {"headers": {"x-canary": "1"}}, "upstreams": [{"name": "v2"}]}]}
+    gw = await gateway_factory({
+        "plugins": {"opentelemetry": {"exporter": "none"}, "logspy": {}},
+        "upstreams": {"v1": {"targets": [{"url": v1.url}]}, "v2": {"targets": [{"url": v2.url}]}},
+        "routes": {"r": {"paths": ["/"], "upstream": "v1", "plugins": {"traffic-split": split}}},
+    }, plugins={**PLUGINS, "opentelemetry": OpenTelemetryPlugin, "logspy": LogSpy})
+    exporter = InMemorySpanExporter()
+    gw.gateway.services.instances(OpenTelemetryPlugin)[0].provider.add_span_processor(SimpleSpanProcessor(exporter))
+    assert (await gw.client.get("/", headers={"x-canary": "1"})).json() == {"served_by": "v2"}
+    assert (await gw.client.get("/")).json() == {"served_by": "v1"}
+    with trio.fail_after(5):
+        while len([s for s in exporter.get_finished_spans() if s.kind is SpanKind.CLIENT]) < 2:
+            await trio.sleep(0.01)
+    clients = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.CLIENT]
+    assert [s.attributes["triogate.upstream"] for s in clients] == ["v2", "v1"]
+    assert [s.attributes["server.port"] for s in clients] == [v2.port, v1.port]
+    assert [(name, target, extra.get("split_rule")) for name, target, extra in seen] == [
+        ("v2", v2.url, 0), ("v1", v1.url, None)]
