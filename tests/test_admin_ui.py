@@ -263,6 +263,9 @@ def test_admin_ui_in_a_real_browser(tmp_path: Path) -> None:
             expect(page.locator("#login")).to_be_visible()
             assert page.locator("#routes tbody tr").count() == 0
             assert page.evaluate("sessionStorage.length") == 0
+            page.wait_for_timeout(1600)  # no refresh after that: no request without the token, no message
+            expect(page.locator("#login-error")).to_be_hidden()
+            assert page.locator("#routes tbody tr").count() == 0
             assert errors == []
         finally:
             browser.close()

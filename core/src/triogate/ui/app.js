@@ -10,6 +10,7 @@ class AuthError extends Error {}
 const $ = (id) => document.getElementById(id);
 let timer = null;
 let configVersion = null;
+let session = 0; // bumped by logout: a refresh still in flight then draws nothing
 
 function token() {
   return sessionStorage.getItem(TOKEN_KEY);
@@ -144,10 +145,13 @@ function renderStats(stats) {
 // ------------------------------------------------------------------ refresh loop and login
 
 async function refresh() {
+  const mine = session;
   try {
     const [status, stats] = await Promise.all([api("/status"), api("/stats")]);
+    if (mine !== session) return;
     if (status.config_version !== configVersion) {
       const [routes, plugins] = await Promise.all([api("/routes"), api("/plugins")]);
+      if (mine !== session) return;
       renderRoutes(routes);
       renderPlugins(plugins);
       configVersion = status.config_version;
@@ -157,6 +161,7 @@ async function refresh() {
     $("banner").hidden = true;
     $("updated").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (err) {
+    if (mine !== session) return;
     if (err instanceof AuthError) {
       logout("The admin token is no longer accepted: enter it again.");
       return;
@@ -176,6 +181,7 @@ function showDashboard() {
 }
 
 function logout(message) {
+  session += 1;
   clearTimeout(timer);
   sessionStorage.removeItem(TOKEN_KEY);
   for (const id of ["routes", "traffic", "upstreams", "plugins"]) {
