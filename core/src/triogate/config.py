@@ -281,7 +281,7 @@ class AdminConfig:
         None, description="host:port of the admin API (loopback); unset disables it",
         validator=check(_is_hostport, '"host:port"'))
     token: str | None = setting(
-        None, description="bearer token required by the admin API, at least 16 characters (use ${ENV})")
+        None, description="bearer token required by the admin API, at least 16 characters (use ${ENV})", secret=True)
     allow_remote: bool = setting(
         False, description="allow a non-loopback admin listen address (e.g. for Kubernetes probes)")
 
