@@ -13,7 +13,9 @@ from triogate import accesslog, app
 from triogate.config import loads_config
 from triogate.configdiff import RESTART_ONLY, config_data, diff_configs, format_changes, render_config
 from triogate.masking import Secret, fingerprint, is_secret_name, mask_url, masked, plain
+from triogate.docgen import config_table
 from triogate.plugins import PluginRegistry
+from triogate.schema import config_schema
 
 SECRETS = ("hmac-secret-old-0123456789", "hmac-secret-new-0123456789", "alice-key-old", "alice-key-new",
            "admin-token-old-0123456789", "admin-token-new-0123456789", "redis-pw-old", "redis-pw-new",
@@ -262,3 +264,14 @@ def test_secret_names_are_the_access_logs() -> None:
 
 def test_restart_only_settings_agree_with_the_gateway() -> None:
     assert {key for section, key in RESTART_ONLY if section == "gateway"} == set(app._RESTART_ONLY)
+
+
+def test_schema_and_docs_say_which_settings_are_secret(registry: PluginRegistry) -> None:
+    schema = config_schema(registry)
+    assert schema["properties"]["admin"]["properties"]["token"]["writeOnly"] is True
+    assert "writeOnly" not in schema["properties"]["admin"]["properties"]["listen"]
+    sign = schema["properties"]["plugins"]["properties"]["sign"]["properties"]
+    assert sign["secret"]["writeOnly"] is True and "writeOnly" not in sign["algorithm"]
+    rows = {line.split("|")[1].strip(): line for line in config_table(SignConfig).splitlines()[2:]}
+    assert "(secret: `triogate diff` shows it masked)" in rows["`secret`"]
+    assert "secret:" not in rows["`algorithm`"]
