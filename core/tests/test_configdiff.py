@@ -12,8 +12,8 @@ import triogate
 from triogate import accesslog, app
 from triogate.config import loads_config
 from triogate.configdiff import RESTART_ONLY, config_data, diff_configs, format_changes, render_config
-from triogate.masking import Secret, fingerprint, is_secret_name, mask_url, masked, plain
 from triogate.docgen import config_table
+from triogate.masking import Secret, fingerprint, is_secret_name, mask_url, masked, plain
 from triogate.plugins import PluginRegistry
 from triogate.schema import config_schema
 
