@@ -6,7 +6,8 @@ in ``ctx.log_extra`` (trace ids from the opentelemetry plugin, for instance).
 
 Secrets never reach it: query parameters, logged headers (``access_log_headers``) and
 ``log_extra`` keys that look like credentials are redacted -- Authorization keeps only its scheme,
-cookies only their names, API keys and tokens become ``REDACTED``.
+cookies only their names, API keys and tokens become ``REDACTED``. What looks like a credential is
+:func:`triogate.masking.is_secret_name`, which config diffs use too.
 
 Cost: a JSON line is built as one string (no intermediate dict, no ``json.dumps`` of the whole
 entry) and lines are buffered in memory: they are written out when the buffer reaches
