@@ -275,3 +275,13 @@ def test_schema_and_docs_say_which_settings_are_secret(registry: PluginRegistry)
     rows = {line.split("|")[1].strip(): line for line in config_table(SignConfig).splitlines()[2:]}
     assert "(secret: `triogate diff` shows it masked)" in rows["`secret`"]
     assert "secret:" not in rows["`algorithm`"]
+
+
+def test_arrays_of_tables_are_compared_item_by_item(registry: PluginRegistry) -> None:
+    old = BASE + '[gateway]\nlisten = ["127.0.0.1:8000"]\n'
+    new = BASE + '[gateway]\nlisten = [{ address = "127.0.0.1:8000", protocol = "h2" }]\n'
+    assert diff(old, new, registry)[0] == [
+        '~ gateway: listen[0].protocol: "http1" → "h2" (takes effect after a restart, not a reload)']
+    more = BASE + '[gateway]\nlisten = ["127.0.0.1:8000", "127.0.0.1:8002"]\n'
+    (line,) = diff(old, more, registry)[0]  # another length: the whole array
+    assert line.startswith('~ gateway: listen: [{ address = "127.0.0.1:8000", ') and '"127.0.0.1:8002"' in line

@@ -193,8 +193,13 @@ def _non_default(data: dict[str, Any], cls: type) -> dict[str, Any]:
 
 
 def _leaves(old: Any, new: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[str, tuple[str | int, ...], Any, Any]]:
-    """``(op, path, old, new)`` for each differing setting; tables are compared key by key, the rest whole."""
-    if isinstance(old, dict) and isinstance(new, dict):
+    """``(op, path, old, new)`` for each differing setting; tables are compared key by key, arrays of
+    tables of one length item by item (``rules[1].weight``), the rest whole."""
+    if (isinstance(old, list) and isinstance(new, list) and len(old) == len(new)
+            and any(isinstance(v, dict) for v in (*old, *new))):
+        for i, (o, n) in enumerate(zip(old, new, strict=True)):
+            yield from _leaves(o, n, (*path, i))
+    elif isinstance(old, dict) and isinstance(new, dict):
         for key in [*old, *(k for k in new if k not in old)]:
             if key not in new:
                 yield "-", (*path, key), old[key], None
