@@ -402,7 +402,8 @@ class AdminAPI:
         if errors:
             return problem(422, "the config file is invalid; a reload would be refused", request_id=rid,
                            valid=False, errors=errors)
-        return Response.json({"valid": True, "config_source": str(self.gateway.config_path),
+        source = self.gateway.config_path  # absolute: the CLI compares it with the file it was given
+        return Response.json({"valid": True, "config_source": str(source.resolve()) if source else None,
                               "config_version": self.gateway.version,
                               "changes": [c.to_json() for c in changes], "text": format_changes(changes)})
 
