@@ -173,3 +173,35 @@ async def test_diff_without_an_admin_api_or_a_file(tmp_path: Path) -> None:
     code, out, err = await triogate_cli("diff", "-c", str(cfg))
     assert (code, out) == (2, "")
     assert "configures no admin API" in err and "--against" in err, err
+
+
+async def test_url_passwords_and_credential_headers_in_plugin_tables(tmp_path: Path) -> None:
+    """rate-limit's redis URL and aggregate's backend headers have no secret mark: the password of a
+    URL and a credential-looking header are masked anyway, the host is not."""
+    text = """
+[upstreams.u]
+targets = [{ url = "http://127.0.0.1:9" }]
+[routes.r]
+upstream = "u"
+[routes.r.plugins.rate-limit]
+limits = ["5/s"]
+backend = "redis"
+[routes.r.plugins.rate-limit.redis]
+url = "redis://:redis-pw-OLD@10.0.0.5:6379/0"
+[routes.r.plugins.aggregate.backends.a]
+upstream = "u"
+path = "/x"
+headers = { authorization = "Bearer backend-token-OLD", x-env = "a" }
+"""
+    old, new = tmp_path / "old.toml", tmp_path / "new.toml"
+    old.write_text(text)
+    new.write_text(text.replace("OLD", "NEW").replace('"a"', '"b"'))
+    code, out, err = await triogate_cli("diff", "-c", str(new), "--against", str(old))
+    assert (code, err) == (1, ""), out + err
+    assert "redis-pw-" not in out and "backend-token-" not in out, out
+    lines = out.splitlines()
+    assert lines[0].startswith('~ plugin "rate-limit" on route "r": redis.url changed: "redis://:<secret '), out
+    assert lines[0].endswith('@10.0.0.5:6379/0"'), out
+    assert lines[1].startswith('~ plugin "aggregate" on route "r": backends.a.headers.authorization changed: <secret ')
+    assert lines[2] == '~ plugin "aggregate" on route "r": backends.a.headers.x-env: "a" → "b"'
+    assert len(lines) == 3, out
