@@ -234,6 +234,19 @@ def test_mask_secrets_is_public() -> None:
     assert triogate.mask_secrets(SignConfig())["secret"] is None  # unset is not a secret
 
 
+def test_mask_secrets_of_a_whole_config_masks_every_plugin_value() -> None:
+    """Without the plugins' Config classes nobody knows which keys are secret: all values are masked."""
+    cfg = loads_config(BASE + '[routes.api.plugins.sign]\nsecret = "hmac-secret-old-0123456789"\n'
+                       '[plugins.sign]\nkey = "opaque-cred-old"\n'
+                       '[consumers.c.credentials.sign]\nkeys = ["alice-key-old"]\n')
+    data = triogate.mask_secrets(cfg)
+    text = json.dumps(data)
+    assert "hmac-secret-old" not in text and "opaque-cred-old" not in text and "alice-key-old" not in text
+    assert data["routes"]["api"]["plugins"]["sign"]["secret"].startswith("<secret ")
+    assert data["consumers"]["c"]["credentials"]["sign"]["keys"][0].startswith("<secret ")
+    assert data["routes"]["api"]["paths"] == ["/api"] and "source" not in data
+
+
 def test_secret_wrapper_never_shows_its_value() -> None:
     s = Secret("hunter2-hunter2")
     assert "hunter2" not in repr(s) and "hunter2" not in str(s) and "hunter2" not in f"{[s]}"

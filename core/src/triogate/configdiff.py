@@ -27,7 +27,7 @@ import attrs
 
 from .config import Config, ConfigError, ConsumerConfig, RouteConfig, UpstreamConfig
 from .fields import key_path
-from .masking import Secret, has_secret, masked, plain
+from .masking import Secret, all_secret, has_secret, masked, plain
 from .plugins import PluginRegistry, SkipPlugin, plugin_config
 
 __all__ = ["RESTART_ONLY", "Change", "config_data", "diff_configs", "format_changes", "render_config"]
@@ -43,18 +43,9 @@ _RESTART_NOTE = "takes effect after a restart, not a reload"
 # --------------------------------------------------------------------------- rendering
 
 
-def _all_secret(value: Any) -> Any:
-    """Every leaf of ``value`` a secret, its shape kept (tables of plugins nobody can describe)."""
-    if isinstance(value, dict):
-        return {str(k): _all_secret(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_all_secret(v) for v in value]
-    return plain(value, secret=True)
-
-
 def _credential(value: Any, secret_keys: frozenset[str] | None) -> Any:
     if secret_keys is None:
-        return _all_secret(value)
+        return all_secret(value)
     if isinstance(value, dict):
         return {str(k): plain(v, secret=True) if k in secret_keys else _credential(v, secret_keys)
                 for k, v in value.items()}
@@ -74,7 +65,7 @@ def _plugin_data(registry: PluginRegistry | None, name: str, table: Any, path: s
             data = plain(conf)
             if isinstance(data, dict):
                 return {**data, "priority": priority}
-    return _all_secret(table) if isinstance(table, dict) else {"": _all_secret(table)}
+    return all_secret(table) if isinstance(table, dict) else {"": all_secret(table)}
 
 
 def _credential_keys(registry: PluginRegistry | None, plugin: str) -> frozenset[str] | None:

@@ -30,8 +30,8 @@ from typing import Any
 
 import attrs
 
-__all__ = ["REDACTED", "Secret", "fingerprint", "has_secret", "is_secret_field", "is_secret_name", "mask",
-           "mask_secrets", "mask_url", "masked", "plain"]
+__all__ = ["REDACTED", "Secret", "all_secret", "fingerprint", "has_secret", "is_secret_field", "is_secret_name",
+           "mask", "mask_secrets", "mask_url", "masked", "plain"]
 
 #: what the access log writes instead of a secret (a log line needs no fingerprint)
 REDACTED = "REDACTED"
@@ -109,7 +109,8 @@ def plain(obj: Any, *, secret: bool = False) -> Any:
     if secret and obj is not None:
         return Secret(_raw(obj))
     if attrs.has(type(obj)):
-        return {f.name: plain(getattr(obj, f.name), secret=is_secret_field(f))
+        return {f.name: all_secret(getattr(obj, f.name)) if f.metadata.get("secret_leaves")
+                else plain(getattr(obj, f.name), secret=is_secret_field(f))
                 for f in attrs.fields(type(obj)) if not f.metadata.get("internal")}
     if isinstance(obj, Mapping):
         return {str(k): plain(v, secret=isinstance(k, str) and is_secret_name(k) and isinstance(v, str))
@@ -120,6 +121,16 @@ def plain(obj: Any, *, secret: bool = False) -> Any:
     if isinstance(obj, str):
         return _string(obj)
     return _raw(obj)
+
+
+def all_secret(value: Any) -> Any:
+    """Every leaf of ``value`` a :class:`Secret`, its shape kept: for tables whose secret keys are unknown
+    here (plugin tables and consumer credentials, before their plugin describes them)."""
+    if isinstance(value, Mapping):
+        return {str(k): all_secret(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [all_secret(v) for v in value]
+    return plain(value, secret=True)
 
 
 def _raw(obj: Any) -> Any:
@@ -165,7 +176,8 @@ def has_secret(data: Any) -> bool:
 def mask_secrets(obj: Any) -> Any:
     """A config object (a plugin's ``Config``, a core config section) as plain data with secrets masked.
 
-    For a whole gateway config, plugin tables and consumers' credentials included, use
-    :func:`triogate.configdiff.render_config`: only the plugin registry knows their secret fields.
+    Fields marked ``metadata={"secret_leaves": True}`` (the gateway config's plugin tables and
+    consumers' credentials, whose secret keys only their plugins know) have every value masked;
+    :func:`triogate.configdiff.render_config` renders a whole gateway config with the plugins' own marks.
     """
     return masked(plain(obj))
