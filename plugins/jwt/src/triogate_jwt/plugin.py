@@ -67,6 +67,8 @@ def _reason(exc: jwt.PyJWTError) -> str:
 
 class JwtPlugin(triogate.Plugin):
     priority = 1450
+    #: kid, iss, subject and public keys are shown; HMAC secrets are not (``triogate diff``)
+    credential_secrets = frozenset({"secret"})
     Config = JwtConfig
 
     def __init__(self, config: JwtConfig, gateway: triogate.GatewayServices, route: str | None = None) -> None:
