@@ -190,6 +190,12 @@ def test_sdist_and_wheel_with_complete_metadata(built: dict[str, Path], dist: Pa
         names = tar.getnames()
     assert any(n.endswith("/PKG-INFO") for n in names) and any(n.endswith("/pyproject.toml") for n in names)
     assert any(n.endswith("/README.md") for n in names)
+    if dist.name == "core":  # the admin UI's files are package data (docs/admin-api.md)
+        with zipfile.ZipFile(wheel_of(out)) as z:
+            in_wheel = set(z.namelist())
+        for name in ("index.html", "app.js", "style.css", "favicon.svg"):
+            assert f"triogate/ui/{name}" in in_wheel, name
+            assert any(n.endswith(f"/src/triogate/ui/{name}") for n in names), name
     if dist.parent.name == "plugins":
         assert project["name"] == f"triogate-{dist.name}"
         requires = meta.get_all("Requires-Dist") or []

@@ -151,9 +151,10 @@ async def test_index_lists_every_endpoint(gateway_factory, upstream):
     listed = {(e["method"], e["path"]): e for e in body["endpoints"]}
     assert set(listed) == {
         ("GET", "/"), ("GET", "/livez"), ("GET", "/readyz"), ("GET", "/status"), ("GET", "/routes"),
-        ("GET", "/upstreams"), ("GET", "/plugins"), ("POST", "/reload"),
+        ("GET", "/upstreams"), ("GET", "/plugins"), ("POST", "/reload"), ("GET", "/stats"), ("GET", "/ui/"),
         ("POST", "/cache/{route}/purge"), ("GET", "/cache/stats")}
     assert listed["GET", "/livez"]["token"] is False and listed["GET", "/status"]["token"] is True
+    assert listed["GET", "/ui/"]["token"] is False and listed["GET", "/stats"]["token"] is True
     assert listed["POST", "/cache/{route}/purge"] == {"method": "POST", "path": "/cache/{route}/purge", "token": True,
                                                      "description": "purge one route", "plugin": "purger@*"}
     assert all(e["description"] for e in listed.values() if "plugin" not in e)

@@ -10,10 +10,12 @@ Built-in endpoints::
     GET  /            this list, and the plugins' endpoints, as JSON
     GET  /livez       liveness probe (no token)
     GET  /readyz      readiness probe (no token): 503 while draining
-    GET  /status      version, uptime, config version, workers, pid
+    GET  /status      version, uptime, config version, workers, pid, the last reload's outcome
     GET  /routes      the route table in match order, with each route's plugins
     GET  /upstreams   targets with health and circuit state
     GET  /plugins     installed plugins and the configured instances
+    GET  /stats       per route requests, errors, rates, p50/p99 latency; upstream targets' live numbers
+    GET  /ui/         the admin UI (static files, no token; the page asks for it)
     POST /reload      like SIGHUP: validate, then swap; 422 with the errors otherwise (every worker's
                       outcome with ``workers > 1``: the supervisor gathers them)
     POST /reload?dry_run=1
@@ -21,6 +23,9 @@ Built-in endpoints::
 
 Plugins add endpoints with the ``admin_routes`` hook by returning
 :class:`AdminRoute` objects (``/metrics`` from the prometheus plugin, cache purges).
+
+With ``workers > 1``, ``/stats``, ``/upstreams`` and ``/status`` show the whole gateway: the
+answering worker merges the others' published numbers (:mod:`triogate.adminstats`).
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ import attrs
 import trio
 
 from ._version import __version__
+from .adminstats import GatewayStats
+from .adminui import is_ui_path, serve_ui
 from .config import MIN_TOKEN_LENGTH, Config, ConfigError, ListenerConfig, check_admin, load_config
 from .configdiff import Change, diff_configs, format_changes
 from .listeners import bind_socket
@@ -49,6 +56,7 @@ from .plugins import PluginRegistry, plugin_summary
 from .problem import problem
 from .proxy import new_request_id
 from .reloadstate import ReloadState, worker_entry
+from .routestats import RouteStats
 from .runtime import Runtime
 from .server import HTTP1Server
 from .upstream import HTTPClient
@@ -57,18 +65,20 @@ __all__ = ["MIN_TOKEN_LENGTH", "AdminAPI", "AdminGateway", "AdminRoute", "check_
 
 log = logging.getLogger("triogate.admin")
 ADMIN_MAX_BODY = 1 << 20
-PUBLIC_PATHS = frozenset({"/livez", "/readyz"})
+PUBLIC_PATHS = frozenset({"/livez", "/readyz", "/ui/"})
 #: what ``GET /`` says about each built-in endpoint
 BUILTIN_DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("GET", "/"): "this index of the admin endpoints",
     ("GET", "/livez"): "liveness probe",
     ("GET", "/readyz"): "readiness probe: 503 while draining",
-    ("GET", "/status"): "version, uptime, config version, workers, pid, connections",
+    ("GET", "/status"): "version, uptime, config version, workers, pid, connections, the last reload's outcome",
     ("GET", "/routes"): "the route table in match order, with each route's plugins",
     ("GET", "/upstreams"): "targets with health and circuit state",
     ("GET", "/plugins"): "installed plugins and the configured instances",
     ("POST", "/reload"): "re-read the config file like SIGHUP: validate, then swap; 422 with the errors otherwise;"
                          " ?dry_run=1 validates and answers what would change, applying nothing",
+    ("GET", "/stats"): "per route requests, errors, rates and p50/p99 latency; upstream targets' live numbers",
+    ("GET", "/ui/"): "the admin UI (a web page; it asks for the token)",
 }
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -123,6 +133,8 @@ class AdminGateway(Protocol):
     version: int
     worker: int
     reload_state: ReloadState | None
+    route_stats: RouteStats
+    last_reload: dict[str, Any] | None
 
     @property
     def config(self) -> Config: ...
@@ -173,7 +185,10 @@ class AdminAPI:
             ("GET", "/upstreams"): self._upstreams,
             ("GET", "/plugins"): self._plugins,
             ("POST", "/reload"): self._reload,
+            ("GET", "/stats"): self._stats,
+            ("GET", "/ui/"): self._ui,
         }
+        self.stats = GatewayStats(gateway, runtime)
         self._builtin_paths = {p for _, p in self._builtin}
         self._plugin_routes: list[_CompiledRoute] = []
         self._routes_for: Any = None
@@ -221,6 +236,8 @@ class AdminAPI:
 
     async def _dispatch(self, ctx: _AdminCtx, request: Request) -> Response:
         path, method = request.path, request.method
+        if is_ui_path(path):  # static files, no data: no token
+            return serve_ui(method, path, ctx.request_id)
         if path not in PUBLIC_PATHS and not self._authorized(request):
             has_auth = request.headers.get("authorization") is not None
             challenge = 'Bearer realm="triogate-admin"' + (', error="invalid_token"' if has_auth else "")
@@ -317,7 +334,7 @@ class AdminAPI:
     async def _status(self, request: Request) -> Response:
         rt = self.runtime
         cfg = self.gateway.config
-        return Response.json({
+        return Response.json(self.stats.status({
             "version": __version__,
             "pid": rt.pid,
             "worker": rt.worker,
@@ -331,7 +348,7 @@ class AdminAPI:
             "draining": rt.draining,
             "open_connections": rt.open_connections,
             "in_flight": rt.in_flight,
-        })
+        }))
 
     async def _routes(self, request: Request) -> Response:
         router = self.gateway.pipeline.router
@@ -343,7 +360,14 @@ class AdminAPI:
         return Response.json(rows)
 
     async def _upstreams(self, request: Request) -> Response:
-        return Response.json([up.status() for up in self.gateway.pipeline.upstreams.values()])
+        return Response.json(self.stats.upstreams())
+
+    async def _stats(self, request: Request) -> Response:
+        return Response.json(self.stats.stats())
+
+    async def _ui(self, request: Request) -> Response:
+        """Listed for ``GET /``; ``_dispatch`` serves every ``/ui`` path before the token check."""
+        return serve_ui(request.method, request.path, new_request_id())
 
     async def _plugins(self, request: Request) -> Response:
         registry = self.gateway.registry
@@ -458,5 +482,6 @@ async def start_admin(
     api.bound = (addr[0], addr[1])
     server = HTTP1Server(api, listener_cfg)
     await nursery.start(server.run, trio.SocketListener(sock))
+    nursery.start_soon(api.stats.run, name="admin stats")
     log.info("admin API on %s", api.url)
     return api

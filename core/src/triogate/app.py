@@ -24,6 +24,7 @@ from .messages import Request, Response
 from .pipeline import Pipeline
 from .plugins import PluginRegistry
 from .resources import SharedResources
+from .routestats import RouteStats
 from .runtime import Runtime
 from .upstream import HTTPClient, Upstream
 
@@ -146,6 +147,10 @@ class Gateway:
         self.version = 1
         self.started_at = time.time()
         self.reloads = {"ok": 0, "failed": 0}
+        #: the last reload's outcome (``{"time", "ok", "errors", "config_version"}``), for ``/status``
+        self.last_reload: dict[str, Any] | None = None
+        #: per-route requests, errors and latency histogram, across reloads (``GET /stats``)
+        self.route_stats = RouteStats()
         #: where reload outcomes go (:class:`~triogate.reloadstate.ReloadState`, set by the runner): the
         #: admin API of a supervised worker waits there for every worker's outcome
         self.reload_state: Any = None
@@ -299,6 +304,12 @@ class Gateway:
         The new config is validated fully and started (startup hooks) before the swap;
         on any error the current config keeps serving and nothing changes.
         """
+        errors = await self._reload(config)
+        self.last_reload = {"time": time.time(), "ok": not errors, "errors": [" ".join(e.splitlines()) for e in errors],
+                            "config_version": self.version}
+        return errors
+
+    async def _reload(self, config: Config | None) -> list[str]:
         async with self._reload_lock:
             try:
                 if config is None:
@@ -381,6 +392,7 @@ class Gateway:
         try:
             ctx.bytes_in = ctx.body_in.received
             route = ctx.route
+            self.route_stats.record(route.name if route is not None else None, ctx.status, ctx.elapsed)
             chain = route.chain if route is not None else gen.pipeline.global_chain
             for name, fn in chain.log:
                 try:

@@ -14,6 +14,10 @@ next to the pid file (written atomically: a temporary file, then a rename):
 
 An outcome is ``{"id", "ok", "errors", "workers": [{"worker", "pid", "ok", "errors",
 "config_version"}], "time"}``; ``errors`` holds one line per error.
+
+The same directory holds ``<pid file>.stats.<worker>.json``: each supervised worker's counters and
+upstream state, rewritten every second, which the admin API merges into the whole gateway's
+(:mod:`triogate.adminstats`).
 """
 
 from __future__ import annotations
@@ -72,6 +76,11 @@ class ReloadState:
         data = _read_json(self.result)
         return data if isinstance(data, dict) and data.get("id") == rid else None
 
+    def last_outcome(self) -> dict[str, Any] | None:
+        """The latest reload's outcome, whatever its id (the admin API's ``/status``)."""
+        data = _read_json(self.result)
+        return data if isinstance(data, dict) else None
+
     # ------------------------------------------------------------ the process that takes the SIGHUP
 
     def take_request(self) -> str:
@@ -99,6 +108,27 @@ class ReloadState:
         data = _read_json(self.worker_file(worker))
         return data if isinstance(data, dict) else None
 
+    def stats_file(self, worker: int) -> Path:
+        return self.pid_file.with_name(f"{self.pid_file.name}.stats.{worker}.json")
+
+    def write_stats(self, worker: int, snapshot: dict[str, Any]) -> None:
+        """A supervised worker's latest numbers (:mod:`triogate.adminstats`)."""
+        _write_json(self.stats_file(worker), snapshot)
+
+    def read_stats(self, worker: int) -> dict[str, Any] | None:
+        data = _read_json(self.stats_file(worker))
+        return data if isinstance(data, dict) else None
+
+    def stats_workers(self) -> list[int]:
+        """The worker indexes that have published stats (``--workers`` may differ from the file's)."""
+        prefix = f"{self.pid_file.name}.stats."
+        found = []
+        for path in self.pid_file.parent.glob(prefix + "*.json"):
+            index = path.name[len(prefix):-len(".json")]
+            if index.isdigit():
+                found.append(int(index))
+        return sorted(found)
+
     def write_outcome(self, rid: str, workers: list[dict[str, Any]], errors: list[str] | None = None) -> dict[str, Any]:
         """The whole reload's outcome: ok only when every worker applied it and nothing else failed."""
         errs = list(errors or [])
@@ -110,7 +140,8 @@ class ReloadState:
 
     def cleanup(self, workers: int = 0) -> None:
         """Remove the files when the gateway stops (an outcome must not outlive its gateway)."""
-        for path in (self.request, self.fanout, self.result, *(self.worker_file(i) for i in range(workers))):
+        for path in (self.request, self.fanout, self.result, *(self.worker_file(i) for i in range(workers)),
+                     *(self.stats_file(i) for i in range(workers))):
             try:
                 path.unlink()
             except OSError:
