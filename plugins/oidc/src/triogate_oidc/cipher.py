@@ -71,7 +71,7 @@ class CookieCipher:
     def seal(self, payload: dict[str, Any], purpose: str, ttl: float) -> str:
         """An opaque cookie value for ``payload``, valid ``ttl`` seconds, usable only for ``purpose``."""
         kid, aead = self.ring[0]
-        body = json.dumps({"exp": int(time.time() + ttl), "v": payload}, separators=(",", ":")).encode()
+        body = json.dumps({"exp": round(time.time() + ttl, 3), "v": payload}, separators=(",", ":")).encode()
         nonce = os.urandom(NONCE_BYTES)
         return _b64(VERSION + kid + nonce + aead.encrypt(nonce, body, purpose.encode()))
 
@@ -91,7 +91,7 @@ class CookieCipher:
                 body = json.loads(aead.decrypt(nonce, sealed, purpose.encode()))
             except (InvalidTag, ValueError):
                 continue
-            if not isinstance(body, dict) or not isinstance(body.get("exp"), int) or body["exp"] < time.time():
+            if not isinstance(body, dict) or not isinstance(body.get("exp"), (int, float)) or body["exp"] < time.time():
                 return None
             payload = body.get("v")
             return payload if isinstance(payload, dict) else None

@@ -1,10 +1,13 @@
-"""Reading and writing the plugin's cookies: the session (chunked when large) and the login cookie.
+"""Reading and writing the plugin's cookies: the session (chunked when large) and the login cookies.
 
 A session value longer than one cookie can hold is split into ``<name>_0``, ``<name>_1``, ...
 (each value at most :data:`CHUNK_BYTES`, so name, value and attributes stay under the 4096
 bytes browsers keep per cookie); a small one is the single cookie ``<name>``. Whenever a session
 is written or cleared, every cookie of the other shape the browser sent is expired, so stale
 chunks never mix with a new session.
+
+Each started login has its own short-lived cookie ``<name>_login_<start of its state>``, sent
+only to the callback path: logins started in several tabs at once all come back.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ class CookieJar:
     def __init__(self, name: str, *, secure: bool, domain: str | None, path: str, max_chunks: int,
                  login_path: str) -> None:
         self.name = name
-        self.login_name = f"{name}_login"
+        self.login_prefix = f"{name}_login_"
         self.secure = secure
         self.domain = domain
         self.path = path
@@ -38,7 +41,10 @@ class CookieJar:
 
     def owns(self, cookie: str) -> bool:
         """True for the cookies of this plugin instance (removed before the request goes upstream)."""
-        return cookie in (self.name, self.login_name) or self._chunk.fullmatch(cookie) is not None
+        return cookie == self.name or cookie.startswith(self.login_prefix) or self._chunk.fullmatch(cookie) is not None
+
+    def login_name(self, state: str) -> str:
+        return self.login_prefix + state[:12]
 
     # ------------------------------------------------------------------ reading
 
@@ -71,7 +77,7 @@ class CookieJar:
 
     def set_session(self, value: str, max_age: float, sent: set[str]) -> list[str]:
         """``Set-Cookie`` values storing ``value``, expiring the session cookies sent before that it does not reuse."""
-        age = max(int(max_age), 1)
+        age = max(round(max_age), 1)
         if len(value) <= CHUNK_BYTES:
             names = [self.name]
             parts = [value]
@@ -87,12 +93,12 @@ class CookieJar:
     def clear_session(self, sent: set[str]) -> list[str]:
         return [f"{n}={self._attrs(self.path, 0)}" for n in sorted(sent)]
 
-    def set_login(self, value: str, max_age: float) -> str:
+    def set_login(self, state: str, value: str, max_age: float) -> str:
         # SameSite=Lax: the provider's redirect back is a top-level GET navigation, so it is sent
-        return f"{self.login_name}={value}{self._attrs(self.login_path, max(int(max_age), 1))}"
+        return f"{self.login_name(state)}={value}{self._attrs(self.login_path, max(int(max_age), 1))}"
 
-    def clear_login(self) -> str:
-        return f"{self.login_name}={self._attrs(self.login_path, 0)}"
+    def clear_login(self, name: str) -> str:
+        return f"{name}={self._attrs(self.login_path, 0)}"
 
 
 def strip_cookies(req: triogate.Request, jar: CookieJar) -> None:

@@ -49,7 +49,6 @@ from .session import Login, Session, session_from_tokens
 __all__ = ["OidcPlugin"]
 
 log = logging.getLogger("triogate.oidc")
-PENDING_LOGINS = 3  # logins started in other tabs that may still come back
 FRESH_SECONDS = 60.0  # how long a refreshed session is reused by requests that still carry the old cookie
 COOKIES = "triogate_oidc.set_cookie"  # ctx.state: Set-Cookie values for the response
 _ERROR_CODE = re.compile(r"[a-z_]{1,64}")
@@ -127,19 +126,16 @@ class OidcPlugin(triogate.Plugin):
             base = f"{req.scheme}://{req.authority}"
         return base.rstrip("/") + self.config.redirect_path
 
-    def _pending(self, jar: dict[str, str]) -> list[Login]:
-        value = jar.get(self.jar.login_name)
+    def _login(self, jar: dict[str, str], state: str) -> Login | None:
+        """The started login whose state the callback names, from its sealed cookie; None if unknown or expired."""
+        if not state:
+            return None
+        value = jar.get(self.jar.login_name(state))
         data = self.cipher.open(value, self.login_purpose) if value else None
-        logins = [Login.from_payload(e) for e in (data or {}).get("logins", [])]
-        now = time.time()
-        return [lg for lg in logins if lg is not None and lg.expires > now]
-
-    def _login_cookie(self, logins: list[Login]) -> str:
-        if not logins:
-            return self.jar.clear_login()
-        ttl = max(lg.expires for lg in logins) - time.time()
-        value = self.cipher.seal({"logins": [lg.to_payload() for lg in logins]}, self.login_purpose, ttl)
-        return self.jar.set_login(value, ttl)
+        login = Login.from_payload(data.get("login")) if data else None
+        if login is None or login.expires <= time.time() or not hmac.compare_digest(login.state, state):
+            return None
+        return login
 
     def _session_cookies(self, session: Session, sent: set[str]) -> list[str]:
         ttl = session.started + self.config.session_lifetime - time.time()
@@ -162,16 +158,16 @@ class OidcPlugin(triogate.Plugin):
         redirect_uri = self._redirect_uri(ctx.request)
         if redirect_uri is None:
             return ctx.problem(400, "the request has no Host to return to after login")
-        jar = ctx.request.cookies()
         login = Login.new(redirect_uri, return_to, c.login_timeout)
-        logins = [*self._pending(jar)[-(PENDING_LOGINS - 1):], login]
+        sealed = self.cipher.seal({"login": login.to_payload()}, self.login_purpose, c.login_timeout)
         params = {**c.extra_auth_params, "response_type": "code", "client_id": c.client_id,
                   "redirect_uri": redirect_uri, "scope": " ".join(c.scopes), "state": login.state,
                   "nonce": login.nonce, "code_challenge": _pkce_challenge(login.verifier),
                   "code_challenge_method": "S256"}
         sep = "&" if "?" in endpoint else "?"
         note_outcome(ctx, "oidc:login_redirect")
-        return _redirect(endpoint + sep + urlencode(params), [*cookies, self._login_cookie(logins)])
+        return _redirect(endpoint + sep + urlencode(params),
+                         [*cookies, self.jar.set_login(login.state, sealed, c.login_timeout)])
 
     async def _callback(self, ctx: triogate.Context) -> triogate.Response:
         req = ctx.request
@@ -179,15 +175,13 @@ class OidcPlugin(triogate.Plugin):
             return ctx.problem(405, "the login callback takes GET", headers=[("allow", "GET, HEAD")])
         query = dict(parse_qsl(req.query, keep_blank_values=True))
         jar = req.cookies()
-        pending = self._pending(jar)
         state = query.get("state", "")
-        login = next((lg for lg in pending if state and hmac.compare_digest(lg.state, state)), None)
+        login = self._login(jar, state)
         if login is None:  # forged, replayed, expired, or the login cookie was never sent back
             note_outcome(ctx, "oidc:bad_state")
             return ctx.problem(400, "unknown or expired login (state does not match); start again",
                                headers=[("cache-control", "no-store")])
-        rest = [lg for lg in pending if lg is not login]
-        cookies = [self._login_cookie(rest)]  # the state is spent whatever happens next
+        cookies = [self.jar.clear_login(self.jar.login_name(state))]  # the state is spent whatever happens next
 
         def fail(status: int, detail: str, outcome: str) -> triogate.Response:
             note_outcome(ctx, f"oidc:{outcome}")
@@ -229,8 +223,6 @@ class OidcPlugin(triogate.Plugin):
         payload = self.cipher.open(value, self.session_purpose) if value else None
         session = Session.from_payload(payload) if payload else None
         cookies = self.jar.clear_session(self.jar.sent_session_cookies(jar))
-        if self.jar.login_name in jar:
-            cookies.append(self.jar.clear_login())
         if session is not None:
             self._fresh.pop(session.sid, None)
         note_outcome(ctx, "oidc:logout")
