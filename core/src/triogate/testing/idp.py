@@ -348,7 +348,7 @@ class IdentityProvider:
             "token_type": "Bearer", "expires_in": self.access_token_ttl, "scope": scope or "openid",
             "id_token": self.mint(**id_claims),
             "access_token": self.mint(sub=user.get("sub"), exp=now + self.access_token_ttl, scope=scope,
-                                      client_id=self.client_id),
+                                      client_id=self.client_id, jti=secrets.token_urlsafe(8)),
         }
         if self.issue_refresh_tokens:
             refresh = secrets.token_urlsafe(32)

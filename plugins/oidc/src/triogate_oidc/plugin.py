@@ -247,14 +247,15 @@ class OidcPlugin(triogate.Plugin):
     async def _refresh(self, session: Session) -> Session | None:
         """A refreshed session, or None when the provider refused (the session is over).
 
-        One refresh per session at a time in this worker; a request that waited reuses the result.
+        One refresh per session at a time in this worker; a request that carries tokens older than
+        the last refresh of its session (it waited for it, or was sent with the old cookie) reuses it.
         """
         lock = self._locks.setdefault(session.sid, trio.Lock())
         try:
             async with lock:
                 now = time.time()
                 hit = self._fresh.get(session.sid)
-                if hit is not None and hit[0] > now:
+                if hit is not None and hit[0] > now and hit[1].access_token != session.access_token:
                     return hit[1]
                 assert self.provider is not None and session.refresh_token is not None
                 try:
@@ -262,7 +263,11 @@ class OidcPlugin(triogate.Plugin):
                     id_token = tokens.get("id_token")
                     claims = session.claims()
                     if isinstance(id_token, str):
-                        claims = await self.provider.verify_id_token(id_token, nonce=None, subject=session.subject)
+                        try:
+                            claims = await self.provider.verify_id_token(id_token, nonce=None,
+                                                                         subject=session.subject)
+                        except ProviderError:  # no keys to check it now: keep the old ID token, and
+                            tokens = {k: v for k, v in tokens.items() if k != "id_token"}  # the new tokens
                 except LoginRejected as exc:
                     log.info("oidc %s: refresh refused (%s); the session ends", self.instance_name, exc.reason)
                     return None

@@ -106,7 +106,8 @@ class Provider:
     # ------------------------------------------------------------------ ID tokens
 
     async def verify_id_token(self, token: str, *, nonce: str | None, subject: str | None = None) -> dict[str, Any]:
-        """The claims of a valid ID token; :class:`LoginRejected` otherwise.
+        """The claims of a valid ID token; :class:`LoginRejected` otherwise (:class:`ProviderError`
+        while the provider's keys could not be fetched at all).
 
         ``nonce``: the login's (required and compared); ``subject``: the session's, for ID
         tokens that come with a refresh (OIDC Core §12.2: same ``iss`` and ``sub``).
@@ -127,6 +128,8 @@ class Provider:
         src = self.source
         if src.loaded_at is None or (kid is not None and not src.ring.has_kid(kid)):
             await src.refresh_if_allowed()
+        if src.loaded_at is None:  # the provider's keys were never fetched: its outage, not a bad token
+            raise ProviderError(f"no signing keys from {c.issuer} yet")
         candidates = src.ring.candidates(kid, alg)
         if not candidates:
             raise LoginRejected("id_token_unknown_key")
