@@ -5,4 +5,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from oidc_support import *  # noqa: E402, F403 - fixtures and helpers
+from oidc_support import *

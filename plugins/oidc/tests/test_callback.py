@@ -29,7 +29,7 @@ def assert_problem(resp, status: int) -> None:
     assert resp.status == status, resp.content
     assert resp.headers["content-type"] == "application/problem+json"
     assert "request_id" in resp.json()
-    assert not any(v.startswith("triogate_session=") or v.startswith("triogate_session_0=")
+    assert not any(v.startswith(("triogate_session=", "triogate_session_0="))
                    for v in resp.headers.get_all("set-cookie"))
 
 

@@ -29,7 +29,7 @@ async def test_login_flow(start, idp: IdentityProvider, browser: Browser, upstre
     assert callback.status == 302, callback.content
     assert callback.headers["location"] == "/app/page?x=1"
     assert not any(n.startswith("triogate_session_login_") for n in browser.cookies)  # spent
-    value, path, line = browser.cookies["triogate_session"]
+    _, path, line = browser.cookies["triogate_session"]
     assert path == "/" and "HttpOnly" in line and "SameSite=Lax" in line and "Secure" not in line
     assert idp.token_requests[-1]["grant_type"] == "authorization_code"
     assert idp.token_requests[-1]["auth"] == "client_secret_basic"

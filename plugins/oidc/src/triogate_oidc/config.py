@@ -22,8 +22,8 @@ _optional_origin = fields.Check(lambda inst, name, value: () if value is None el
 
 def _cookie_keys(inst: Any, name: str, value: list[str]) -> list[tuple[str, str]]:
     if not value:
-        return [(name, 'expected at least one key (generate one: python -c "import secrets; '
-                       'print(secrets.token_urlsafe(32))")')]
+        return [(name, ('expected at least one key (generate one: python -c "import secrets; '
+                        'print(secrets.token_urlsafe(32))")'))]
     out = []
     for i, key in enumerate(value):
         problem = key_problem(key)
@@ -57,6 +57,9 @@ class OidcConfig:
         description="the provider's issuer URL; its metadata comes from {issuer}/.well-known/openid-configuration",
         validator=fields.http_url)
     client_id: str = triogate.setting(description="the client id registered at the provider (also the ID token's aud)")
+    cookie_keys: list[str] = triogate.setting(
+        description="AES-256-GCM keys sealing the cookies, each 32 random bytes in base64url (use ${ENV}); the first seals, all open (rotation)",
+        validator=fields.Check(_cookie_keys))
     client_secret: str | None = triogate.setting(
         None, description="the client secret (use ${ENV}); none for a public client (PKCE only)")
     token_auth_method: Literal["client_secret_basic", "client_secret_post", "none"] = triogate.setting(
@@ -85,11 +88,8 @@ class OidcConfig:
         None, description="the app's external origin, e.g. https://app.example.com; default: the request's scheme and Host",
         validator=_optional_origin)
     # ---- the session cookie
-    cookie_keys: list[str] = triogate.setting(
-        factory=list, description="AES-256-GCM keys, each 32 random bytes in base64url (use ${ENV}); the first encrypts, all decrypt (rotation)",
-        validator=fields.Check(_cookie_keys))
     cookie_name: str = triogate.setting(
-        "triogate_session", description="session cookie name (chunks are <name>_0, <name>_1, ...; the login cookie <name>_login)",
+        "triogate_session", description="session cookie name (chunks: <name>_0, <name>_1, ...; logins in progress: <name>_login_*)",
         validator=fields.Check(_cookie_name))
     cookie_secure: bool = triogate.setting(True, description="send the cookies with Secure (HTTPS only); false only for plain-HTTP development")
     cookie_domain: str | None = triogate.setting(None, description="Domain attribute of the cookies; default: host-only")
@@ -110,7 +110,7 @@ class OidcConfig:
     http_timeout: float = triogate.setting(
         10.0, description="seconds a discovery, JWKS or token request to the provider may take", validator=fields.duration)
     jwks_ttl: float = triogate.setting(
-        300.0, description="seconds the provider's keys and metadata are fresh", validator=fields.duration)
+        300.0, description="seconds the provider's keys are fresh (refreshed in the background); its metadata is read once per loaded config", validator=fields.duration)
     jwks_refresh_min_interval: float = triogate.setting(
         30.0, description="least seconds between two key fetches triggered by an unknown kid", validator=fields.duration_or_zero)
     # ---- identity for the upstream
