@@ -129,7 +129,8 @@ class IdentityProvider:
       and revokes the refresh token the first one got; ``redirect_uri`` must match; the
       ``code_verifier`` must hash to the challenge, else ``invalid_grant``) and
       ``grant_type=refresh_token`` (``idp.rotate_refresh_tokens``: a new refresh token each time,
-      the old one revoked). Answers carry an ``id_token`` (``iss``, ``sub``, ``aud`` = client id,
+      the old one revoked); ``grant_type=client_credentials`` gives an access token whose ``sub``
+      is the client id (API clients in demos). Answers carry an ``id_token`` (``iss``, ``sub``, ``aud`` = client id,
       ``nonce`` of the login, ``exp`` = now + ``idp.id_token_ttl``, claims of ``idp.user``, then
       ``idp.id_token_overrides`` applied: ``{"aud": "other"}`` makes a bad token), an
       ``access_token`` (a JWT signed like the rest, ``exp`` = now + ``idp.access_token_ttl``),
@@ -159,8 +160,9 @@ class IdentityProvider:
       ``idp.introspections`` records each introspection form (dict) with the ``auth`` method used.
     """
 
-    def __init__(self, *, client_id: str = "gateway", client_secret: str = "gateway-secret") -> None:
-        self.server = UpstreamServer(self._handle, name="idp")
+    def __init__(self, *, client_id: str = "gateway", client_secret: str = "gateway-secret",
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        self.server = UpstreamServer(self._handle, name="idp", host=host, port=port)
         self.keys: dict[str, IdPKey] = {}
         self.published: list[str] = []
         self.client_id = client_id
@@ -227,7 +229,7 @@ class IdentityProvider:
             "issuer": self.issuer, "jwks_uri": self.jwks_uri, "introspection_endpoint": self.introspection_url,
             "authorization_endpoint": self.authorization_endpoint, "token_endpoint": self.token_endpoint,
             "end_session_endpoint": self.end_session_endpoint, "response_types_supported": ["code"],
-            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
             "code_challenge_methods_supported": ["S256"], "subject_types_supported": ["public"],
             "scopes_supported": ["openid", "profile", "email", "offline_access"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
@@ -391,6 +393,12 @@ class IdentityProvider:
             else:
                 self.refresh_tokens.pop(answer.pop("refresh_token", ""), None)
             return Response.json(answer, headers=[("cache-control", "no-store")])
+        if grant == "client_credentials":  # a machine client: an access token for the client itself
+            now = int(time.time())
+            token = self.mint(sub=self.client_id, exp=now + self.access_token_ttl, scope=form.get("scope"),
+                              client_id=self.client_id, jti=secrets.token_urlsafe(8))
+            return Response.json({"token_type": "Bearer", "access_token": token, "expires_in": self.access_token_ttl},
+                                 headers=[("cache-control", "no-store")])
         return Response.json({"error": "unsupported_grant_type"}, status=400)
 
     def _end_session(self, req: Request) -> Response:
