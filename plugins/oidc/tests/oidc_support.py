@@ -9,63 +9,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import triogate
-from triogate.testing import IdentityProvider, RunningGateway, UpstreamServer
+from triogate.testing import PAGE_HEADERS, Browser, IdentityProvider, RunningGateway, UpstreamServer
 from triogate_oidc import OidcPlugin
 
 KEY = secrets.token_urlsafe(32)
 OLD_KEY = secrets.token_urlsafe(32)
-PAGE = {"accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8", "sec-fetch-mode": "navigate"}
-
-
-class Browser:
-    """Keeps cookies (name, value, Path; Max-Age=0 deletes) and sends them where a browser would.
-
-    One jar for every host, as browsers do for one host name on several ports (127.0.0.1).
-    """
-
-    def __init__(self) -> None:
-        self.http = triogate.HTTPClient(read_timeout=10.0)
-        self.cookies: dict[str, tuple[str, str, str]] = {}  # name -> (value, path, the whole Set-Cookie)
-
-    def cookie_header(self, path: str) -> str:
-        return "; ".join(f"{n}={v}" for n, (v, p, _) in self.cookies.items()
-                         if path == p or path.startswith(p.rstrip("/") + "/") or p == "/")
-
-    def store(self, resp: triogate.Fetched) -> None:
-        for line in resp.headers.get_all("set-cookie"):
-            first, *attrs = [part.strip() for part in line.split(";")]
-            name, _, value = first.partition("=")
-            a = {k.lower(): v for k, _, v in (x.partition("=") for x in attrs)}
-            if a.get("max-age") == "0":
-                self.cookies.pop(name, None)
-            else:
-                self.cookies[name] = (value, a.get("path", "/"), line)
-
-    async def get(self, url: str, headers: dict[str, str] | None = None) -> triogate.Fetched:
-        hdrs = dict(PAGE if headers is None else headers)
-        cookie = self.cookie_header(urlsplit(url).path or "/")
-        if cookie:
-            hdrs["cookie"] = cookie
-        resp = await self.http.fetch("GET", url, headers=hdrs, timeout=10)
-        self.store(resp)
-        return resp
-
-    async def visit(self, url: str, headers: dict[str, str] | None = None, hops: int = 8) -> list[triogate.Fetched]:
-        """GET ``url`` and follow redirects (relative ones against the current URL) as a browser
-        would, for at most ``hops`` requests; every answer, in order."""
-        seen = []
-        for _ in range(hops):
-            resp = await self.get(url, headers)
-            seen.append(resp)
-            location = resp.headers.get("location")
-            if resp.status not in (301, 302, 303, 307, 308) or location is None:
-                break
-            u = urlsplit(url)
-            url = location if "://" in location else f"{u.scheme}://{u.netloc}{location}"
-        return seen
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
+PAGE = PAGE_HEADERS
 
 
 def query_of(location: str) -> dict[str, str]:
