@@ -43,6 +43,15 @@ async def test_wrong_state(start, idp: IdentityProvider, browser: Browser) -> No
     assert idp.calls["token"] == 0  # the code was never spent on a forged state
 
 
+async def test_state_must_match_whole(start, idp: IdentityProvider, browser: Browser) -> None:
+    """The login cookie is named after the state's first characters; the whole state must still match."""
+    gw = await start()
+    q = query_of(await to_callback(browser, gw))
+    r = await browser.get(f"{gw.url}/oauth2/callback?code={q['code']}&state={q['state'][:12]}X")
+    assert_problem(r, 400)
+    assert no_session(browser) and idp.calls["token"] == 0
+
+
 async def test_callback_without_login_cookie(start, idp: IdentityProvider, browser: Browser) -> None:
     """A login started in another browser (login CSRF) or with the cookie cleared."""
     gw = await start()

@@ -136,3 +136,14 @@ async def test_not_navigations_get_401(start, idp: IdentityProvider, browser: Br
     assert r.status == 401
     assert (await browser.get(gw.url + "/app/x", PAGE)).status == 302
     assert (await browser.get(gw.url + "/app/x", {"accept": "text/html"})).status == 302
+
+
+async def test_other_cookies_pass_and_odd_ones_do_not_hide_the_session(start, idp: IdentityProvider,
+                                                                       browser: Browser) -> None:
+    gw = await start()
+    await login(browser, gw)
+    session = browser.cookie_header("/app")
+    odd = 'prefs={"theme": "dark"}; tracking=a b c'
+    r = await browser.http.fetch("GET", gw.url + "/app/x", headers={**XHR, "cookie": f"{odd}; {session}; lang=en"})
+    assert r.status == 200
+    assert r.json()["headers"]["cookie"] == [f"{odd}; lang=en"]  # only the plugin's own cookies are removed

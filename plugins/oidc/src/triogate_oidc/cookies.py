@@ -16,7 +16,7 @@ import re
 
 import triogate
 
-__all__ = ["CHUNK_BYTES", "CookieJar", "SessionTooLarge", "strip_cookies"]
+__all__ = ["CHUNK_BYTES", "CookieJar", "SessionTooLarge", "read_cookies", "strip_cookies"]
 
 CHUNK_BYTES = 3800
 
@@ -99,6 +99,22 @@ class CookieJar:
 
     def clear_login(self, name: str) -> str:
         return f"{name}={self._attrs(self.login_path, 0)}"
+
+
+def read_cookies(req: triogate.Request) -> dict[str, str]:
+    """``name -> value`` of the request's cookies, split on ``;`` and ``=`` only (the first of a name wins).
+
+    Not ``http.cookies``: it gives up on a whole header at the first value it finds malformed
+    (JSON, spaces), and one such cookie of another application would hide the session with it.
+    """
+    jar: dict[str, str] = {}
+    for value in req.headers.get_all("cookie"):
+        for part in value.split(";"):
+            name, eq, val = part.partition("=")
+            name = name.strip()
+            if eq and name and name not in jar:
+                jar[name] = val.strip()
+    return jar
 
 
 def strip_cookies(req: triogate.Request, jar: CookieJar) -> None:

@@ -41,7 +41,7 @@ from triogate.jwks import running_source
 
 from .cipher import CookieCipher
 from .config import OidcConfig
-from .cookies import CookieJar, SessionTooLarge, strip_cookies
+from .cookies import CookieJar, SessionTooLarge, read_cookies, strip_cookies
 from .navigation import is_navigation, safe_return
 from .provider import LoginRejected, Provider, ProviderError
 from .session import Login, Session, session_from_tokens
@@ -174,7 +174,7 @@ class OidcPlugin(triogate.Plugin):
         if req.method not in ("GET", "HEAD"):
             return ctx.problem(405, "the login callback takes GET", headers=[("allow", "GET, HEAD")])
         query = dict(parse_qsl(req.query, keep_blank_values=True))
-        jar = req.cookies()
+        jar = read_cookies(req)
         state = query.get("state", "")
         login = self._login(jar, state)
         if login is None:  # forged, replayed, expired, or the login cookie was never sent back
@@ -218,7 +218,7 @@ class OidcPlugin(triogate.Plugin):
 
     async def _logout(self, ctx: triogate.Context) -> triogate.Response:
         c = self.config
-        jar = ctx.request.cookies()
+        jar = read_cookies(ctx.request)
         value = self.jar.session_value(jar)
         payload = self.cipher.open(value, self.session_purpose) if value else None
         session = Session.from_payload(payload) if payload else None
@@ -255,8 +255,8 @@ class OidcPlugin(triogate.Plugin):
             async with lock:
                 now = time.time()
                 hit = self._fresh.get(session.sid)
-                if hit is not None and hit[0] > now and hit[1].access_token != session.access_token:
-                    return hit[1]
+                if hit is not None and hit[0] > now and (hit[1].expires_at or 0) > (session.expires_at or 0):
+                    return hit[1]  # refreshed since this request's cookie was written
                 assert self.provider is not None and session.refresh_token is not None
                 try:
                     tokens = await self.provider.refresh(session.refresh_token)
@@ -303,7 +303,7 @@ class OidcPlugin(triogate.Plugin):
         if path == c.login_path and req.method in ("GET", "HEAD"):
             rd = dict(parse_qsl(req.query)).get("rd")
             return await self._start_login(ctx, safe_return(rd), [])
-        jar = req.cookies() if "cookie" in req.headers else {}
+        jar = read_cookies(req)
         strip_cookies(req, self.jar)
         if is_authenticated(ctx):
             return None  # an earlier auth plugin authenticated this request
