@@ -149,3 +149,42 @@ async def test_traffic_doc_hook_module_chooses_the_upstream(upstream_factory, ga
     assert (await gw.client.get("/users/1")).headers["x-served-by"] == "users-1"
     assert (await gw.client.get("/users/1", headers={"x-beta": "1"})).headers["x-served-by"] == "users-v2"
     assert (await gw.client.get("/other/1", headers={"x-beta": "1"})).headers["x-served-by"] == "users-1"
+
+
+async def test_discovered_route_resolves_localhost_and_sends_the_name_as_host(upstream_factory, gateway_factory) -> None:
+    """The README's service-discovery example: gateway.toml's users-dns upstream (the system
+    resolver's addresses of "localhost") behind /api/discovered/users, users-1 on a free port."""
+    raw = tomllib.loads((ROOT / "gateway.toml").read_text())
+    discovery = raw["upstreams"]["users-dns"]["discovery"]
+    assert (discovery["type"], discovery["name"], discovery["port"]) == ("a", "localhost", 9101)
+    assert "resolvers" not in discovery and "resolvers" not in raw["gateway"]  # the system resolver
+    seen_hosts: list[str | None] = []
+    users = make_handler("users", "users-1")
+
+    async def recording(req: Any) -> Any:
+        seen_hosts.append(req.headers.get("host"))
+        return await users(req)
+
+    server = await upstream_factory(recording, name="users-1")
+    discovery["port"] = server.port
+    config = {"upstreams": {"users-dns": raw["upstreams"]["users-dns"]}, "routes": {"discovered": raw["routes"]["discovered"]}}
+    gw = await gateway_factory(config, plugins=PLUGINS)
+    r = await gw.client.get("/api/discovered/users/1")
+    assert r.status == 200, r.content
+    assert r.headers["x-served-by"] == "users-1"
+    assert r.json() == {"id": "1", "name": "Ada Lovelace", "email": "ada@example.com"}
+    assert [req.path for req in server.requests] == ["/users/1"]
+    assert seen_hosts == [f"localhost:{server.port}"]
+    status = gw.gateway.upstreams["users-dns"].status()
+    assert status["discovery"] == {"type": "a", "name": "localhost"}
+    assert [t["url"] for t in status["targets"]] == [f"http://127.0.0.1:{server.port}"]
+
+
+def test_readme_shows_the_discovery_and_traffic_metrics_examples() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "curl -s -D - localhost:8000/api/discovered/users/1" in readme
+    for metric in ("triogate_traffic_split_requests_total", "triogate_mirror_requests_total",
+                   "triogate_fallbacks_total"):
+        assert metric in readme
+    # the README's access-log line matches what the fallback plugin logs now
+    assert '"fallback_from":{"upstream":"users-v2","status":502,"reason":"error"}' in readme

@@ -31,10 +31,10 @@ from triogate.testing import UpstreamServer
 
 
 class DNSServer:
-    """A tiny authoritative server: ``records[(name, type)] = (ttl, [rdata text, ...])``.
+    """A tiny authoritative server: ``records[(name, type)] = (ttl, [rdata text, ...])`` (A, AAAA, SRV).
 
     ``down = True`` makes it swallow queries (a resolver that does not answer); a name not in
-    the table is NXDOMAIN. ``glue`` adds the A records of SRV targets to the additional section.
+    the table is NXDOMAIN. ``glue`` adds the A and AAAA records of SRV targets to the additional section.
     """
 
     def __init__(self) -> None:
@@ -72,9 +72,10 @@ class DNSServer:
             resp.answer.append(rrset)
             if rdtype == "SRV" and self.glue:
                 for rr in rrset:
-                    glue = self._rrset(rr.target.to_text(omit_final_dot=True).lower(), "A")
-                    if glue is not None:
-                        resp.additional.append(glue)
+                    for glue_type in ("A", "AAAA"):
+                        glue = self._rrset(rr.target.to_text(omit_final_dot=True).lower(), glue_type)
+                        if glue is not None:
+                            resp.additional.append(glue)
         elif not any(n == name for n, _ in self.records):
             resp.set_rcode(dns.rcode.NXDOMAIN)
         return resp.to_wire()
@@ -392,3 +393,146 @@ async def test_reload_stops_the_old_generations_discovery(dns_server, upstream_f
             await trio.sleep(0.05)
     # ...and the old one no more once its generation retired (no request was in flight)
     assert dns_server.count("old.test", "A") == old_gen_queries
+
+
+# --------------------------------------------------------------------------- IPv6 (AAAA), gateway resolvers, Host
+
+
+def echo_host(name: str) -> Any:
+    async def handler(req: Any) -> Response:
+        return Response.json({"served_by": name, "host": req.headers.get("host")})
+    return handler
+
+
+async def test_family_ipv6_asks_aaaa_and_serves_from_an_ipv6_upstream(dns_server, upstream_factory, gateway_factory):
+    v6 = await upstream_factory(named("v6"), host="::1")
+    dns_server.set("svc.test", "AAAA", ["::1"], ttl=30)
+    dns_server.set("svc.test", "A", ["127.0.0.2"], ttl=30)  # not asked: family is ipv6
+    gw = await gateway_factory(discovery_config(dns_server, type="a", name="svc.test", port=v6.port, family="ipv6"))
+    assert [t.url for t in gw.gateway.upstreams["u"].targets] == [f"http://[::1]:{v6.port}"]
+    assert {await served_by(gw) for _ in range(3)} == {"v6"}
+    assert dns_server.count("svc.test", "AAAA") >= 1 and dns_server.count("svc.test", "A") == 0
+
+
+async def test_family_ipv4_is_the_default_and_asks_no_aaaa(dns_server, upstream_factory, gateway_factory):
+    a = await upstream_factory(named("v4"), host="127.0.0.2")
+    dns_server.set("svc.test", "A", ["127.0.0.2"], ttl=30)
+    dns_server.set("svc.test", "AAAA", ["::1"], ttl=30)
+    gw = await gateway_factory(discovery_config(dns_server, type="a", name="svc.test", port=a.port))
+    assert [t.url for t in gw.gateway.upstreams["u"].targets] == [f"http://127.0.0.2:{a.port}"]
+    assert dns_server.count("svc.test", "AAAA") == 0
+
+
+async def test_family_both_makes_every_a_and_aaaa_address_a_target(dns_server, upstream_factory, gateway_factory):
+    v4 = await upstream_factory(named("v4"), host="127.0.0.2")
+    await upstream_factory(named("v6"), host="::1", port=v4.port)
+    dns_server.set("svc.test", "A", ["127.0.0.2"], ttl=30)
+    dns_server.set("svc.test", "AAAA", ["::1"], ttl=30)
+    gw = await gateway_factory(discovery_config(dns_server, type="a", name="svc.test", port=v4.port, family="both"))
+    assert sorted(t.url for t in gw.gateway.upstreams["u"].targets) == [
+        f"http://127.0.0.2:{v4.port}", f"http://[::1]:{v4.port}"]
+    assert Counter([await served_by(gw) for _ in range(4)]) == {"v4": 2, "v6": 2}
+
+
+async def test_family_both_with_one_family_missing_uses_the_other(dns_server, upstream_factory, gateway_factory):
+    """A name with A records only (AAAA: no records) is no failure with family "both"; the TTL
+    is the answered one's, and an AAAA record added later joins when it expires."""
+    v4 = await upstream_factory(named("v4"), host="127.0.0.2")
+    v6 = await upstream_factory(named("v6"), host="::1", port=v4.port)
+    dns_server.set("svc.test", "A", ["127.0.0.2"], ttl=1)
+    gw = await gateway_factory(discovery_config(dns_server, type="a", name="svc.test", port=v4.port, family="both"))
+    up = gw.gateway.upstreams["u"]
+    assert [t.url for t in up.targets] == [f"http://127.0.0.2:{v4.port}"]
+    dns_server.set("svc.test", "AAAA", ["::1"], ttl=1)
+    with trio.fail_after(5):
+        while len(up.targets) < 2:
+            await trio.sleep(0.05)
+    assert {await served_by(gw) for _ in range(4)} == {"v4", "v6"}
+    assert v6.requests
+
+
+async def test_srv_with_family_ipv6_uses_aaaa_glue_and_lookups(dns_server, upstream_factory, gateway_factory):
+    one = await upstream_factory(named("one"), host="::1")
+    two = await upstream_factory(named("two"), host="::1")
+    dns_server.set("_http._tcp.svc.test", "SRV", [f"0 0 {one.port} one.svc.test.", f"0 0 {two.port} two.svc.test."])
+    dns_server.set("one.svc.test", "AAAA", ["::1"])
+    dns_server.set("one.svc.test", "A", ["127.0.0.9"])  # glue of the other family: not used
+    dns_server.set("two.svc.test", "AAAA", ["::1"])
+    dns_server.glue = False  # two is looked up by an AAAA query...
+    gw = await gateway_factory(discovery_config(dns_server, type="srv", name="_http._tcp.svc.test", family="ipv6"))
+    assert sorted(t.url for t in gw.gateway.upstreams["u"].targets) == sorted(
+        [f"http://[::1]:{one.port}", f"http://[::1]:{two.port}"])
+    assert Counter([await served_by(gw) for _ in range(4)]) == {"one": 2, "two": 2}
+    assert dns_server.count("two.svc.test", "AAAA") >= 1 and dns_server.count("two.svc.test", "A") == 0
+
+
+async def test_system_resolver_with_family_ipv6(upstream_factory, gateway_factory):
+    """getaddrinfo asked for AF_INET6 only (here for the literal ::1: the sandbox's /etc/hosts has no
+    IPv6 name)."""
+    up = await upstream_factory(named("v6"), host="::1")
+    gw = await gateway_factory({
+        "upstreams": {"u": {"discovery": {"type": "a", "name": "::1", "port": up.port, "family": "ipv6"}}},
+        "routes": {"r": {"paths": ["/"], "upstream": "u"}},
+    })
+    assert [t.url for t in gw.gateway.upstreams["u"].targets] == [f"http://[::1]:{up.port}"]
+    assert await served_by(gw) == "v6"
+
+
+async def test_gateway_resolvers_serve_every_discovery_table_without_its_own(dns_server, upstream_factory,
+                                                                              gateway_factory):
+    a = await upstream_factory(named("a"), host="127.0.0.2")
+    dns_server.set("svc.test", "A", ["127.0.0.2"], ttl=30)
+    gw = await gateway_factory({
+        "gateway": {"resolvers": [dns_server.address]},
+        "upstreams": {
+            "u": {"discovery": {"type": "a", "name": "svc.test", "port": a.port, "min_ttl": 0.05, "timeout": 0.5}},
+            "own": {"discovery": {"type": "a", "name": "svc.test", "port": a.port, "resolvers": ["127.0.0.1:9"],
+                                  "timeout": 0.2, "interval": 60}},
+            "system": {"discovery": {"type": "a", "name": "localhost", "port": a.port, "resolvers": [],
+                                     "interval": 60}},
+        },
+        "routes": {"r": {"paths": ["/"], "upstream": "u"}},
+    })
+    ups = gw.gateway.upstreams
+    assert await served_by(gw) == "a"
+    assert ups["u"].discovery.resolvers == [dns_server.address]
+    assert ups["own"].discovery.resolvers == ["127.0.0.1:9"] and ups["own"].targets == []
+    # resolvers = [] is the system resolver, whatever gateway.resolvers says
+    assert [t.url for t in ups["system"].targets] == [f"http://127.0.0.1:{a.port}"]
+    assert dns_server.count("localhost", "A") == 0
+
+
+def test_gateway_resolvers_are_checked():
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"gateway": {"resolvers": ["dns.example:53"]}})
+    assert 'gateway.resolvers[0]: expected "ip:port" of a DNS server' in str(exc.value)
+
+
+async def test_host_sent_to_a_discovered_target_is_its_dns_name(dns_server, upstream_factory, gateway_factory):
+    """As for a static target (the URL's host): the name, with the port; not the address."""
+    up = await upstream_factory(echo_host("a"), host="127.0.0.2")
+    static = await upstream_factory(echo_host("static"))
+    dns_server.set("svc.test", "A", ["127.0.0.2"], ttl=30)
+    cfg = discovery_config(dns_server, type="a", name="svc.test.", port=up.port)
+    cfg["upstreams"]["s"] = {"targets": [{"url": f"http://localhost:{static.port}"}]}
+    cfg["routes"].update({
+        "static": {"paths": ["/static"], "upstream": "s"},
+        "kept": {"paths": ["/kept"], "upstream": "u", "preserve_host": True},
+        "set": {"paths": ["/set"], "upstream": "u", "host_header": "vhost.example"},
+    })
+    gw = await gateway_factory(cfg)
+    assert (await gw.client.get("/")).json()["host"] == f"svc.test:{up.port}"
+    assert (await gw.client.get("/static")).json()["host"] == f"localhost:{static.port}"
+    kept = await gw.client.get("/kept", headers={"host": "api.example"})
+    assert kept.json()["host"] == "api.example"
+    assert (await gw.client.get("/set")).json()["host"] == "vhost.example"
+    # the address stays what the target is called in logs, metrics and /upstreams
+    assert [t.url for t in gw.gateway.upstreams["u"].targets] == [f"http://127.0.0.2:{up.port}"]
+
+
+async def test_host_sent_to_an_srv_target_is_the_records_host(dns_server, upstream_factory, gateway_factory):
+    up = await upstream_factory(echo_host("one"))
+    dns_server.set("_http._tcp.svc.test", "SRV", [f"0 0 {up.port} one.svc.test."])
+    dns_server.set("one.svc.test", "A", ["127.0.0.1"])
+    gw = await gateway_factory(discovery_config(dns_server, type="srv", name="_http._tcp.svc.test"))
+    assert (await gw.client.get("/")).json()["host"] == f"one.svc.test:{up.port}"

@@ -16,6 +16,7 @@ from .app import Gateway, StartupError
 from .clientcert import ClientCert
 from .config import Config, ConfigError, load_config, loads_config
 from .context import Context, GatewayServices
+from .counters import Counter
 from .headers import Headers
 from .messages import Body, BodyTooLarge, Principal, Request, Response
 from .plugin import NoConfig, Plugin, hookimpl, setting
@@ -26,7 +27,7 @@ from .serving import serve
 from .upstream import Fetched, HTTPClient, UpstreamError, UpstreamTimeout
 
 __all__ = [
-    "AdminRoute", "Body", "BodyTooLarge", "ClientCert", "Config", "ConfigError", "Context", "Fetched", "Gateway", "GatewayError",
+    "AdminRoute", "Body", "BodyTooLarge", "ClientCert", "Config", "ConfigError", "Context", "Counter", "Fetched", "Gateway", "GatewayError",
     "GatewayServices", "HTTPClient", "Headers", "NoConfig", "Plugin", "Principal", "Request", "Response", "Runtime",
     "Scope", "SharedResourceError", "StartupError", "TargetState", "UpstreamError", "UpstreamTimeout", "__version__",
     "hookimpl", "load_config", "loads_config", "problem", "serve", "setting",

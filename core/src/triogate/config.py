@@ -217,6 +217,17 @@ def _unique_addresses(inst: Any, name: str, value: list[ListenerConfig]) -> typi
         seen[lst.address] = i
 
 
+def _resolvers_problems(inst: Any, name: str, value: list[str] | None) -> typing.Iterator[tuple[str, str]]:
+    for i, address in enumerate(value or ()):
+        try:
+            host, port = split_hostport(address)
+            ipaddress.ip_address(host.strip("[]"))
+            if not 0 < port <= 65535:
+                raise ValueError
+        except ValueError:
+            yield key_path(name, i), f'expected "ip:port" of a DNS server (e.g. "10.96.0.10:53"), got {address!r}'
+
+
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -261,6 +272,9 @@ class GatewayConfig:
         validator=check(lambda v: v.lower() in _LOG_LEVELS, "one of " + ", ".join(f'"{n}"' for n in _LOG_LEVELS)))
     plugins_on_error: Literal["fail", "skip"] = setting(
         "fail", description="a plugin that fails to load or has an incompatible triogate: refuse to start, or skip it")
+    resolvers: list[str] = setting(
+        factory=list, description='DNS servers ("ip:port") of every upstream discovery table that sets no '
+        "resolvers of its own; empty: the system resolver", validator=fields.Check(_resolvers_problems))
     http1_parser: Literal["auto", "fast", "h11"] = setting(
         "auto", description='HTTP/1.1 parser of the listener and the upstream client: "fast" (llhttp, the '
         'triogate[fast] extra), "h11" (the reference), '
@@ -353,17 +367,6 @@ def _targets_problems(inst: Any, name: str, value: list[TargetConfig]) -> typing
         yield name, "every target has weight 0, so none would get traffic"
 
 
-def _resolvers_problems(inst: Any, name: str, value: list[str]) -> typing.Iterator[tuple[str, str]]:
-    for i, address in enumerate(value):
-        try:
-            host, port = split_hostport(address)
-            ipaddress.ip_address(host.strip("[]"))
-            if not 0 < port <= 65535:
-                raise ValueError
-        except ValueError:
-            yield key_path(name, i), f'expected "ip:port" of a DNS server (e.g. "10.96.0.10:53"), got {address!r}'
-
-
 def _discovery_port(inst: Any, name: str, value: int | None) -> typing.Iterator[tuple[str, str]]:
     if inst.type == "a" and value is None:
         yield name, 'required with type = "a" (the port every address serves on)'
@@ -381,8 +384,8 @@ def _ttl_bounds(inst: Any, name: str, value: float) -> typing.Iterator[tuple[str
 @attrs.define(frozen=True)
 class DiscoveryConfig:
     type: Literal["a", "srv"] = setting(
-        description='"a": every A record of name is a target on port; "srv": SRV records of name give each '
-        "target's host, port, priority and weight")
+        description='"a": every address record (A/AAAA, see family) of name is a target on port; "srv": SRV '
+        "records of name give each target's host, port, priority and weight")
     name: str = setting(
         description='DNS name to resolve (e.g. "users.default.svc.cluster.local" or '
         '"_http._tcp.users.service.consul")',
@@ -392,9 +395,13 @@ class DiscoveryConfig:
     scheme: Literal["http", "https"] = setting("http", description="scheme of the discovered targets")
     weight: int = setting(1, description='weight of each address (type "a"; SRV records carry their own)',
                           validator=at_least(1, show_value=True))
-    resolvers: list[str] = setting(
-        factory=list, description='DNS servers as "ip:port"; empty: the system resolver (getaddrinfo for "a", '
-        "/etc/resolv.conf's servers for \"srv\")", validator=fields.Check(_resolvers_problems))
+    family: Literal["ipv4", "ipv6", "both"] = setting(
+        "ipv4", description='address records asked: "ipv4" (A), "ipv6" (AAAA) or "both" (A and AAAA, every '
+        "address a target)")
+    resolvers: list[str] | None = setting(
+        None, description='DNS servers as "ip:port"; unset: gateway.resolvers; empty (or both unset): the system '
+        "resolver (getaddrinfo for \"a\", /etc/resolv.conf's servers for \"srv\")",
+        validator=fields.Check(_resolvers_problems))
     min_ttl: float = setting(5.0, description="floor on a record's TTL: re-resolve at most this often",
                              validator=duration)
     max_ttl: float = setting(300.0, description="ceiling on a record's TTL: re-resolve at least this often",

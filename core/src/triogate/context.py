@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from .counters import Counter
 from .messages import Principal, Request, Response
 from .problem import problem
 from .resources import SCOPES, Scope, SharedResources
@@ -119,6 +120,16 @@ class GatewayServices:
         if self._outgoing is None or ctx.route is None:
             raise RuntimeError("upstream_request() needs a loaded pipeline and a routed context")
         return self._outgoing(ctx)
+
+    def counter(self, name: str, help: str, labels: tuple[str, ...] | list[str] = ()) -> Counter:
+        """A counter a metrics exporter shows (the prometheus plugin: at ``/metrics``), e.g.
+        ``gateway.counter("triogate_mirror_requests_total", "Mirrored copies by result.", ("route", "result"))``.
+
+        Declare it in ``__init__``; every instance (each route's, each reload's) asking for a name
+        gets the same counter, so its counts add up and never go back. Label values must come
+        from a small fixed set (route and upstream names, outcomes), never from a request.
+        """
+        return self.runtime.counters.counter(name, help, labels)
 
     def upstream(self, name: str) -> Upstream:
         try:

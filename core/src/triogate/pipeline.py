@@ -69,7 +69,8 @@ class Pipeline:
         for name, ucfg in config.upstreams.items():
             self.warnings.extend(ucfg.deprecations(key_path("upstreams", name)))
             try:  # builds the TLS context: reads the tls files again (they may have changed since parsing)
-                self.upstreams[name] = Upstream(name, ucfg, config.gateway.http1_parser, base)
+                self.upstreams[name] = Upstream(name, ucfg, config.gateway.http1_parser, base,
+                                                resolvers=config.gateway.resolvers)
             except TLSFileError as exc:
                 errors.append(f"{key_path('upstreams', name)}.tls.{exc.field}: {exc}")
         self.services = GatewayServices(config, http, self.upstreams, version=version, worker=worker,

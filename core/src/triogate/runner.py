@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -69,6 +70,18 @@ def _leaf(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseExc
             if found is not None:
                 return found
     return None
+
+
+def _freeze_startup_heap() -> None:
+    """Move what startup built (modules, config, plugins: ~90k objects) out of the collector's sight.
+
+    A full collection walked them all: a 20-25 ms stop of every connection a few times a minute
+    under load (measured with ``gc.callbacks``, issue 12). Frozen objects are never collected, so
+    the first config's cycles outlive a reload: one generation's worth, once; later ones are not
+    frozen and are collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def run_single(
@@ -155,6 +168,7 @@ def run_single(
         async with trio.open_nursery() as nursery:
             await nursery.start(signals)
             bound = await nursery.start(serving)
+            _freeze_startup_heap()
             if pid_file is not None:
                 pid_file.write_text(f"{os.getpid()}\n")
             for host, port in bound:

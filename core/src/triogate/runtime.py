@@ -1,7 +1,8 @@
 """A read-only view of the running gateway, for ``/status`` and for plugins (``services.runtime``).
 
 Metrics exporters read it at scrape time: connections, requests in flight, config version
-and reloads, and the state of every upstream target of the config now serving.
+and reloads, the state of every upstream target of the config now serving, and the counters
+plugins declared (``counters``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
+
+from .counters import Counters
 
 if TYPE_CHECKING:
     from .upstream import Upstream
@@ -55,6 +58,8 @@ class Runtime:
         self.pid = os.getpid()
         self.servers: list[Any] = []  # the public listeners' servers, once serving
         self.supervised = False  # a worker under ``triogate run --workers``
+        #: counters plugins declared (``GatewayServices.counter``), for metrics exporters to read
+        self.counters = Counters()
 
     def attach(self, servers: list[Any], *, supervised: bool = False) -> None:
         """Called when the listeners serve."""

@@ -94,3 +94,46 @@ async def test_a_reset_first_request_frees_the_waiters_at_once(upstream_factory,
     assert trio.current_time() - start < 5
     assert sorted(r.status for r in results) == [200, 200, 200, 502]
     assert calls(up, "/k") == 4  # the three waiters each went upstream on their own
+
+
+async def _peak_concurrency(upstream_factory, cached, cache=None):
+    """Five concurrent misses after one answer that was not storable: how many reached the origin together?"""
+    state = {"now": 0, "peak": 0}
+
+    async def uncacheable(req):
+        state["now"] += 1
+        state["peak"] = max(state["peak"], state["now"])
+        await trio.sleep(0.2)
+        state["now"] -= 1
+        return Response(200, [("cache-control", "no-store")], b"ok")
+
+    up = await upstream_factory(uncacheable)
+    gw = await cached(up, cache=cache)
+    assert (await gw.client.get("/u")).status == 200
+    state["peak"] = 0
+    results = await fire(gw, "/u", n=5)
+    assert [r.status for r in results] == [200] * 5
+    return state["peak"]
+
+
+async def test_a_key_whose_answer_was_not_storable_skips_coalescing(upstream_factory, cached) -> None:
+    # hit-for-miss: waiting for another request's no-store answer would only add its latency
+    assert await _peak_concurrency(upstream_factory, cached) == 5
+
+
+async def test_uncacheable_ttl_zero_keeps_coalescing(upstream_factory, cached) -> None:
+    # the first goes alone; the four others wait for its answer, then go together
+    assert await _peak_concurrency(upstream_factory, cached, cache={"uncacheable_ttl": 0}) == 4
+
+
+async def test_the_uncacheable_memory_is_bounded_and_expires() -> None:
+    from triogate_cache.state import UNCACHEABLE_MAX, Shared
+
+    shared = Shared(store=None)
+    for i in range(UNCACHEABLE_MAX + 10):
+        shared.remember_uncacheable(f"k{i}", 100.0)
+    assert len(shared.uncacheable) == UNCACHEABLE_MAX
+    assert not shared.is_uncacheable("k0", 1.0)  # the oldest were forgotten
+    assert shared.is_uncacheable(f"k{UNCACHEABLE_MAX + 9}", 99.0)
+    assert not shared.is_uncacheable(f"k{UNCACHEABLE_MAX + 9}", 100.0)  # expired, and forgotten
+    assert f"k{UNCACHEABLE_MAX + 9}" not in shared.uncacheable

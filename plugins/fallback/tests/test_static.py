@@ -18,7 +18,7 @@ async def test_static_answer_with_headers_and_body(upstream_factory, start, back
     assert r.headers["x-request-id"]
     assert backup.requests == []
     assert spy.seen[-1]["fallback"] == "static"
-    assert spy.seen[-1]["fallback_from"] == {"upstream": "primary", "status": 502}
+    assert spy.seen[-1]["fallback_from"] == {"upstream": "primary", "status": 502, "reason": "status"}
 
 
 async def test_static_for_a_dead_upstream(start) -> None:

@@ -20,7 +20,7 @@ async def test_primary_503_answered_by_the_fallback_upstream(upstream_factory, s
     assert echoed["headers"]["x-client"] == ["c"] and "x-forwarded-for" in echoed["headers"]
     assert len(primary.requests) == 1 and len(backup.requests) == 1
     assert spy.seen[-1]["fallback"] == "upstream:backup"
-    assert spy.seen[-1]["fallback_from"] == {"upstream": "primary", "status": 503}
+    assert spy.seen[-1]["fallback_from"] == {"upstream": "primary", "status": 503, "reason": "status"}
     assert spy.seen[-1]["upstream"] == "backup"  # the access log names the upstream that served
 
 
@@ -28,7 +28,7 @@ async def test_primary_down_connect_failure(start, backup, spy) -> None:
     gw = await start(f"http://127.0.0.1:{free_port()}", FB, upstream={"retries": 0})
     r = await gw.client.get("/api/a")
     assert r.status == 200 and r.headers["x-fallback"] == "upstream:backup"
-    assert spy.seen[-1]["fallback_from"]["status"] == 502
+    assert spy.seen[-1]["fallback_from"] == {"upstream": "primary", "status": 502, "reason": "error"}
 
 
 async def test_primary_timeout(upstream_factory, start, backup, spy) -> None:
@@ -41,7 +41,7 @@ async def test_primary_timeout(upstream_factory, start, backup, spy) -> None:
     with trio.fail_after(4):
         r = await gw.client.get("/api/slow")
     assert r.status == 200 and r.headers["x-fallback"] == "upstream:backup"
-    assert spy.seen[-1]["fallback_from"]["status"] == 504
+    assert spy.seen[-1]["fallback_from"] == {"upstream": "primary", "status": 504, "reason": "timeout"}
 
 
 async def test_open_circuit(upstream_factory, start, backup, spy, answering) -> None:
@@ -52,7 +52,7 @@ async def test_open_circuit(upstream_factory, start, backup, spy, answering) -> 
     r = await gw.client.get("/api/b")  # the gateway's own 503: no healthy target, the primary is not called
     assert r.status == 200 and r.headers["x-fallback"] == "upstream:backup"
     assert len(primary.requests) == 1 and len(backup.requests) == 2
-    assert spy.seen[-1]["fallback_from"] == {"upstream": "primary", "status": 503}
+    assert spy.seen[-1]["fallback_from"] == {"upstream": "primary", "status": 503, "reason": "unavailable"}
 
 
 async def test_fallback_to_the_failing_upstream_itself_is_skipped(upstream_factory, gateway_factory, spy,
@@ -124,7 +124,7 @@ async def test_fallback_upstream_down(upstream_factory, gateway_factory, spy, an
     assert r.json()["request_id"] == r.headers["x-request-id"]
     last = spy.seen[-1]
     assert last["fallback"] == "upstream:backup failed" and last["error"].startswith("fallback upstream backup failed")
-    assert last["fallback_from"] == {"upstream": "primary", "status": 503}
+    assert last["fallback_from"] == {"upstream": "primary", "status": 503, "reason": "status"}
 
 
 async def test_fallback_upstream_answering_an_error_passes_it_on(upstream_factory, gateway_factory, spy, answering) -> None:

@@ -1,10 +1,13 @@
-"""The metric families the plugin exports, declared once in :data:`METRICS`.
+"""The metric families the plugin exports, declared once in :data:`METRICS`, plus the counters
+other plugins declare through the core (``GatewayServices.counter``: traffic-split, mirror,
+fallback), exported as they are when scraped.
 
 The Grafana dashboard in ``contrib/deploy`` is tested against this table.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -15,6 +18,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from .labels import BoundedLabel
 
 __all__ = ["METRICS", "MetricSpec", "Metrics", "exported_names", "multiprocess_dir"]
+
+log = logging.getLogger("triogate.prometheus")
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -119,6 +124,9 @@ class Metrics:
         self._children: dict[tuple[Any, ...], Any] = {}
         self._reloads_seen = {"ok": 0, "failed": 0}
         self._targets_seen: set[tuple[str, str]] = set()
+        # plugin counters: name -> its prometheus counter (None: the name is taken, not exported)
+        self._plugin_counters: dict[str, Any] = {}
+        self._plugin_seen: dict[tuple[str, tuple[str, ...]], float] = {}
         if not self.multiprocess:
             from prometheus_client import PlatformCollector, ProcessCollector
 
@@ -150,6 +158,7 @@ class Metrics:
             self.target_healthy.labels(*key).set(1 if target.healthy else 0)
             for state in CIRCUIT_STATES:
                 self.circuit.labels(*key, state).set(1 if target.circuit == state else 0)
+        self._sample_plugin_counters(runtime)
         for key in self._targets_seen - current:  # a reload removed the target
             try:
                 self.target_healthy.remove(*key)
@@ -158,3 +167,25 @@ class Metrics:
             except KeyError:
                 pass
         self._targets_seen = current
+
+    def _sample_plugin_counters(self, runtime: triogate.Runtime) -> None:
+        """Bring the prometheus counters up to the plugins' counts (each adds what it gained since
+        the last sample, so with several workers each worker's file holds its own share)."""
+        for counter in runtime.counters:
+            metric = self._plugin_counters.get(counter.name, False)
+            if metric is False:
+                try:
+                    metric = Counter(counter.name.removesuffix("_total"), counter.help,
+                                     labelnames=counter.labels, registry=self.registry)
+                except ValueError as exc:  # the name of a metric exported already
+                    log.warning("plugin counter %s is not exported: %s", counter.name, exc)
+                    metric = None
+                self._plugin_counters[counter.name] = metric
+            if metric is None:
+                continue
+            for values, total in counter.samples().items():
+                key = (counter.name, values)
+                delta = total - self._plugin_seen.get(key, 0.0)
+                if delta > 0:
+                    (self.child(metric, *values) if values else metric).inc(delta)
+                self._plugin_seen[key] = total

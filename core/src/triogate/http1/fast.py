@@ -70,7 +70,6 @@ class FastServerConnection:
         self._events: deque[Any] = deque()
         self._headers: list[tuple[bytes, bytes]] = []
         self._url = b""
-        self._head_bytes = 0
         self._in_head = False
         self._between = True        # no partial message buffered
         self._eof = False
@@ -153,10 +152,10 @@ class FastServerConnection:
             data = self._decode_chunked(data)
             if not data:
                 return
-        if self._in_head or self._between:
-            self._head_bytes = self._head_bytes + len(data) if self._in_head else len(data)
         self._feed(data)
-        if self._in_head and self._head_bytes > self.limits.max_header_bytes:
+        # only the unfinished head counts: pipelined requests before it in the same input are complete
+        # (counting the whole input refused a 64 KiB read of small pipelined requests as one huge head)
+        if self._in_head and len(self._head_acc) + len(self._data) - self._head_start > self.limits.max_header_bytes:
             self._events.append(ProtocolError("request head too large", 431))
             self._failed = True
 

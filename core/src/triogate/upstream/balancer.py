@@ -55,12 +55,13 @@ class Target:
 
 def pool_for(
     url: str, cfg: Any, http1_parser: str = "auto", *, ssl_context: ssl.SSLContext | None = None,
-    server_name: str | None = None, label: str | None = None,
+    server_name: str | None = None, label: str | None = None, host_name: str | None = None,
 ) -> ConnectionPool:
     """A pool for one target; ``http1_parser`` is the gateway's (the listener's) parser choice.
 
     ``ssl_context`` is the upstream's (its ``tls`` table, built at config load); without one an
     https:// pool verifies against the system trust store unless ``cfg.tls_verify`` is false.
+    ``host_name`` is sent in Host instead of the URL's host (a discovered address: its DNS name).
     """
     u = urlsplit(url)
     tls = u.scheme == "https"
@@ -72,7 +73,7 @@ def pool_for(
         ssl_context=ssl_context, server_name=server_name, label=label,
         max_connections=cfg.max_connections, max_idle=cfg.max_idle, idle_timeout=cfg.idle_timeout,
         connect_timeout=cfg.connect_timeout, read_timeout=cfg.read_timeout, write_timeout=cfg.write_timeout,
-        pool_timeout=getattr(cfg, "pool_timeout", None), http1_parser=http1_parser,
+        pool_timeout=getattr(cfg, "pool_timeout", None), http1_parser=http1_parser, host_name=host_name,
     )
 
 

@@ -1,4 +1,4 @@
-"""DNS service discovery: an upstream's targets from A or SRV records (``[upstreams.<name>.discovery]``).
+"""DNS service discovery: an upstream's targets from A/AAAA or SRV records (``[upstreams.<name>.discovery]``).
 
 :func:`resolve` asks the configured resolvers (dnspython's async resolver on trio: each record's
 TTL is known) or the system resolver (``getaddrinfo`` in a worker thread: no TTL, so a fixed
@@ -28,6 +28,10 @@ __all__ = ["DiscoveryError", "Endpoint", "resolve", "run_discovery", "srv_weight
 
 log = logging.getLogger("triogate")
 
+#: the address records each ``family`` asks for (Envoy's dns_lookup_family V4_ONLY, V6_ONLY, ALL)
+RECORD_TYPES = {"ipv4": ("A",), "ipv6": ("AAAA",), "both": ("A", "AAAA")}
+_SOCKET_FAMILY = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6, "both": socket.AF_UNSPEC}
+
 
 @attrs.frozen
 class Endpoint:
@@ -42,6 +46,11 @@ class Endpoint:
 
 class DiscoveryError(Exception):
     """The name did not resolve to any usable address (NXDOMAIN, no records, resolver down or slow)."""
+
+
+class NoRecords(DiscoveryError):
+    """The server answered: no such name, or no records of the type asked (with ``family = "both"``,
+    the other type may still have some)."""
 
 
 def _resolver(cfg: Any) -> dns.asyncresolver.Resolver:
@@ -63,15 +72,51 @@ async def _query(r: dns.asyncresolver.Resolver, name: str | dns.name.Name, rdtyp
     try:
         return await r.resolve(name, rdtype, backend=dns.asyncbackend.get_backend("trio"), search=False)
     except dns.resolver.NXDOMAIN:
-        raise DiscoveryError(f"{name}: no such name (NXDOMAIN)") from None
+        raise NoRecords(f"{name}: no such name (NXDOMAIN)") from None
     except dns.resolver.NoAnswer:
-        raise DiscoveryError(f"{name}: no {rdtype} records") from None
+        raise NoRecords(f"{name}: no {rdtype} records") from None
     except dns.resolver.LifetimeTimeout:
         raise DiscoveryError(f"{name}: no answer from {_servers(r)} within {r.lifetime} s") from None
     except dns.resolver.NoNameservers as exc:
         raise DiscoveryError(f"{name}: every resolver failed ({exc})") from None
     except dns.exception.DNSException as exc:
         raise DiscoveryError(f"{name}: {type(exc).__name__}: {exc}") from None
+
+
+async def _addresses(r: dns.asyncresolver.Resolver, name: str | dns.name.Name,
+                     family: str) -> tuple[list[str], float]:
+    """The addresses of ``name`` in ``family`` (A and AAAA asked at once for "both") and their TTL.
+
+    With "both", a type without records is fine when the other has some; any other failure
+    (a timeout, SERVFAIL) fails the whole answer, so the last known addresses stay.
+    """
+    rdtypes = RECORD_TYPES[family]
+    answers: dict[str, dns.resolver.Answer | DiscoveryError] = {}
+
+    async def one(rdtype: str) -> None:
+        try:
+            answers[rdtype] = await _query(r, name, rdtype)
+        except DiscoveryError as exc:
+            answers[rdtype] = exc
+
+    async with trio.open_nursery() as nursery:
+        for rdtype in rdtypes:
+            nursery.start_soon(one, rdtype)
+    found: set[str] = set()
+    ttls: list[float] = []
+    empty: list[str] = []
+    for rdtype in rdtypes:
+        got = answers[rdtype]
+        if isinstance(got, NoRecords):
+            empty.append(str(got))
+        elif isinstance(got, DiscoveryError):
+            raise got
+        else:
+            found.update(rr.address for rr in got)
+            ttls.append(float(got.rrset.ttl))
+    if not found:
+        raise NoRecords("; ".join(dict.fromkeys(empty)))
+    return sorted(found), min(ttls)
 
 
 def _servers(r: dns.asyncresolver.Resolver) -> str:
@@ -101,18 +146,18 @@ async def resolve(cfg: Any) -> tuple[list[Endpoint], float | None]:
     if cfg.type == "a":
         if not cfg.resolvers:
             return await _system_a(cfg), None
-        answer = await _query(_resolver(cfg), cfg.name, "A")
-        found = sorted({rr.address for rr in answer})
-        return [Endpoint(a, cfg.port, cfg.weight, 0, cfg.name.rstrip(".")) for a in found], float(answer.rrset.ttl)
+        found, ttl = await _addresses(_resolver(cfg), cfg.name, cfg.family)
+        return [Endpoint(a, cfg.port, cfg.weight, 0, cfg.name.rstrip(".")) for a in found], ttl
     return await _srv(cfg)
 
 
 async def _system_a(cfg: Any) -> list[Endpoint]:
     try:
-        infos = await trio.socket.getaddrinfo(cfg.name, cfg.port, socket.AF_INET, socket.SOCK_STREAM)
+        infos = await trio.socket.getaddrinfo(cfg.name, cfg.port, _SOCKET_FAMILY[cfg.family], socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise DiscoveryError(f"{cfg.name}: {exc.strerror}") from None
-    found = sorted({info[4][0] for info in infos})
+    # an IPv6 address from getaddrinfo may carry a zone ("fe80::1%eth0"): keep it, the socket needs it
+    found = sorted({info[4][0] for info in infos if info[0] in (socket.AF_INET, socket.AF_INET6)})
     if not found:
         raise DiscoveryError(f"{cfg.name}: no addresses")
     return [Endpoint(a, cfg.port, cfg.weight, 0, cfg.name.rstrip(".")) for a in found]
@@ -122,10 +167,11 @@ async def _srv(cfg: Any) -> tuple[list[Endpoint], float]:
     r = _resolver(cfg)
     answer = await _query(r, cfg.name, "SRV")
     ttl = float(answer.rrset.ttl)
-    # addresses the server sent along (Consul and CoreDNS do), else one A query per target name
+    # addresses the server sent along (Consul and CoreDNS do), else A/AAAA queries per target name
+    wanted = {dns.rdatatype.from_text(t) for t in RECORD_TYPES[cfg.family]}
     glue: dict[dns.name.Name, list[str]] = {}
     for rrset in answer.response.additional:
-        if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+        if rrset.rdtype in wanted:
             glue.setdefault(rrset.name, []).extend(rr.address for rr in rrset)
             ttl = min(ttl, float(rrset.ttl))
     records = [rr for rr in answer if rr.target != dns.name.root]  # target "." = "not offered here"
@@ -134,18 +180,18 @@ async def _srv(cfg: Any) -> tuple[list[Endpoint], float]:
     by_priority: dict[int, list[Any]] = {}
     for rr in records:
         by_priority.setdefault(rr.priority, []).append(rr)
-    # the hosts without addresses in the answer: one A query each, all at once
+    # the hosts without addresses in the answer: their A (and/or AAAA) queries, all at once
     lookups: dict[dns.name.Name, list[str] | str] = {}
     ttls: list[float] = []
 
     async def lookup(host: dns.name.Name) -> None:
         try:
-            a = await _query(r, host, "A")
+            addresses, host_ttl = await _addresses(r, host, cfg.family)
         except DiscoveryError as exc:
             lookups[host] = str(exc)
             return
-        lookups[host] = [x.address for x in a]
-        ttls.append(float(a.rrset.ttl))
+        lookups[host] = addresses
+        ttls.append(host_ttl)
 
     async with trio.open_nursery() as nursery:
         for host in {rr.target for rr in records if rr.target not in glue}:

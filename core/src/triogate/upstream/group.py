@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import trio
 
 from ..messages import Body, Response
@@ -71,8 +72,10 @@ class Upstream:
     together stay within the upstream's :class:`RetryBudget`.
     """
 
-    def __init__(self, name: str, cfg: Any, http1_parser: str = "auto", base: Path | None = None) -> None:
-        """``base`` is the directory relative ``tls`` file paths start from (the config file's).
+    def __init__(self, name: str, cfg: Any, http1_parser: str = "auto", base: Path | None = None,
+                 resolvers: Sequence[str] = ()) -> None:
+        """``base`` is the directory relative ``tls`` file paths start from (the config file's);
+        ``resolvers`` are the gateway's (``gateway.resolvers``), for a discovery table that sets none.
 
         Raises :class:`~triogate.tlsfiles.TLSFileError` when a ``tls`` file cannot be used.
         """
@@ -85,6 +88,8 @@ class Upstream:
         self.ssl_context = client_context(tls, base or Path.cwd()) if tls is not None and https else None
         self.server_name = tls.server_name if tls is not None else None
         self.discovery = getattr(cfg, "discovery", None)
+        if self.discovery is not None and self.discovery.resolvers is None:
+            self.discovery = attrs.evolve(self.discovery, resolvers=list(resolvers))
         self.targets = [self._target(t.url, t.weight) for t in cfg.targets]
         self.tiers: list[Balancer] = []
         self._rebuild()
@@ -96,10 +101,13 @@ class Upstream:
         self._probes: dict[Target, trio.CancelScope] = {}
 
     def _target(self, url: str, weight: int, priority: int = 0, server_name: str | None = None) -> Target:
+        """``server_name``: the DNS name a discovered address was found under; it is the SNI (unless
+        ``tls.server_name`` is set) and the Host, as a static target's URL host would be."""
         cb = self.cfg.circuit_breaker
         t = Target(url, weight,
                    pool_for(url, self.cfg, self.http1_parser, ssl_context=self.ssl_context,
-                            server_name=self.server_name or server_name, label=f"upstream {self.name!r} target {url}"),
+                            server_name=self.server_name or server_name, label=f"upstream {self.name!r} target {url}",
+                            host_name=server_name),
                    CircuitBreaker(cb.failures, cb.open_seconds))
         t.priority = priority
         return t

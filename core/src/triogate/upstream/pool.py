@@ -188,12 +188,17 @@ class ConnectionPool:
         max_head_bytes: int = 65536,
         http1_parser: str = "auto",
         pool_timeout: float | None = None,
+        host_name: str | None = None,
     ) -> None:
+        """``host_name``: the name the Host header carries instead of ``host`` (an address found
+        under that DNS name: what a virtual-hosted upstream expects), with the port as in a URL."""
         self.host = host
         self.port = port
         self.tls = tls
-        self.authority = host if port == (443 if tls else 80) else f"{host}:{port}"
-        self.authority_b = self.authority.encode("idna") if not host.startswith("[") else self.authority.encode()
+        default_port = port == (443 if tls else 80)
+        named = host_name or host
+        self.authority = named if default_port else f"{named}:{port}"
+        self.authority_b = self.authority.encode("idna") if not named.startswith("[") else self.authority.encode()
         self.max_connections = max_connections
         self.max_idle = max_idle
         self.idle_timeout = idle_timeout
@@ -211,7 +216,7 @@ class ConnectionPool:
         # SNI and the name the certificate must carry (an IP literal is matched against IP SANs, no SNI)
         self.server_name = server_name or host.strip("[]")
         #: who this pool talks for, in log lines: "upstream 'users' target https://10.0.0.1:8443"
-        self.label = label or f"{'https' if tls else 'http'}://{self.authority}"
+        self.label = label or f"{'https' if tls else 'http'}://{host if default_port else f'{host}:{port}'}"
         if tls and ssl_context is not None:
             self._ssl_context = ssl_context
         elif tls:

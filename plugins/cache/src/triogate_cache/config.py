@@ -52,6 +52,9 @@ class CacheConfig:
         True, description="concurrent misses for one key make one upstream request; the others wait for it")
     coalesce_timeout: float = setting(
         5.0, description="how long (s) a coalesced request waits for the first one before going upstream itself")
+    uncacheable_ttl: float = setting(
+        30.0, description="after an answer that could not be stored (no-store, private, an uncacheable status), "
+        "misses for that key skip coalescing for this long (s): Varnish's hit-for-miss; 0 never skips")
     store_set_cookie: bool = setting(
         False, description="store responses that carry Set-Cookie (off: they are never shared)")
     cache_name: str = setting("triogate", description="this cache's name in the Cache-Status header (RFC 9211)")
@@ -75,7 +78,8 @@ class CacheConfig:
                 raise ValueError(f"{name}: must be positive")
         if self.store == "memory" and self.max_object_size > self.memory_size:
             raise ValueError("max_object_size: larger than memory_size")
-        for name in ("default_ttl", "heuristic_max", "stale_retention", "stale_if_error", "coalesce_timeout"):
+        for name in ("default_ttl", "heuristic_max", "stale_retention", "stale_if_error", "coalesce_timeout",
+                     "uncacheable_ttl"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must not be negative")
         if not 0 <= self.heuristic_fraction <= 1:

@@ -118,7 +118,8 @@ class Cache(Lookup, Storing, Revalidation, Plugin):
         found = await self._lookup(ctx, st)
         if found is not None:
             return found
-        if st.entry is None and self.config.coalesce and req.method == "GET" and "no-store" not in st.req_cc:
+        if (st.entry is None and self.config.coalesce and req.method == "GET" and "no-store" not in st.req_cc
+                and not self.shared.is_uncacheable(st.key, trio.current_time())):
             return await self._coalesce(ctx, st)
         return None
 
@@ -169,7 +170,11 @@ class Cache(Lookup, Storing, Revalidation, Plugin):
             st.status.apply(out.headers, self.config.x_cache_status)
             return out
         stored = await self._start_storing(ctx, st, response)
-        if not stored:
+        if stored:
+            self.shared.uncacheable.pop(st.key, None)
+        else:
+            if status < 500 and status != 304 and self.config.uncacheable_ttl > 0:
+                self.shared.remember_uncacheable(st.key, trio.current_time() + self.config.uncacheable_ttl)
             self._release(st)
             if entry is not None and status not in policy.ERROR_STATUSES and status != 304:
                 await self._delete(st.variant)  # replaced by a response we may not keep

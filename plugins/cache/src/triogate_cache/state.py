@@ -18,7 +18,8 @@ from .entry import Entry
 from .status import CacheStatus
 
 __all__ = [
-    "BG_TIMEOUT", "CONDITIONAL", "STATE", "Flight", "RequestState", "Shared", "log_store_error", "variant_key",
+    "BG_TIMEOUT", "CONDITIONAL", "STATE", "UNCACHEABLE_MAX", "Flight", "RequestState", "Shared", "log_store_error",
+    "variant_key",
 ]
 
 log = logging.getLogger("triogate.cache")
@@ -37,6 +38,10 @@ class Flight:
         self.done = trio.Event()
 
 
+#: keys remembered as uncacheable, per process (oldest forgotten first beyond it)
+UNCACHEABLE_MAX = 10_000
+
+
 class Shared:
     """Per process and store: the store, the in-flight misses and background revalidations."""
 
@@ -44,6 +49,25 @@ class Shared:
         self.store = store
         self.flights: dict[str, Flight] = {}
         self.revalidating: set[str] = set()
+        #: key -> until when (trio time) its misses do not coalesce: its last answer was not storable,
+        #: so waiting for another request's answer only adds that request's latency to this one
+        self.uncacheable: dict[str, float] = {}
+
+    def remember_uncacheable(self, key: str, until: float) -> None:
+        memo = self.uncacheable
+        memo.pop(key, None)
+        if len(memo) >= UNCACHEABLE_MAX:
+            del memo[next(iter(memo))]
+        memo[key] = until
+
+    def is_uncacheable(self, key: str, now: float) -> bool:
+        until = self.uncacheable.get(key)
+        if until is None:
+            return False
+        if until > now:
+            return True
+        del self.uncacheable[key]
+        return False
 
     def release(self, key: str, flight: Flight) -> None:
         if self.flights.get(key) is flight:

@@ -24,6 +24,18 @@ __all__ = ["FallbackPlugin"]
 log = logging.getLogger("triogate.fallback")
 
 _DONE = "fallback:done"
+COUNTER = "triogate_fallbacks_total"
+#: why the gateway itself answered the status (no upstream response): the counter's reason
+_GATEWAY_REASONS = {502: "error", 503: "unavailable", 504: "timeout"}
+
+
+def reason(ctx: triogate.Context, status: int) -> str:
+    """``status``: the upstream answered a listed status; ``timeout`` (504), ``unavailable`` (503: no
+    healthy target, circuits open, pool full, no address yet) or ``error`` (502: connect failure,
+    reset, invalid response): the gateway answered for an upstream call that got no response."""
+    if ctx.upstream_target is not None:
+        return "status"
+    return _GATEWAY_REASONS.get(status, "error")
 
 
 class FallbackPlugin(triogate.Plugin):
@@ -36,6 +48,10 @@ class FallbackPlugin(triogate.Plugin):
             known = ", ".join(sorted(gateway.config.upstreams)) or "none defined"
             raise ValueError(f"upstream: unknown upstream {config.upstream!r} (known: {known})")
         self.statuses = frozenset(config.statuses)
+        self.counter = gateway.counter(
+            COUNTER, "Failed upstream calls the fallback plugin acted on, by reason (status, timeout, unavailable, "
+            "error) and result (static, upstream, failed: the fallback upstream failed too, skipped: the "
+            "request could not be sent twice).", ("route", "reason", "result"))
         self.marker = f"upstream:{config.upstream}" if config.upstream is not None else "static"
         static = config.static
         if static is not None:
@@ -64,14 +80,21 @@ class FallbackPlugin(triogate.Plugin):
             return None
         ctx.state[_DONE] = True
         primary = ctx.upstream_name
-        ctx.log_extra["fallback_from"] = {"upstream": primary, "status": response.status}
+        why = reason(ctx, response.status)
+        ctx.log_extra["fallback_from"] = {"upstream": primary, "status": response.status, "reason": why}
+        route = ctx.route.name if ctx.route is not None else ""
         if self._static is not None:
             await response.body.aclose()
             out = self._static_response()
             out.headers.set(self.config.header, self.marker)
             ctx.log_extra["fallback"] = "static"
+            self.counter.inc(route, why, "static")
             return out
-        return await self._from_upstream(ctx, response, primary)
+        result = await self._from_upstream(ctx, response, primary)
+        outcome = ctx.log_extra.get("fallback", "")
+        self.counter.inc(route, why, "skipped" if result is None else "failed" if outcome.endswith("failed")
+                         else "upstream")
+        return result
 
     async def _from_upstream(self, ctx: triogate.Context, response: triogate.Response,
                              primary: str) -> triogate.Response | None:

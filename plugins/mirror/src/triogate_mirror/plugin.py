@@ -29,11 +29,13 @@ from .config import MirrorConfig
 # the core's upstream request minus what belongs to the primary's connection: the shadow's client
 # sets its own Host, and a copy is never an upgrade
 _NOT_COPIED = frozenset({b"host", b"connection", b"upgrade"})
+COUNTER = "triogate_mirror_requests_total"
 
 
 @attrs.define
 class MirrorStats:
-    """Counters of one plugin instance (the prometheus plugin has no public API for extra metrics)."""
+    """Counters of one plugin instance (tests read them; ``/metrics`` shows the gateway-wide
+    ``triogate_mirror_requests_total`` by route, shadow upstream and result)."""
 
     mirrored: int = 0  #: copies the shadow answered (the answer is discarded)
     dropped: int = 0  #: copies not sent: ``max_in_flight`` copies were under way
@@ -64,6 +66,10 @@ class MirrorPlugin(triogate.Plugin):
         self.prime_bytes = gcfg.limits.body_buffer_bytes
         self.body_limit = min(config.max_body_bytes, self.prime_bytes)
         self.stats = MirrorStats()
+        self.counter = gateway.counter(
+            COUNTER, "Requests sampled for mirroring by result: mirrored (the shadow answered), dropped "
+            "(max_in_flight copies under way), too_large (body above max_body_bytes or streamed), failed "
+            "(no answer: error or timeout).", ("route", "upstream", "result"))
         self._tasks: trio.Nursery | None = None
         self._threshold = config.percentage / 100.0
 
@@ -82,6 +88,9 @@ class MirrorPlugin(triogate.Plugin):
             return int.from_bytes(digest, "big") / 2**64 < self._threshold
         return random.random() < self._threshold
 
+    def count(self, route: str, result: str) -> None:
+        self.counter.inc(route, self.config.upstream, result)
+
     @triogate.hookimpl(trylast=True)
     async def transform(self, ctx: triogate.Context) -> None:
         ctx.log_extra["mirrored"] = False
@@ -90,8 +99,10 @@ class MirrorPlugin(triogate.Plugin):
         tasks = self._tasks or self.gateway.nursery
         if tasks is None:  # not started (e.g. a config only being validated)
             return
+        route = ctx.route.name if ctx.route is not None else ""
         if self.stats.in_flight >= self.config.max_in_flight:
             self.stats.dropped += 1
+            self.count(route, "dropped")
             ctx.log_extra["mirror_skip"] = "in_flight_limit"
             return
         body = ctx.request.body
@@ -99,22 +110,25 @@ class MirrorPlugin(triogate.Plugin):
         await body.prime(self.prime_bytes)
         if not body.is_buffered or len(body.data or b"") > self.body_limit:
             self.stats.skipped += 1
+            self.count(route, "too_large")
             ctx.log_extra["mirror_skip"] = "body_too_large"
             return
         data = body.data or b""
         req = ctx.request
         target, headers = self.upstream_request(ctx)
         try:
-            tasks.start_soon(self._send, req.method, target, headers, data, self.gateway.upstream(self.config.upstream))
+            tasks.start_soon(self._send, req.method, target, headers, data, self.gateway.upstream(self.config.upstream),
+                             route)
         except RuntimeError:  # the config's task group already closed (its scope ended)
             self.stats.dropped += 1
+            self.count(route, "dropped")
             ctx.log_extra["mirror_skip"] = "closed"
             return
         self.stats.in_flight += 1
         ctx.log_extra["mirrored"] = True
 
     async def _send(self, method: str, target: str, headers: list[tuple[bytes, bytes]], data: bytes,
-                    upstream: Any) -> None:
+                    upstream: Any, route: str) -> None:
         """One copy: sent, its answer read and discarded, all within ``timeout``."""
         try:
             with trio.move_on_after(self.config.timeout) as scope:
@@ -128,12 +142,15 @@ class MirrorPlugin(triogate.Plugin):
                         await resp.body.aclose()
                 except Exception as exc:  # noqa: BLE001 - a copy's failure is counted, never the client's or the group's
                     self.stats.failed += 1
+                    self.count(route, "failed")
                     self.gateway.log.debug("mirror to %s failed: %s: %s", self.config.upstream, type(exc).__name__, exc)
                     return
             if scope.cancelled_caught:
                 self.stats.failed += 1
+                self.count(route, "failed")
             else:
                 self.stats.mirrored += 1
+                self.count(route, "mirrored")
         finally:
             self.stats.in_flight -= 1
 

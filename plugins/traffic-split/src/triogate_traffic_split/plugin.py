@@ -18,6 +18,7 @@ from .choose import Candidate, SmoothRoundRobin, rendezvous
 from .config import MatchConfig, RuleConfig, TrafficSplitConfig
 
 STATE_COOKIE = "traffic-split.set-cookie"
+COUNTER = "triogate_traffic_split_requests_total"
 
 
 class CompiledRule:
@@ -74,6 +75,9 @@ class TrafficSplitPlugin(triogate.Plugin):
                     names = ", ".join(sorted(known)) or "none defined"
                     raise ValueError(f"rules[{i}].upstreams[{j}].name: unknown upstream {u.name!r} (known: {names})")
         self.rules = [CompiledRule(i, r) for i, r in enumerate(config.rules)]
+        self.requests = gateway.counter(
+            COUNTER, "Requests by the upstream traffic-split chose, and the rule that chose it "
+            '(rule "none": no rule matched, the route\'s own upstream).', ("route", "rule", "upstream"))
         sticky = config.sticky or ""
         self.sticky_kind, _, self.sticky_name = sticky.partition(":")
         if self.sticky_kind == "header":
@@ -116,12 +120,17 @@ class TrafficSplitPlugin(triogate.Plugin):
 
     @triogate.hookimpl
     async def transform(self, ctx: triogate.Context) -> None:
+        route = ctx.route.name if ctx.route is not None else ""
         for rule in self.rules:
             if rule.matches(ctx):
-                ctx.use_upstream(self.choose(rule, ctx))
+                chosen = self.choose(rule, ctx)
+                ctx.use_upstream(chosen)
                 ctx.log_extra["split_rule"] = rule.index
+                self.requests.inc(route, str(rule.index), chosen)
                 return
         # no rule matched: the route's own upstream
+        own = ctx.upstream or (ctx.route.upstream if ctx.route is not None else None)
+        self.requests.inc(route, "none", own.name if own is not None else "")
 
     @triogate.hookimpl
     async def post_response(self, ctx: triogate.Context, response: triogate.Response) -> None:
