@@ -8,6 +8,7 @@ from typing import Any, Literal
 import attrs
 import triogate
 from triogate import fields
+from triogate_redis import RedisConfig
 
 from .cipher import key_problem
 
@@ -97,6 +98,9 @@ class OidcConfig:
     cookie_max_chunks: int = triogate.setting(
         5, description="most cookies one session may span (each under 4 KB); a larger session fails the login with a clear error",
         validator=fields.at_least(1))
+    session_store: Literal["cookie", "redis"] = triogate.setting(
+        "cookie", description="where sessions live: in the cookie (sealed, chunked) or in Redis (the cookie holds only the sealed id)")
+    redis: RedisConfig = triogate.setting(factory=RedisConfig, description='Redis connection (session_store = "redis")')
     session_lifetime: float = triogate.setting(
         8 * 3600.0, description="seconds a session lasts at most after login, refreshes included", validator=fields.duration)
     login_timeout: float = triogate.setting(

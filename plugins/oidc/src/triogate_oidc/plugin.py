@@ -8,8 +8,9 @@ clients on the same route can authenticate with ``jwt`` (several auth plugins ar
 
 Refreshes happen one at a time per session in each worker: concurrent requests of one session
 wait for the running refresh and reuse its result (kept for a minute, so requests still
-carrying the old cookie do not spend the rotated refresh token again). Workers do not share
-that lock; see the README for what that means with ``workers > 1``.
+carrying the old cookie do not spend the rotated refresh token again). With sessions in the
+cookie, workers do not share that lock (see the README); with ``session_store = "redis"`` a
+Redis lock per session makes it one refresh across every worker and gateway.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from triogate.auth import (
     word_set,
 )
 from triogate.jwks import running_source
+from triogate_redis import shared_client
 
 from .cipher import CookieCipher
 from .config import OidcConfig
@@ -45,6 +47,7 @@ from .cookies import CookieJar, SessionTooLarge, read_cookies, strip_cookies
 from .navigation import is_navigation, safe_return
 from .provider import LoginRejected, Provider, ProviderError
 from .session import Login, Session, session_from_tokens
+from .store import RedisSessions, RedisUnavailable
 
 __all__ = ["OidcPlugin"]
 
@@ -79,6 +82,8 @@ class OidcPlugin(triogate.Plugin):
         # AEAD associated data: a sealed value is good for one purpose, provider and client only
         self.session_purpose = f"session|{c.issuer}|{c.client_id}|{c.cookie_name}"
         self.login_purpose = f"login|{c.issuer}|{c.client_id}|{c.cookie_name}"
+        self.stored_purpose = f"stored-session|{c.issuer}|{c.client_id}|{c.cookie_name}"
+        self.store: RedisSessions | None = None  # set in startup with session_store = "redis"
         self.claim_headers = [(name, h.lower()) for name, h in c.claims_to_headers.items()]
         self.subjects = self._consumer_subjects(gateway.credentials("oidc"))
         self.challenge = f'Cookie realm="{c.realm}", login="{c.login_path}"'
@@ -115,6 +120,9 @@ class OidcPlugin(triogate.Plugin):
         key = ("triogate_oidc", "provider", *settings.values())
         source = await gateway.shared(key, lambda: running_source(gateway.http, **settings))
         self.provider = Provider(c, gateway.http, source)
+        if c.session_store == "redis":
+            client = await shared_client(gateway, c.redis, name="oidc")
+            self.store = RedisSessions(client, c.redis.key_prefix)
 
     # ------------------------------------------------------------------ helpers
 
@@ -137,9 +145,48 @@ class OidcPlugin(triogate.Plugin):
             return None
         return login
 
-    def _session_cookies(self, session: Session, sent: set[str]) -> list[str]:
+    # ------------------------------------------------------------------ sessions: cookie or Redis
+
+    async def _read_session(self, jar: dict[str, str]) -> tuple[Session | None, bool]:
+        """The session the cookies name, and whether a cookie was there but could not be opened.
+
+        Raises :class:`RedisUnavailable` with ``session_store = "redis"`` while Redis is down.
+        """
+        value = self.jar.session_value(jar)
+        if not value:
+            return None, False
+        payload = self.cipher.open(value, self.session_purpose)
+        if payload is None:
+            return None, True
+        if self.store is None:
+            session = Session.from_payload(payload)
+            return session, session is None
+        sid = payload.get("sid")
+        if not isinstance(sid, str):
+            return None, True
+        return await self._stored(sid), False  # None: logged out, or expired in Redis
+
+    async def _stored(self, sid: str) -> Session | None:
+        assert self.store is not None
+        sealed = await self.store.load(sid)
+        data = self.cipher.open(sealed, self.stored_purpose) if sealed else None
+        session = Session.from_payload(data) if data else None
+        return session if session is not None and session.sid == sid else None
+
+    async def _write_session(self, session: Session, sent: set[str], *, cookie: bool = True) -> list[str]:
+        """Store ``session``; the ``Set-Cookie`` values that carry it (none for a stored session's refresh)."""
         ttl = session.started + self.config.session_lifetime - time.time()
-        return self.jar.set_session(self.cipher.seal(session.to_payload(), self.session_purpose, ttl), ttl, sent)
+        if self.store is None:
+            return self.jar.set_session(self.cipher.seal(session.to_payload(), self.session_purpose, ttl), ttl, sent)
+        await self.store.save(session.sid, self.cipher.seal(session.to_payload(), self.stored_purpose, ttl), ttl)
+        if not cookie:
+            return []
+        return self.jar.set_session(self.cipher.seal({"sid": session.sid}, self.session_purpose, ttl), ttl, sent)
+
+    def _store_down(self, ctx: triogate.Context, exc: RedisUnavailable) -> triogate.Response:
+        log.warning("oidc %s: session store unavailable: %s", self.instance_name, exc)
+        note_outcome(ctx, "oidc:store_unavailable")
+        return ctx.problem(503, "the session store is unavailable; try again shortly")
 
     def _unavailable(self, ctx: triogate.Context, exc: ProviderError) -> triogate.Response:
         log.warning("oidc %s: identity provider unavailable: %s", self.instance_name, exc)
@@ -209,19 +256,27 @@ class OidcPlugin(triogate.Plugin):
             return fail(502, "the identity provider failed to complete the login", "provider_error")
         session = session_from_tokens(tokens, claims)
         try:
-            cookies += self._session_cookies(session, self.jar.sent_session_cookies(jar))
+            cookies += await self._write_session(session, self.jar.sent_session_cookies(jar))
         except SessionTooLarge as exc:
-            log.error("oidc %s: %s; raise cookie_max_chunks or ask for fewer scopes/claims", self.instance_name, exc)
+            log.error("oidc %s: %s; raise cookie_max_chunks, ask for fewer scopes/claims, or use "
+                      'session_store = "redis"', self.instance_name, exc)
             return fail(502, "the session is too large to store", "session_too_large")
+        except RedisUnavailable as exc:
+            log.warning("oidc %s: session store unavailable: %s", self.instance_name, exc)
+            return fail(503, "the session store is unavailable; try again shortly", "store_unavailable")
         note_outcome(ctx, "oidc:login")
         return _redirect(safe_return(login.return_to), cookies)
 
     async def _logout(self, ctx: triogate.Context) -> triogate.Response:
         c = self.config
         jar = read_cookies(ctx.request)
-        value = self.jar.session_value(jar)
-        payload = self.cipher.open(value, self.session_purpose) if value else None
-        session = Session.from_payload(payload) if payload else None
+        try:
+            session, _ = await self._read_session(jar)
+            if session is not None and self.store is not None:
+                await self.store.delete(session.sid)  # every copy of the cookie ends with it
+        except RedisUnavailable as exc:
+            log.warning("oidc %s: logout could not delete the stored session: %s", self.instance_name, exc)
+            session = None
         cookies = self.jar.clear_session(self.jar.sent_session_cookies(jar))
         if session is not None:
             self._fresh.pop(session.sid, None)
@@ -257,29 +312,69 @@ class OidcPlugin(triogate.Plugin):
                 hit = self._fresh.get(session.sid)
                 if hit is not None and hit[0] > now and (hit[1].expires_at or 0) > (session.expires_at or 0):
                     return hit[1]  # refreshed since this request's cookie was written
-                assert self.provider is not None and session.refresh_token is not None
-                try:
-                    tokens = await self.provider.refresh(session.refresh_token)
-                    id_token = tokens.get("id_token")
-                    claims = session.claims()
-                    if isinstance(id_token, str):
-                        try:
-                            claims = await self.provider.verify_id_token(id_token, nonce=None,
-                                                                         subject=session.subject)
-                        except ProviderError:  # no keys to check it now: keep the old ID token, and
-                            tokens = {k: v for k, v in tokens.items() if k != "id_token"}  # the new tokens
-                except LoginRejected as exc:
-                    log.info("oidc %s: refresh refused (%s); the session ends", self.instance_name, exc.reason)
-                    return None
-                fresh = session_from_tokens(tokens, claims, previous=session)
-                self._fresh[session.sid] = (now + FRESH_SECONDS, fresh)
-                self._fresh.move_to_end(session.sid)
-                while len(self._fresh) > 10000:
-                    self._fresh.popitem(last=False)
+                fresh = await (self._shared_refresh(session) if self.store is not None else self._token_refresh(session))
+                if fresh is not None:
+                    self._fresh[session.sid] = (now + FRESH_SECONDS, fresh)
+                    self._fresh.move_to_end(session.sid)
+                    while len(self._fresh) > 10000:
+                        self._fresh.popitem(last=False)
                 return fresh
         finally:
             if not lock.locked() and lock.statistics().tasks_waiting == 0:
                 self._locks.pop(session.sid, None)
+
+    async def _token_refresh(self, session: Session) -> Session | None:
+        """The provider's refresh of ``session`` (None: refused)."""
+        assert self.provider is not None and session.refresh_token is not None
+        try:
+            tokens = await self.provider.refresh(session.refresh_token)
+            id_token = tokens.get("id_token")
+            claims = session.claims()
+            if isinstance(id_token, str):
+                try:
+                    claims = await self.provider.verify_id_token(id_token, nonce=None, subject=session.subject)
+                except ProviderError:  # no keys to check it now: keep the old ID token, and the new tokens
+                    tokens = {k: v for k, v in tokens.items() if k != "id_token"}
+        except LoginRejected as exc:
+            log.info("oidc %s: refresh refused (%s); the session ends", self.instance_name, exc.reason)
+            return None
+        return session_from_tokens(tokens, claims, previous=session)
+
+    async def _shared_refresh(self, session: Session) -> Session | None:
+        """Refresh a stored session once across every worker and gateway: a Redis lock per session.
+
+        Whoever holds the lock refreshes and stores the result; the others wait for it (at most
+        ``http_timeout``) and read the stored session. Raises :class:`ProviderError` when the
+        provider or the other refresh fails to finish in time.
+        """
+        store = self.store
+        assert store is not None
+        deadline = trio.current_time() + self.config.http_timeout
+        while True:
+            token = await store.lock(session.sid, self.config.http_timeout * 2 + 1)
+            current = await self._stored(session.sid)
+            if current is None or (current.expires_at or 0) > (session.expires_at or 0):
+                if token is not None:
+                    await store.unlock(session.sid, token)
+                return current  # ended meanwhile, or another worker refreshed it
+            if token is not None:
+                break
+            if trio.current_time() >= deadline:
+                raise ProviderError("another gateway's refresh of this session did not finish in time")
+            await trio.sleep(0.05)
+        try:
+            fresh = await self._token_refresh(current)
+            if fresh is None:
+                await store.delete(session.sid)
+            else:
+                await self._write_session(fresh, set(), cookie=False)
+            return fresh
+        finally:
+            with trio.CancelScope(shield=True):
+                try:
+                    await store.unlock(session.sid, token)
+                except RedisUnavailable:
+                    pass  # the lock expires by itself
 
     # ------------------------------------------------------------------ the auth phase
 
@@ -308,9 +403,10 @@ class OidcPlugin(triogate.Plugin):
         if is_authenticated(ctx):
             return None  # an earlier auth plugin authenticated this request
         sent = self.jar.sent_session_cookies(jar)
-        value = self.jar.session_value(jar)
-        payload = self.cipher.open(value, self.session_purpose) if value else None
-        session = Session.from_payload(payload) if payload is not None else None
+        try:
+            session, rejected = await self._read_session(jar)
+        except RedisUnavailable as exc:
+            return self._store_down(ctx, exc)
         clear = self.jar.clear_session(sent) if sent and session is None else []
         now = time.time()
         if session is not None and session.started + c.session_lifetime <= now:
@@ -325,15 +421,18 @@ class OidcPlugin(triogate.Plugin):
                         refreshed = session
                     else:
                         return self._unavailable(ctx, exc)
+                except RedisUnavailable as exc:
+                    return self._store_down(ctx, exc)
                 if refreshed is None:
                     session, clear = None, self.jar.clear_session(sent)
                     note_outcome(ctx, "oidc:refresh_refused")
                 elif refreshed is not session:
-                    try:
-                        ctx.state[COOKIES] = self._session_cookies(refreshed, sent)
-                    except SessionTooLarge as exc:
-                        log.error("oidc %s: %s", self.instance_name, exc)
-                        return ctx.problem(502, "the session is too large to store")
+                    if self.store is None:  # a stored session's cookie (its id) stays the same
+                        try:
+                            ctx.state[COOKIES] = await self._write_session(refreshed, sent)
+                        except SessionTooLarge as exc:
+                            log.error("oidc %s: %s", self.instance_name, exc)
+                            return ctx.problem(502, "the session is too large to store")
                     session = refreshed
             elif not session.refresh_token and now >= session.expires_at:
                 session, clear = None, self.jar.clear_session(sent)
@@ -342,7 +441,7 @@ class OidcPlugin(triogate.Plugin):
             if is_navigation(req):
                 return await self._start_login(ctx, safe_return(req.raw_path + ("?" + req.query if req.query else "")),
                                                clear)
-            self._no_session(ctx, clear, rejected=bool(value) and payload is None)
+            self._no_session(ctx, clear, rejected=rejected)
             return None
         claims = session.claims()
         sub = claims.get("sub")
