@@ -6,11 +6,8 @@ headers; no session sends a browser navigation to the provider's login (authoriz
 with PKCE, ``state`` and ``nonce``) and leaves everything else to the core's 401, so API
 clients on the same route can authenticate with ``jwt`` (several auth plugins are an OR).
 
-Refreshes happen one at a time per session in each worker: concurrent requests of one session
-wait for the running refresh and reuse its result (kept for a minute, so requests still
-carrying the old cookie do not spend the rotated refresh token again). With sessions in the
-cookie, workers do not share that lock (see the README); with ``session_store = "redis"`` a
-Redis lock per session makes it one refresh across every worker and gateway.
+Sessions (in the cookie or in Redis, and their refresh) live in :mod:`.sessions`, the provider's
+endpoints and ID token checks in :mod:`.provider`.
 """
 
 from __future__ import annotations
@@ -21,11 +18,9 @@ import hmac
 import logging
 import re
 import time
-from collections import OrderedDict
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-import trio
 import triogate
 from triogate.auth import (
     claim,
@@ -46,13 +41,13 @@ from .config import OidcConfig
 from .cookies import CookieJar, SessionTooLarge, read_cookies, strip_cookies
 from .navigation import is_navigation, safe_return
 from .provider import LoginRejected, Provider, ProviderError
-from .session import Login, Session, session_from_tokens
+from .session import Login, session_from_tokens
+from .sessions import Sessions
 from .store import RedisSessions, RedisUnavailable
 
 __all__ = ["OidcPlugin"]
 
 log = logging.getLogger("triogate.oidc")
-FRESH_SECONDS = 60.0  # how long a refreshed session is reused by requests that still carry the old cookie
 COOKIES = "triogate_oidc.set_cookie"  # ctx.state: Set-Cookie values for the response
 _ERROR_CODE = re.compile(r"[a-z_]{1,64}")
 
@@ -79,17 +74,13 @@ class OidcPlugin(triogate.Plugin):
         self.cipher = CookieCipher(c.cookie_keys)
         self.jar = CookieJar(c.cookie_name, secure=c.cookie_secure, domain=c.cookie_domain, path=c.cookie_path,
                              max_chunks=c.cookie_max_chunks, login_path=c.redirect_path)
-        # AEAD associated data: a sealed value is good for one purpose, provider and client only
-        self.session_purpose = f"session|{c.issuer}|{c.client_id}|{c.cookie_name}"
+        # AEAD associated data: a sealed login is good for this provider and client only
         self.login_purpose = f"login|{c.issuer}|{c.client_id}|{c.cookie_name}"
-        self.stored_purpose = f"stored-session|{c.issuer}|{c.client_id}|{c.cookie_name}"
-        self.store: RedisSessions | None = None  # set in startup with session_store = "redis"
+        self.sessions = Sessions(c, self.cipher, self.jar, self.instance_name)
         self.claim_headers = [(name, h.lower()) for name, h in c.claims_to_headers.items()]
         self.subjects = self._consumer_subjects(gateway.credentials("oidc"))
         self.challenge = f'Cookie realm="{c.realm}", login="{c.login_path}"'
         self.provider: Provider | None = None  # set in startup
-        self._locks: dict[str, trio.Lock] = {}
-        self._fresh: OrderedDict[str, tuple[float, Session]] = OrderedDict()
 
     def identity_headers(self) -> list[str]:
         """The claims_to_headers targets: the core removes client copies before any plugin runs."""
@@ -119,10 +110,10 @@ class OidcPlugin(triogate.Plugin):
                     "min_interval": c.jwks_refresh_min_interval, "timeout": c.http_timeout}
         key = ("triogate_oidc", "provider", *settings.values())
         source = await gateway.shared(key, lambda: running_source(gateway.http, **settings))
-        self.provider = Provider(c, gateway.http, source)
+        self.provider = self.sessions.provider = Provider(c, gateway.http, source)
         if c.session_store == "redis":
             client = await shared_client(gateway, c.redis, name="oidc")
-            self.store = RedisSessions(client, c.redis.key_prefix)
+            self.sessions.store = RedisSessions(client, c.redis.key_prefix)
 
     # ------------------------------------------------------------------ helpers
 
@@ -144,44 +135,6 @@ class OidcPlugin(triogate.Plugin):
         if login is None or login.expires <= time.time() or not hmac.compare_digest(login.state, state):
             return None
         return login
-
-    # ------------------------------------------------------------------ sessions: cookie or Redis
-
-    async def _read_session(self, jar: dict[str, str]) -> tuple[Session | None, bool]:
-        """The session the cookies name, and whether a cookie was there but could not be opened.
-
-        Raises :class:`RedisUnavailable` with ``session_store = "redis"`` while Redis is down.
-        """
-        value = self.jar.session_value(jar)
-        if not value:
-            return None, False
-        payload = self.cipher.open(value, self.session_purpose)
-        if payload is None:
-            return None, True
-        if self.store is None:
-            session = Session.from_payload(payload)
-            return session, session is None
-        sid = payload.get("sid")
-        if not isinstance(sid, str):
-            return None, True
-        return await self._stored(sid), False  # None: logged out, or expired in Redis
-
-    async def _stored(self, sid: str) -> Session | None:
-        assert self.store is not None
-        sealed = await self.store.load(sid)
-        data = self.cipher.open(sealed, self.stored_purpose) if sealed else None
-        session = Session.from_payload(data) if data else None
-        return session if session is not None and session.sid == sid else None
-
-    async def _write_session(self, session: Session, sent: set[str], *, cookie: bool = True) -> list[str]:
-        """Store ``session``; the ``Set-Cookie`` values that carry it (none for a stored session's refresh)."""
-        ttl = session.started + self.config.session_lifetime - time.time()
-        if self.store is None:
-            return self.jar.set_session(self.cipher.seal(session.to_payload(), self.session_purpose, ttl), ttl, sent)
-        await self.store.save(session.sid, self.cipher.seal(session.to_payload(), self.stored_purpose, ttl), ttl)
-        if not cookie:
-            return []
-        return self.jar.set_session(self.cipher.seal({"sid": session.sid}, self.session_purpose, ttl), ttl, sent)
 
     def _store_down(self, ctx: triogate.Context, exc: RedisUnavailable) -> triogate.Response:
         log.warning("oidc %s: session store unavailable: %s", self.instance_name, exc)
@@ -256,7 +209,7 @@ class OidcPlugin(triogate.Plugin):
             return fail(502, "the identity provider failed to complete the login", "provider_error")
         session = session_from_tokens(tokens, claims)
         try:
-            cookies += await self._write_session(session, self.jar.sent_session_cookies(jar))
+            cookies += await self.sessions.write(session, self.jar.sent_session_cookies(jar))
         except SessionTooLarge as exc:
             log.error("oidc %s: %s; raise cookie_max_chunks, ask for fewer scopes/claims, or use "
                       'session_store = "redis"', self.instance_name, exc)
@@ -271,15 +224,15 @@ class OidcPlugin(triogate.Plugin):
         c = self.config
         jar = read_cookies(ctx.request)
         try:
-            session, _ = await self._read_session(jar)
-            if session is not None and self.store is not None:
-                await self.store.delete(session.sid)  # every copy of the cookie ends with it
+            session, _ = await self.sessions.read(jar)
+            if session is not None and self.sessions.store is not None:
+                await self.sessions.store.delete(session.sid)  # every copy of the cookie ends with it
         except RedisUnavailable as exc:
             log.warning("oidc %s: logout could not delete the stored session: %s", self.instance_name, exc)
             session = None
         cookies = self.jar.clear_session(self.jar.sent_session_cookies(jar))
         if session is not None:
-            self._fresh.pop(session.sid, None)
+            self.sessions.forget(session.sid)
         note_outcome(ctx, "oidc:logout")
         end_session = None
         if self.provider is not None:
@@ -296,85 +249,6 @@ class OidcPlugin(triogate.Plugin):
             params["post_logout_redirect_uri"] = c.post_logout_redirect_uri
         sep = "&" if "?" in end_session else "?"
         return _redirect(end_session + sep + urlencode(params), cookies)
-
-    # ------------------------------------------------------------------ refresh
-
-    async def _refresh(self, session: Session) -> Session | None:
-        """A refreshed session, or None when the provider refused (the session is over).
-
-        One refresh per session at a time in this worker; a request that carries tokens older than
-        the last refresh of its session (it waited for it, or was sent with the old cookie) reuses it.
-        """
-        lock = self._locks.setdefault(session.sid, trio.Lock())
-        try:
-            async with lock:
-                now = time.time()
-                hit = self._fresh.get(session.sid)
-                if hit is not None and hit[0] > now and (hit[1].expires_at or 0) > (session.expires_at or 0):
-                    return hit[1]  # refreshed since this request's cookie was written
-                fresh = await (self._shared_refresh(session) if self.store is not None else self._token_refresh(session))
-                if fresh is not None:
-                    self._fresh[session.sid] = (now + FRESH_SECONDS, fresh)
-                    self._fresh.move_to_end(session.sid)
-                    while len(self._fresh) > 10000:
-                        self._fresh.popitem(last=False)
-                return fresh
-        finally:
-            if not lock.locked() and lock.statistics().tasks_waiting == 0:
-                self._locks.pop(session.sid, None)
-
-    async def _token_refresh(self, session: Session) -> Session | None:
-        """The provider's refresh of ``session`` (None: refused)."""
-        assert self.provider is not None and session.refresh_token is not None
-        try:
-            tokens = await self.provider.refresh(session.refresh_token)
-            id_token = tokens.get("id_token")
-            claims = session.claims()
-            if isinstance(id_token, str):
-                try:
-                    claims = await self.provider.verify_id_token(id_token, nonce=None, subject=session.subject)
-                except ProviderError:  # no keys to check it now: keep the old ID token, and the new tokens
-                    tokens = {k: v for k, v in tokens.items() if k != "id_token"}
-        except LoginRejected as exc:
-            log.info("oidc %s: refresh refused (%s); the session ends", self.instance_name, exc.reason)
-            return None
-        return session_from_tokens(tokens, claims, previous=session)
-
-    async def _shared_refresh(self, session: Session) -> Session | None:
-        """Refresh a stored session once across every worker and gateway: a Redis lock per session.
-
-        Whoever holds the lock refreshes and stores the result; the others wait for it (at most
-        ``http_timeout``) and read the stored session. Raises :class:`ProviderError` when the
-        provider or the other refresh fails to finish in time.
-        """
-        store = self.store
-        assert store is not None
-        deadline = trio.current_time() + self.config.http_timeout
-        while True:
-            token = await store.lock(session.sid, self.config.http_timeout * 2 + 1)
-            current = await self._stored(session.sid)
-            if current is None or (current.expires_at or 0) > (session.expires_at or 0):
-                if token is not None:
-                    await store.unlock(session.sid, token)
-                return current  # ended meanwhile, or another worker refreshed it
-            if token is not None:
-                break
-            if trio.current_time() >= deadline:
-                raise ProviderError("another gateway's refresh of this session did not finish in time")
-            await trio.sleep(0.05)
-        try:
-            fresh = await self._token_refresh(current)
-            if fresh is None:
-                await store.delete(session.sid)
-            else:
-                await self._write_session(fresh, set(), cookie=False)
-            return fresh
-        finally:
-            with trio.CancelScope(shield=True):
-                try:
-                    await store.unlock(session.sid, token)
-                except RedisUnavailable:
-                    pass  # the lock expires by itself
 
     # ------------------------------------------------------------------ the auth phase
 
@@ -404,7 +278,7 @@ class OidcPlugin(triogate.Plugin):
             return None  # an earlier auth plugin authenticated this request
         sent = self.jar.sent_session_cookies(jar)
         try:
-            session, rejected = await self._read_session(jar)
+            session, rejected = await self.sessions.read(jar)
         except RedisUnavailable as exc:
             return self._store_down(ctx, exc)
         clear = self.jar.clear_session(sent) if sent and session is None else []
@@ -414,7 +288,7 @@ class OidcPlugin(triogate.Plugin):
         if session is not None and session.expires_at is not None:
             if session.refresh_token and now >= session.expires_at - c.refresh_margin:
                 try:
-                    refreshed = await self._refresh(session)
+                    refreshed = await self.sessions.refresh(session)
                 except ProviderError as exc:
                     if now < session.expires_at:  # still valid: serve it, refresh next time
                         log.warning("oidc %s: refresh failed, keeping the session: %s", self.instance_name, exc)
@@ -427,9 +301,9 @@ class OidcPlugin(triogate.Plugin):
                     session, clear = None, self.jar.clear_session(sent)
                     note_outcome(ctx, "oidc:refresh_refused")
                 elif refreshed is not session:
-                    if self.store is None:  # a stored session's cookie (its id) stays the same
+                    if self.sessions.store is None:  # a stored session's cookie (its id) stays the same
                         try:
-                            ctx.state[COOKIES] = await self._write_session(refreshed, sent)
+                            ctx.state[COOKIES] = await self.sessions.write(refreshed, sent)
                         except SessionTooLarge as exc:
                             log.error("oidc %s: %s", self.instance_name, exc)
                             return ctx.problem(502, "the session is too large to store")
