@@ -18,6 +18,7 @@ from .config import Config, ConfigError, load_config, loads_config
 from .context import Context, GatewayServices
 from .counters import Counter
 from .headers import Headers
+from .masking import mask_secrets
 from .messages import Body, BodyTooLarge, Principal, Request, Response
 from .plugin import NoConfig, Plugin, hookimpl, setting
 from .problem import GatewayError, problem
@@ -30,5 +31,5 @@ __all__ = [
     "AdminRoute", "Body", "BodyTooLarge", "ClientCert", "Config", "ConfigError", "Context", "Counter", "Fetched", "Gateway", "GatewayError",
     "GatewayServices", "HTTPClient", "Headers", "NoConfig", "Plugin", "Principal", "Request", "Response", "Runtime",
     "Scope", "SharedResourceError", "StartupError", "TargetState", "UpstreamError", "UpstreamTimeout", "__version__",
-    "hookimpl", "load_config", "loads_config", "problem", "serve", "setting",
+    "hookimpl", "load_config", "loads_config", "mask_secrets", "problem", "serve", "setting",
 ]

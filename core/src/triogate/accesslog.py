@@ -6,7 +6,8 @@ in ``ctx.log_extra`` (trace ids from the opentelemetry plugin, for instance).
 
 Secrets never reach it: query parameters, logged headers (``access_log_headers``) and
 ``log_extra`` keys that look like credentials are redacted -- Authorization keeps only its scheme,
-cookies only their names, API keys and tokens become ``REDACTED``.
+cookies only their names, API keys and tokens become ``REDACTED``. What looks like a credential is
+:func:`triogate.masking.is_secret_name`, which config diffs use too.
 
 Cost: a JSON line is built as one string (no intermediate dict, no ``json.dumps`` of the whole
 entry) and lines are buffered in memory: they are written out when the buffer reaches
@@ -22,7 +23,6 @@ import atexit
 import json
 import logging
 import os
-import re
 import sys
 import time
 from json.encoder import encode_basestring_ascii as _quote  # C-accelerated; json.dumps's own escaping
@@ -30,18 +30,13 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from .context import Context
+from .masking import REDACTED, is_secret_name
 
 __all__ = ["BUFFER_BYTES", "FLUSH_INTERVAL", "REDACTED", "AccessLog", "redact_extra", "redact_header",
            "redact_query"]
 
 log = logging.getLogger("triogate")
 
-REDACTED = "REDACTED"
-# names of query parameters, headers and log_extra keys whose values are secrets
-_SECRET_NAME = re.compile(
-    r"(?i)(token|secret|passw|pwd|api[-_]?key|apikey|access[-_]?key|private[-_]?key|signature|credential|"
-    r"session|cookie|authorization|^auth$|^auth[-_]|jwt|^x-amz-|^sig$|^key$|^code$|^pass$|^otp$)"
-)
 _PROBLEM_JSON = "application/problem+json"
 
 #: seconds a buffered line may wait before it is written (the flush task's period)
@@ -51,10 +46,6 @@ BUFFER_BYTES = 64 * 1024
 # stdout may be a pipe shared by several workers: writes up to PIPE_BUF bytes are atomic there,
 # so lines are written in chunks of whole lines no larger than this (a longer line goes alone)
 _PIPE_BUF = 4096
-
-
-def is_secret_name(name: str) -> bool:
-    return _SECRET_NAME.search(name) is not None
 
 
 def redact_query(query: str) -> str:

@@ -16,6 +16,8 @@ Built-in endpoints::
     GET  /plugins     installed plugins and the configured instances
     POST /reload      like SIGHUP: validate, then swap; 422 with the errors otherwise (every worker's
                       outcome with ``workers > 1``: the supervisor gathers them)
+    POST /reload?dry_run=1
+                      validate the file and say what a reload would change (secrets masked), applying nothing
 
 Plugins add endpoints with the ``admin_routes`` hook by returning
 :class:`AdminRoute` objects (``/metrics`` from the prometheus plugin, cache purges).
@@ -39,6 +41,7 @@ import trio
 
 from ._version import __version__
 from .config import MIN_TOKEN_LENGTH, Config, ConfigError, ListenerConfig, check_admin, load_config
+from .configdiff import Change, diff_configs, format_changes
 from .listeners import bind_socket
 from .messages import Request, Response
 from .pipeline import Pipeline
@@ -64,7 +67,8 @@ BUILTIN_DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("GET", "/routes"): "the route table in match order, with each route's plugins",
     ("GET", "/upstreams"): "targets with health and circuit state",
     ("GET", "/plugins"): "installed plugins and the configured instances",
-    ("POST", "/reload"): "re-read the config file like SIGHUP: validate, then swap; 422 with the errors otherwise",
+    ("POST", "/reload"): "re-read the config file like SIGHUP: validate, then swap; 422 with the errors otherwise;"
+                         " ?dry_run=1 validates and answers what would change, applying nothing",
 }
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -355,6 +359,8 @@ class AdminAPI:
             separators=(",", ":"), default=str).encode())
 
     async def _reload(self, request: Request) -> Response:
+        if _is_dry_run(request):
+            return await self._dry_run()
         rid = new_request_id()
         if self.runtime.supervised:
             errors = await trio.to_thread.run_sync(self._validate_file)
@@ -388,6 +394,31 @@ class AdminAPI:
         log.info("admin: config reloaded (version %d)", self.gateway.version)
         return Response.json({"status": "reloaded", "config_version": self.gateway.version, "workers": [entry]})
 
+    async def _dry_run(self) -> Response:
+        """``POST /reload?dry_run=1``: validate the file a reload would read, and diff it against the running
+        config. With workers, one worker answers: they read the same file and serve the same config."""
+        rid = new_request_id()
+        errors, changes = await trio.to_thread.run_sync(self._diff_file)
+        if errors:
+            return problem(422, "the config file is invalid; a reload would be refused", request_id=rid,
+                           valid=False, errors=errors)
+        source = self.gateway.config_path  # absolute: the CLI compares it with the file it was given
+        return Response.json({"valid": True, "config_source": str(source.resolve()) if source else None,
+                              "config_version": self.gateway.version,
+                              "changes": [c.to_json() for c in changes], "text": format_changes(changes)})
+
+    def _diff_file(self) -> tuple[list[str], list[Change]]:
+        path = self.gateway.config_path
+        if path is None:
+            return ["no config file to reload from"], []
+        registry = self.gateway.registry
+        try:
+            new = load_config(path, registry=registry)
+            Pipeline(new, registry, HTTPClient())  # the plugins' own checks, as a reload makes them
+        except ConfigError as exc:
+            return [f"{exc.source}: {e}" for e in exc.errors], []
+        return [], diff_configs(self.gateway.config, new, registry)
+
     def _validate_file(self) -> list[str]:
         path = self.gateway.config_path
         if path is None:
@@ -397,6 +428,11 @@ class AdminAPI:
         except ConfigError as exc:
             return [f"{exc.source}: {e}" for e in exc.errors]
         return []
+
+
+def _is_dry_run(request: Request) -> bool:
+    values = request.query_params().get("dry_run") if request.query else None
+    return bool(values) and values[-1].lower() not in ("0", "false", "no")
 
 
 async def start_admin(

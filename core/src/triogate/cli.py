@@ -1,4 +1,4 @@
-"""The ``triogate`` command: run, check, init, plugins, routes, schema, reload.
+"""The ``triogate`` command: run, check, init, plugins, routes, schema, reload, diff.
 
 Config errors print every problem with its file and key path and exit 2, never
 with a traceback; other start-up failures (a port in use, a plugin's startup hook)
@@ -25,6 +25,7 @@ import tomli_w
 
 from ._version import __version__
 from .config import ConfigError
+from .configdiff import diff_configs, format_changes
 from .http1 import resolve_backend
 from .plugins import ENTRY_POINT_GROUP, PluginRegistry, plugin_summary
 from .reloadstate import ReloadState
@@ -248,6 +249,84 @@ def cmd_reload(args: argparse.Namespace) -> int:
     return _print_outcome(outcome)
 
 
+#: ``triogate diff`` exit statuses, as diff(1): 0 the same, 1 different, 2 trouble (an invalid config,
+#: no gateway to ask)
+EXIT_SAME, EXIT_DIFFERENT, EXIT_TROUBLE = 0, 1, 2
+
+
+def _print_diff(args: argparse.Namespace, changes: list[dict[str, Any]], text: str, source: str | None) -> int:
+    if args.json:
+        print(json.dumps({"valid": True, "against": source, "changes": changes}, indent=2, ensure_ascii=False))
+    else:
+        print(text)
+    return EXIT_DIFFERENT if changes else EXIT_SAME
+
+
+def _dry_run_by_admin(args: argparse.Namespace, listen: str, token: str, config_path: str) -> int:
+    """``POST /reload?dry_run=1``: the running gateway validates the file it would reload and diffs it."""
+    host, _, port = listen.rpartition(":")
+    if host.strip("[]") in ("0.0.0.0", "::", ""):  # listening everywhere: ask over loopback
+        host = "127.0.0.1"
+    base = args.admin.rstrip("/") if args.admin else f"http://{host}:{port}"
+    url = f"{base}/reload?dry_run=1"
+    req = urllib.request.Request(url, method="POST", data=b"", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=args.timeout) as resp:
+            status, body = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, body = exc.code, exc.read()
+    except OSError as exc:
+        reason = getattr(exc, "reason", exc)
+        print(f"triogate: no running gateway answers on the admin API at {base}: {reason}"
+              " (compare two files with --against)", file=sys.stderr)
+        return EXIT_TROUBLE
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = {}
+    if status == 422:
+        errors = data.get("errors") or ["the gateway found the file invalid (no detail given)"]
+        print(f"triogate: invalid configuration, as the running gateway reads it ({count(len(errors), 'error')}):",
+              file=sys.stderr)
+        for e in errors:
+            print(f"  {' '.join(str(e).splitlines())}", file=sys.stderr)
+        return EXIT_TROUBLE
+    if status != 200 or not isinstance(data.get("changes"), list):
+        print(f"triogate: the admin API answered {status} to POST {url}: {data.get('detail') or body[:200]!r}",
+              file=sys.stderr)
+        return EXIT_TROUBLE
+    source = data.get("config_source")
+    if source and Path(source).resolve() != Path(config_path).resolve():
+        print(f"triogate: the running gateway reloads from {source}, not {config_path}: a dry run compares"
+              " that file; compare two files with --against", file=sys.stderr)
+        return EXIT_TROUBLE
+    return _print_diff(args, data["changes"], data.get("text") or "no changes", "running gateway")
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """What a reload of ``-c`` would change: against ``--against`` (a file), or the running gateway."""
+    try:
+        new, registry, _ = load_checked(args.config)
+    except ConfigError as exc:
+        print_errors(exc)
+        return EXIT_TROUBLE
+    if args.against:
+        try:
+            old, _, _ = load_checked(args.against, registry)
+        except ConfigError as exc:
+            print_errors(exc)
+            return EXIT_TROUBLE
+        changes = diff_configs(old, new, registry)
+        return _print_diff(args, [c.to_json() for c in changes], format_changes(changes), args.against)
+    listen = new.admin.listen
+    token = args.token or os.environ.get("TRIOGATE_ADMIN_TOKEN") or new.admin.token
+    if not (args.admin or listen) or not token:
+        print(f"triogate: {args.config} configures no admin API ([admin] listen and token) to ask the running"
+              " gateway: give --admin URL and --token, or compare two files with --against", file=sys.stderr)
+        return EXIT_TROUBLE
+    return _dry_run_by_admin(args, listen or "", token, args.config)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     try:
         cfg, registry, _ = load_checked(args.config)
@@ -343,6 +422,19 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--timeout", type=float, default=30.0,
                     help="seconds to wait for every worker's outcome (default: 30)")
     rl.set_defaults(func=cmd_reload)
+    df = with_config(sub.add_parser(
+        "diff", help="show what reloading the config would change (secrets masked); exit 0 same, 1 changes, 2 trouble",
+        description="Validate the config and show what a reload would change: routes, upstreams and targets, plugins "
+        "and their settings, consumers, gateway settings, with secrets masked. Without --against, the running "
+        "gateway is asked through its admin API (POST /reload?dry_run=1): it validates the file it would reload and "
+        "diffs it against the config it serves. Exit status: 0 no changes, 1 changes, 2 trouble (an invalid "
+        "config, no gateway answering)."))
+    df.add_argument("--against", metavar="OLD_TOML", help="compare with this file instead of the running gateway")
+    df.add_argument("--admin", metavar="URL", help="admin API of the running gateway (default: [admin] listen)")
+    df.add_argument("--token", help="admin token (default: $TRIOGATE_ADMIN_TOKEN, then [admin] token)")
+    df.add_argument("--json", action="store_true", help="machine-readable output")
+    df.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the admin API (default: 30)")
+    df.set_defaults(func=cmd_diff)
     return p
 
 

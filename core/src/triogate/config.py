@@ -295,7 +295,7 @@ class AdminConfig:
         None, description="host:port of the admin API (loopback); unset disables it",
         validator=check(_is_hostport, '"host:port"'))
     token: str | None = setting(
-        None, description="bearer token required by the admin API, at least 16 characters (use ${ENV})")
+        None, description="bearer token required by the admin API, at least 16 characters (use ${ENV})", secret=True)
     allow_remote: bool = setting(
         False, description="allow a non-loopback admin listen address (e.g. for Kubernetes probes)")
 
@@ -596,7 +596,8 @@ class RouteConfig:
         factory=lambda: ["websocket"], description='Upgrade protocols tunnelled to the upstream (case-insensitive); '
         '[] disables; others are stripped and the request is forwarded as a plain one; h2c is never allowed',
         validator=fields.Check(_upgrades))
-    plugins: dict[str, dict[str, Any]] = setting(factory=dict, description="plugin instances for this route")
+    plugins: dict[str, dict[str, Any]] = setting(
+        factory=dict, description="plugin instances for this route", metadata={"secret_leaves": True})
     priorities: dict[str, int] = setting(factory=dict, description="override plugin priorities on this route")
 
 
@@ -605,7 +606,8 @@ class ConsumerConfig:
     groups: list[str] = setting(factory=list, description="groups for acl and per-group policies")
     custom_id: str | None = setting(None, description="an id from another system, forwarded as-is")
     credentials: dict[str, Any] = setting(
-        factory=dict, description="per-plugin credentials, keyed by plugin name (key-auth, basic-auth, jwt)")
+        factory=dict, description="per-plugin credentials, keyed by plugin name (key-auth, basic-auth, jwt)",
+        metadata={"secret_leaves": True})
 
 
 @attrs.define(frozen=True)
@@ -614,7 +616,8 @@ class Config:
     admin: AdminConfig = setting(factory=AdminConfig, description="the admin API")
     upstreams: dict[str, UpstreamConfig] = setting(factory=dict, description="named upstream services")
     routes: dict[str, RouteConfig] = setting(factory=dict, description="named routes")
-    plugins: dict[str, dict[str, Any]] = setting(factory=dict, description="global plugin instances")
+    plugins: dict[str, dict[str, Any]] = setting(
+        factory=dict, description="global plugin instances", metadata={"secret_leaves": True})
     consumers: dict[str, ConsumerConfig] = setting(factory=dict, description="API consumers and their credentials")
     source: str = attrs.field(default="<config>", metadata={"internal": True})
 

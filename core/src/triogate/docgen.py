@@ -59,6 +59,8 @@ def config_table(cls: type, prefix: str = "") -> str:
         for f in attrs.fields(c):
             tp = h.get(f.name, f.type)
             desc = f.metadata.get("description", "").replace("|", "\\|")
+            if f.metadata.get("secret"):
+                desc += " (secret: `triogate diff` shows it masked)"
             rows.append(f"| `{pre}{f.name}` | {_type_name(tp)} | {_default(f)} | {desc} |")
             if attrs.has(tp):
                 walk(tp, f"{pre}{f.name}.")

@@ -16,10 +16,19 @@ __all__ = ["NoConfig", "Plugin", "hookimpl", "setting"]
 hookimpl = pluggy.HookimplMarker("triogate")
 
 
-def setting(default: Any = attrs.NOTHING, *, description: str, factory: Any = None, **kwargs: Any) -> Any:
-    """An attrs field with the one-line description that docs and ``triogate schema`` show."""
+def setting(
+    default: Any = attrs.NOTHING, *, description: str, factory: Any = None, secret: bool = False, **kwargs: Any,
+) -> Any:
+    """An attrs field with the one-line description that docs and ``triogate schema`` show.
+
+    ``secret=True`` marks a value that must never be shown (a password, an HMAC key, a client
+    secret, a token): ``triogate diff``, the admin API's dry run and
+    :func:`triogate.mask_secrets` show a mask instead (:mod:`triogate.masking`).
+    """
     metadata = dict(kwargs.pop("metadata", {}) or {})
     metadata["description"] = description
+    if secret:
+        metadata["secret"] = True
     if factory is not None:
         return attrs.field(factory=factory, metadata=metadata, **kwargs)
     return attrs.field(default=default, metadata=metadata, **kwargs)
@@ -48,6 +57,10 @@ class Plugin:
     #: True for plugins that answer every request of their route themselves (aggregate): a route
     #: with such an instance needs no upstream, and ``triogate check`` does not warn that it has none
     answers_requests: ClassVar[bool] = False
+    #: keys of this plugin's consumer credential tables (``[consumers.<n>.credentials.<plugin>]``, at
+    #: any depth) whose values are secrets, masked by ``triogate diff``; None (the default, the safe
+    #: guess for a plugin that does not say) masks every value of them
+    credential_secrets: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, config: Any, gateway: GatewayServices, route: str | None = None) -> None:
         self.config = config

@@ -57,6 +57,8 @@ def attrs_schema(cls: type) -> dict[str, Any]:
         _add_checks(s, *_declared(f.metadata.get("schema")))
         if f.metadata.get("description"):
             s["description"] = f.metadata["description"]
+        if f.metadata.get("secret"):
+            s["writeOnly"] = True  # JSON Schema's word for a value that is never shown back
         if f.default is attrs.NOTHING:
             required.append(f.name)
         elif not isinstance(f.default, attrs.Factory) and f.default is not None:  # type: ignore[arg-type]

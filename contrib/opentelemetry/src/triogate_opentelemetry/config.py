@@ -21,7 +21,7 @@ class OpenTelemetryConfig:
     endpoint: str = setting(
         "http://127.0.0.1:4318/v1/traces", description="OTLP/HTTP traces endpoint (exporter = \"otlp\")")
     headers: dict[str, str] = setting(
-        factory=dict, description="headers sent with every export, e.g. an API key (use ${ENV})")
+        factory=dict, description="headers sent with every export, e.g. an API key (use ${ENV})", secret=True)
     timeout: float = setting(10.0, description="seconds an export may take")
     resource_attributes: dict[str, str] = setting(
         factory=dict, description="extra resource attributes (deployment.environment, service.version, ...)")

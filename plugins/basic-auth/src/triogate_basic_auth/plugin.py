@@ -41,6 +41,8 @@ def parse_basic(value: str) -> tuple[str, str] | None:
 
 class BasicAuthPlugin(triogate.Plugin):
     priority = 1100
+    #: usernames are shown, password hashes (crackable offline) are not (``triogate diff``)
+    credential_secrets = frozenset({"password_hash"})
     Config = BasicAuthConfig
 
     def __init__(self, config: BasicAuthConfig, gateway: triogate.GatewayServices, route: str | None = None) -> None:

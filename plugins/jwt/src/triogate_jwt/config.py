@@ -25,7 +25,7 @@ class JwtConfig(fields.TokenLocation):
 
     # ---- keys
     secret: str | None = triogate.setting(
-        None, description="HMAC secret for HS256/384/512 tokens (use ${ENV}); at least 32 bytes")
+        None, description="HMAC secret for HS256/384/512 tokens (use ${ENV}); at least 32 bytes", secret=True)
     secret_is_base64: bool = triogate.setting(False, description="the secret is base64url-encoded bytes")
     public_keys: list[str] = triogate.setting(
         factory=list, description="PEM public keys or certificates; the key type decides the algorithms (RSA: RS*/PS*, EC: ES*, Ed25519/Ed448: EdDSA)")

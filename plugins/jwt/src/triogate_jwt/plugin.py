@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import Any, NamedTuple
 
 import jwt
 import triogate
@@ -38,6 +38,16 @@ from .consumers import ConsumerKey, consumer_keys
 __all__ = ["JwtPlugin"]
 
 
+
+class _Identity(NamedTuple):
+    """The caller a verified token names: kept with the token in the verified-token cache."""
+
+    scopes: frozenset[str]
+    roles: frozenset[str]
+    consumer: str | None
+    credential: str
+    headers: tuple[tuple[str, str], ...]
+
 class TokenRejected(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -56,6 +66,8 @@ def _reason(exc: jwt.PyJWTError) -> str:
 
 class JwtPlugin(triogate.Plugin):
     priority = 1450
+    #: kid, iss, subject and public keys are shown; HMAC secrets are not (``triogate diff``)
+    credential_secrets = frozenset({"secret"})
     Config = JwtConfig
 
     def __init__(self, config: JwtConfig, gateway: triogate.GatewayServices, route: str | None = None) -> None:
@@ -100,7 +112,7 @@ class JwtPlugin(triogate.Plugin):
         self.anonymous = check_anonymous(gateway, c.anonymous)
         self.challenge = f'Bearer realm="{c.realm}"'
         # sha256(token) -> (valid until (wall clock), key generation, claims, the consumer key that verified it)
-        self.verified: OrderedDict[bytes, tuple[float, int, dict[str, Any], ConsumerKey | None]] = OrderedDict()
+        self.verified: OrderedDict[bytes, list[Any]] = OrderedDict()
         self.invalid = f'Bearer realm="{c.realm}", error="invalid_token"'
 
     # ------------------------------------------------------------------ setup
@@ -149,28 +161,55 @@ class JwtPlugin(triogate.Plugin):
         A verified token is remembered by its SHA-256 until its ``exp`` (at most 5 minutes, and
         only while the key set is unchanged): PyJWT's parsing costs ~200 µs per token.
         """
+        entry = await self._verified(token)
+        return entry[2], entry[3]
+
+    async def _verified(self, token: str) -> list[Any]:
+        """``[until, key generation, claims, owner, identity]``: the verified-token cache's entry
+        (``identity`` is filled by :meth:`_identity` the first time a request uses it)."""
         c = self.config
         if len(token) > c.max_token_bytes:
             raise TokenRejected("oversized")
         if not c.verified_cache_size:
-            return await self._verify(token)
+            claims, owner = await self._verify(token)
+            return [0.0, 0, claims, owner, None]
         key = hashlib.sha256(token.encode()).digest()
         generation = self.source.generation if self.source is not None else 0
         now = time.time()
         hit = self.verified.get(key)
         if hit is not None:
             if hit[0] > now and hit[1] == generation:
-                return hit[2], hit[3]
+                return hit
             del self.verified[key]
         claims, owner = await self._verify(token)
         exp = claims.get("exp")
         until = now + 300.0
         if isinstance(exp, (int, float)) and not isinstance(exp, bool):
             until = min(until, exp + c.leeway)
-        self.verified[key] = (until, generation, claims, owner)
+        entry = [until, generation, claims, owner, None]
+        self.verified[key] = entry
         if len(self.verified) > c.verified_cache_size:
             self.verified.popitem(last=False)
-        return claims, owner
+        return entry
+
+    def _identity(self, token: str, claims: dict[str, Any], owner: ConsumerKey | None) -> _Identity:
+        """What a verified token says about its caller, worked out once per cached token."""
+        c = self.config
+        consumer_name = None
+        sub = claims.get("sub")
+        credential = sub if isinstance(sub, str) and sub else "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+        if owner is not None:  # verified with a consumer's own key: that consumer, whatever the sub says
+            consumer_name, credential = owner.consumer, owner.credential
+        elif c.consumer_claim:
+            value = claim(claims, c.consumer_claim)
+            consumer_name = self.subjects.get(value) if isinstance(value, str) else None
+        headers = []
+        for name, header in self.claim_headers:
+            value = claim_header_value(claim(claims, name))
+            if value is not None:
+                headers.append((header, value))
+        roles = roles_of(claims, c.roles_claim) if self.required_roles else frozenset()
+        return _Identity(scopes_of(claims), roles, consumer_name, credential, tuple(headers))
 
     def _owner(self, token: str, kid: str | None) -> ConsumerKey | None:
         """The consumer key the token names by kid (JOSE header) or iss (claim, read before verification)."""
@@ -256,29 +295,22 @@ class JwtPlugin(triogate.Plugin):
             return None
         token = found.token
         try:
-            claims, owner = await self.verify(token)
+            entry = await self._verified(token)
         except TokenRejected as exc:
             reject_credential(ctx, self.invalid, f"jwt:{exc.reason}")
             return None
-        scopes = scopes_of(claims)
+        identity = entry[4]
+        if identity is None:
+            identity = entry[4] = self._identity(token, entry[2], entry[3])
+        scopes = identity.scopes
         if self.required_scopes and not self.required_scopes <= scopes:
             return self._forbidden(ctx, "the token lacks a required scope", " ".join(sorted(self.required_scopes)))
-        if self.required_roles and not self.required_roles & roles_of(claims, c.roles_claim):
+        if self.required_roles and not self.required_roles & identity.roles:
             return self._forbidden(ctx, "the token lacks a required role", None)
-        consumer_name = None
-        sub = claims.get("sub")
-        credential = sub if isinstance(sub, str) and sub else "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:16]
-        if owner is not None:  # verified with a consumer's own key: that consumer, whatever the sub says
-            consumer_name, credential = owner.consumer, owner.credential
-        elif c.consumer_claim:
-            value = claim(claims, c.consumer_claim)
-            consumer_name = self.subjects.get(value) if isinstance(value, str) else None
-        ctx.principal = consumer_principal(self.gateway, consumer_name, method="jwt", credential=credential,
-                                           claims=claims, scopes=scopes)
-        for name, header in self.claim_headers:
-            value = claim_header_value(claim(claims, name))
-            if value is not None:
-                req.headers.add(header, value)
+        ctx.principal = consumer_principal(self.gateway, identity.consumer, method="jwt", credential=identity.credential,
+                                           claims=entry[2], scopes=scopes)
+        for header, value in identity.headers:
+            req.headers.add(header, value)
         return None
 
     @triogate.hookimpl

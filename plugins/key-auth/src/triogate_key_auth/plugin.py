@@ -23,6 +23,8 @@ __all__ = ["KeyAuthPlugin"]
 
 class KeyAuthPlugin(triogate.Plugin):
     priority = 1250
+    #: the keys (plain or sha256: digests) are secrets (``triogate diff``)
+    credential_secrets = frozenset({"keys"})
     Config = KeyAuthConfig
 
     def __init__(self, config: KeyAuthConfig, gateway: triogate.GatewayServices, route: str | None = None) -> None:

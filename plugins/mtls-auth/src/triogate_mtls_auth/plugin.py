@@ -37,6 +37,8 @@ UNKNOWN = "mtls-auth.unknown_certificate"
 
 class MtlsAuthPlugin(triogate.Plugin):
     priority = 1600
+    #: certificate identities (subjects, SANs, fingerprints) are not secrets (``triogate diff``)
+    credential_secrets = frozenset()
     Config = MtlsAuthConfig
 
     def __init__(self, config: MtlsAuthConfig, gateway: triogate.GatewayServices, route: str | None = None) -> None:

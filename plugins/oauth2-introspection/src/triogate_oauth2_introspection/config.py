@@ -16,7 +16,7 @@ class IntrospectionConfig(fields.TokenLocation):
     introspection_url: str = triogate.setting(
         description="the authorization server's RFC 7662 introspection endpoint", validator=fields.http_url)
     client_id: str | None = triogate.setting(None, description="client id the gateway authenticates with")
-    client_secret: str | None = triogate.setting(None, description="its secret (use ${ENV})")
+    client_secret: str | None = triogate.setting(None, description="its secret (use ${ENV})", secret=True)
     auth_method: Literal["client_secret_basic", "client_secret_post"] = triogate.setting(
         "client_secret_basic", description="how the client authenticates to the endpoint (RFC 6749 §2.3.1)")
     token_type_hint: str | None = triogate.setting("access_token", description="token_type_hint sent along; unset sends none")

@@ -42,6 +42,8 @@ log = logging.getLogger("triogate.oauth2-introspection")
 
 class IntrospectionPlugin(triogate.Plugin):
     priority = 1700
+    #: client ids and subjects that name a consumer are not secrets (``triogate diff``)
+    credential_secrets = frozenset()
     Config = IntrospectionConfig
 
     def __init__(self, config: IntrospectionConfig, gateway: triogate.GatewayServices, route: str | None = None) -> None:

@@ -60,9 +60,9 @@ class OidcConfig:
     client_id: str = triogate.setting(description="the client id registered at the provider (also the ID token's aud)")
     cookie_keys: list[str] = triogate.setting(
         description="AES-256-GCM keys sealing the cookies, each 32 random bytes in base64url (use ${ENV}); the first seals, all open (rotation)",
-        validator=fields.Check(_cookie_keys))
+        validator=fields.Check(_cookie_keys), secret=True)
     client_secret: str | None = triogate.setting(
-        None, description="the client secret (use ${ENV}); none for a public client (PKCE only)")
+        None, description="the client secret (use ${ENV}); none for a public client (PKCE only)", secret=True)
     token_auth_method: Literal["client_secret_basic", "client_secret_post", "none"] = triogate.setting(
         "client_secret_basic", description="how the gateway authenticates at the token endpoint")
     scopes: list[str] = triogate.setting(

@@ -67,6 +67,7 @@ class OidcPlugin(triogate.Plugin):
     # them authenticated is not sent to the login page
     priority = 1050
     Config = OidcConfig
+    credential_secrets = frozenset()  # [consumers.*.credentials.oidc] holds subjects only
 
     def __init__(self, config: OidcConfig, gateway: triogate.GatewayServices, route: str | None = None) -> None:
         super().__init__(config, gateway, route)

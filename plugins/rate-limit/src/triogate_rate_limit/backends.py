@@ -10,9 +10,8 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-import attrs
 import trio
 from triogate_redis import RedisClient, load_script
 
@@ -23,8 +22,9 @@ __all__ = ["Check", "MemoryBackend", "RedisBackend", "Result", "wall_clock_us"]
 SCRIPT = load_script(__package__, "ratelimit.lua")
 
 
-@attrs.frozen
-class Check:
+class Check(NamedTuple):
+    """One limit to check for one subject (tuples: built per request, cheaper than attrs classes)."""
+
     key: str
     algorithm: str
     count: int
@@ -32,8 +32,7 @@ class Check:
     burst: int
 
 
-@attrs.frozen
-class Result:
+class Result(NamedTuple):
     remaining: int
     reset_us: int
     retry_us: int

@@ -21,6 +21,8 @@ log = logging.getLogger("triogate.rate_limit")
 
 QUOTA_EXCEEDED = "https://iana.org/assignments/http-problem-types#quota-exceeded"
 UNAVAILABLE_LOG_INTERVAL = 10.0
+#: subject tuples whose checks are kept built (the memo is emptied when full: a bound, not an LRU)
+CHECKS_MEMO_SIZE = 4096
 
 
 class _Policy:
@@ -59,6 +61,8 @@ class RateLimitPlugin(Plugin):
         self.prefix = config.redis.key_prefix + "rl:" if config.backend == "redis" else ""
         self._unavailable_since_log = 0
         self._last_unavailable_log = -UNAVAILABLE_LOG_INTERVAL
+        self._built: dict[tuple[str | None, ...], tuple[list[Check], list[tuple[str, Limit, tuple[str, str]]]]] = {}
+        self._instance: str | None = None
 
     def request_header_names(self) -> list[tuple[str, str]]:
         c = self.config
@@ -69,7 +73,9 @@ class RateLimitPlugin(Plugin):
 
     @property
     def instance(self) -> str:
-        return f"{getattr(self, 'name', 'rate-limit') or 'rate-limit'}@{self.scope}"
+        if self._instance is None:  # the core names the instance after construction
+            self._instance = f"{getattr(self, 'name', 'rate-limit') or 'rate-limit'}@{self.scope}"
+        return self._instance
 
     @hookimpl
     async def startup(self, gateway: GatewayServices) -> None:
@@ -86,9 +92,21 @@ class RateLimitPlugin(Plugin):
     # ------------------------------------------------------------------ decision
 
     def checks(self, ctx: Context) -> tuple[list[Check], list[tuple[str, Limit, tuple[str, str]]]]:
+        """The checks for this request's subjects: built once per subject tuple, then reused."""
+        subjects = tuple([pol.subject(ctx) for pol in self.policies])
+        built = self._built.get(subjects)
+        if built is None:
+            built = self._build_checks(subjects)
+            if len(self._built) >= CHECKS_MEMO_SIZE:
+                self._built.clear()
+            self._built[subjects] = built
+        return built
+
+    def _build_checks(self, subject_values: tuple[str | None, ...]
+                      ) -> tuple[list[Check], list[tuple[str, Limit, tuple[str, str]]]]:
         checks: list[Check] = []
         meta: list[tuple[str, Limit, tuple[str, str]]] = []
-        subjects = [(pol, pol.subject(ctx)) for pol in self.policies]
+        subjects = list(zip(self.policies, subject_values, strict=True))
         single = len(self.policies) == 1
         for pol, subject in subjects:
             if subject is None:
