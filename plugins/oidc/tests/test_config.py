@@ -72,3 +72,10 @@ async def test_consumer_credentials_are_checked(gateway_factory) -> None:
 
 def test_readme_table_is_current() -> None:
     assert readme_is_current(Path(__file__).parents[1])
+
+
+def test_secrets_are_masked() -> None:
+    c = plugin_config(OidcPlugin, {**BASE, "client_secret": "top-secret-value"})
+    shown = str(triogate.mask_secrets(c))
+    assert "top-secret-value" not in shown and KEY not in shown
+    assert "https://id.example" in shown  # the rest is shown as is
