@@ -5,7 +5,8 @@ The public API for plugin authors is what this module exports, plus
 the token location), ``triogate.template`` (config value templates: ``/users/{id}``, ``{principal.sub}``,
 safe encodings), ``triogate.auth`` (the conventions that make several auth plugins on
 one route an OR: anonymous fallback, the auth-failed marker, consumer headers, bearer
-tokens) and ``triogate.testing`` for tests; everything else is internal.
+tokens), ``triogate.jwks`` (JWT verification keys, cached JWK Sets and OpenID provider discovery,
+shared by the jwt and oidc plugins) and ``triogate.testing`` for tests; everything else is internal.
 """
 
 from . import fields as fields  # triogate.fields: checks for config fields

@@ -135,7 +135,7 @@ def _check_requirement(dist: md.Distribution) -> str | None:
 #: (plugins/ and contrib/): an unknown-plugin error names what to install.
 FIRST_PARTY_PLUGINS: dict[str, str] = {name: f"triogate-{name}" for name in (
     "acl", "aggregate", "basic-auth", "cache", "cors", "fallback", "ip-restriction", "jwt", "key-auth",
-    "mirror", "mtls-auth", "oauth2-introspection", "opentelemetry", "prometheus", "rate-limit", "request-size-limit",
+    "mirror", "mtls-auth", "oauth2-introspection", "oidc", "opentelemetry", "prometheus", "rate-limit", "request-size-limit",
     "request-transform", "response-transform", "traffic-split",
 )}
 

@@ -8,6 +8,7 @@ import sys
 
 import trio
 
+from .idp import IDP_PORT, serve_idp
 from .services import SERVICES, serve_all
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -22,6 +23,9 @@ async def _run(config: str | None, without: frozenset[str] = frozenset()) -> int
             await nursery.start(lambda task_status: serve_all(task_status, services=services))
             for _service, instance, port in services:
                 print(f"demo service {instance} on http://127.0.0.1:{port}", file=sys.stderr)
+            if "idp" not in without:
+                await nursery.start(serve_idp)
+                print(f"demo OpenID provider on http://127.0.0.1:{IDP_PORT} (logs everyone in as Ada)", file=sys.stderr)
             if config is None:
                 async for sig in sigs:
                     if sig in STOP_SIGNALS:
@@ -49,7 +53,7 @@ def main() -> int:
     r = sub.add_parser("run", help="demo services and the gateway")
     r.add_argument("-c", "--config", default="gateway.toml")
     s = sub.add_parser("services", help="only the demo services")
-    names = sorted({service for service, _, _ in SERVICES})
+    names = sorted({service for service, _, _ in SERVICES} | {"idp"})
     for cmd in (r, s):
         cmd.add_argument("--without", action="append", default=[], choices=names, metavar="SERVICE",
                          help=f"do not start this service (repeatable; one of {', '.join(names)})")

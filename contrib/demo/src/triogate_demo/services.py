@@ -68,6 +68,9 @@ def make_handler(service: str, instance: str) -> Any:
             return _json({"error": "read-only demo"}, instance, 405)
         if parts == ["health"]:
             return _json({"status": "ok"}, instance)
+        if parts == ["whoami"]:  # who the gateway says the caller is (the /web login route's headers)
+            return _json({h: req.headers.get(h) for h in ("x-user-id", "x-user-name", "x-user-email",
+                                                         "x-consumer-username")}, instance)
         if service in ("users", "users-v2", "users-shadow"):
             version = _v2 if service == "users-v2" else dict
             if parts == ["users"]:

@@ -21,14 +21,15 @@ Fixtures (pytest-trio, in :mod:`.fixtures`):
 - from pytest-trio: ``nursery``, ``autojump_clock`` and ``mock_clock`` (the gateway, fixture
   upstreams and the client share the test's trio run, so they all follow the virtual clock).
 
-Helpers: :func:`load_gateway` (load and validate a config without serving it),
+Helpers: :class:`Browser` (keeps cookies and follows redirects hop by hop, for login flows),
+:func:`load_gateway` (load and validate a config without serving it),
 :func:`plugin_config` (schema tests), :func:`readme_is_current` (the README's config table),
 :func:`raw_request`, :func:`start_gateway`,
 :func:`free_port`, :class:`ResetConnection`, :class:`GatewayProcess` (``triogate run`` in a
 child process, for signals, workers and pid files). Every fixture with an example: docs/testing.md.
 
 Submodules, one job each: :mod:`.gateway` (a gateway in the test's nursery, or only loaded),
-:mod:`.client`, :mod:`.fixtures`, :mod:`.idp` (the identity provider), :mod:`.redis`
+:mod:`.client`, :mod:`.browser`, :mod:`.fixtures`, :mod:`.idp` (the identity provider), :mod:`.redis`
 (``redis-server``), :mod:`.process` (``triogate run`` as a child process), :mod:`.readme`,
 :mod:`.pki` (a throw-away CA and :func:`~.pki.tls_request` for mutual-TLS tests; import it from there).
 """
@@ -38,6 +39,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..devserver import ResetConnection, UpstreamServer, echo_handler, free_port
+from .browser import PAGE_HEADERS, Browser
 from .client import GatewayClient, raw_request
 from .fixtures import (
     gateway_factory,
@@ -61,7 +63,7 @@ if TYPE_CHECKING:
 # IdentityProvider and IdPKey are importable from here too (``__getattr__`` below) but are not in
 # ``__all__``: they need the ``testing-idp`` extra, and ``import *`` must not need it.
 __all__ = [
-    "GatewayClient", "GatewayProcess", "RedisCluster", "RedisReplyError", "RedisSentinel", "RedisServer",
+    "PAGE_HEADERS", "Browser", "GatewayClient", "GatewayProcess", "RedisCluster", "RedisReplyError", "RedisSentinel", "RedisServer",
     "ResetConnection", "RunningGateway", "UpstreamServer",
     "echo_handler", "free_port", "key_slot", "load_gateway", "plugin_config", "raw_request", "readme_is_current",
     "redis_command", "start_gateway",

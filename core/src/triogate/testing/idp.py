@@ -1,16 +1,19 @@
-"""A real identity provider on loopback for auth-plugin tests: JWKS, OIDC discovery and
-RFC 7662 introspection. It signs with PyJWT and cryptography, which the core does not
+"""A real identity provider on loopback for auth-plugin tests: JWKS, OIDC discovery,
+RFC 7662 introspection and the OpenID Connect authorization-code flow (authorize with PKCE,
+token with code and refresh grants, end-session). It signs with PyJWT and cryptography, which the core does not
 need: install them with ``pip install 'triogate[testing-idp]'``."""
 
 from __future__ import annotations
 
 import base64
 import collections
+import hashlib
+import hmac
 import os
 import secrets
 import time
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlencode
 
 import trio
 
@@ -109,11 +112,33 @@ class IdentityProvider:
     It serves, over HTTP on 127.0.0.1 (built on :class:`UpstreamServer`):
 
     - ``GET /.well-known/openid-configuration``: OIDC discovery (``issuer``, ``jwks_uri``,
-      ``introspection_endpoint``); ``issuer`` is ``idp.issuer`` (the server's URL).
+      ``introspection_endpoint``, ``authorization_endpoint``, ``token_endpoint``,
+      ``end_session_endpoint``); ``issuer`` is ``idp.issuer`` (the server's URL).
     - ``GET /jwks``: the JWK Set of the *published* keys (``idp.jwks_uri``).
     - ``POST /introspect``: RFC 7662 introspection (``idp.introspection_url``) of opaque tokens
       made with :meth:`issue_opaque`; clients authenticate with ``client_secret_basic`` or
       ``client_secret_post`` as ``idp.client_id`` / ``idp.client_secret``; a wrong client gets 401.
+    - ``GET /authorize`` (``idp.authorization_endpoint``): the login page of a browser flow, which
+      approves at once: it checks ``client_id``, ``response_type=code`` and ``redirect_uri``
+      (against ``idp.redirect_uris`` when that is not None), remembers ``nonce``, ``scope`` and the
+      PKCE ``code_challenge`` (S256 only) and redirects to ``redirect_uri?code=...&state=...`` for
+      the user ``idp.user`` (a dict of claims, ``sub`` included). ``idp.authorize_error =
+      "access_denied"`` redirects back with that error instead.
+    - ``POST /token`` (``idp.token_endpoint``), client authenticated as for introspection:
+      ``grant_type=authorization_code`` (the code is single use: a second use is ``invalid_grant``
+      and revokes the refresh token the first one got; ``redirect_uri`` must match; the
+      ``code_verifier`` must hash to the challenge, else ``invalid_grant``) and
+      ``grant_type=refresh_token`` (``idp.rotate_refresh_tokens``: a new refresh token each time,
+      the old one revoked); ``grant_type=client_credentials`` gives an access token whose ``sub``
+      is the client id (API clients in demos). Answers carry an ``id_token`` (``iss``, ``sub``, ``aud`` = client id,
+      ``nonce`` of the login, ``exp`` = now + ``idp.id_token_ttl``, claims of ``idp.user``, then
+      ``idp.id_token_overrides`` applied: ``{"aud": "other"}`` makes a bad token), an
+      ``access_token`` (a JWT signed like the rest, ``exp`` = now + ``idp.access_token_ttl``),
+      ``expires_in`` and a ``refresh_token`` (unless ``idp.issue_refresh_tokens`` is False).
+      ``idp.token_requests`` records each form (secrets removed); ``idp.revoke_refresh_tokens()``
+      makes every refresh fail.
+    - ``GET /logout`` (``idp.end_session_endpoint``): RP-initiated logout; ``idp.end_sessions``
+      records the query; redirects to ``post_logout_redirect_uri`` (with ``state``) when given.
 
     Keys:
 
@@ -130,12 +155,14 @@ class IdentityProvider:
 
     - ``idp.outage = "error"`` (503 answers), ``"hang"`` (never answers), ``"reset"`` (connection reset)
       or ``None`` (healthy) — applies to every endpoint; ``idp.delay`` seconds are slept before answering.
-    - ``idp.calls`` counts requests per endpoint: ``"jwks"``, ``"discovery"``, ``"introspect"``;
+    - ``idp.calls`` counts requests per endpoint: ``"jwks"``, ``"discovery"``, ``"introspect"``,
+      ``"authorize"``, ``"token"``, ``"end_session"``;
       ``idp.introspections`` records each introspection form (dict) with the ``auth`` method used.
     """
 
-    def __init__(self, *, client_id: str = "gateway", client_secret: str = "gateway-secret") -> None:
-        self.server = UpstreamServer(self._handle, name="idp")
+    def __init__(self, *, client_id: str = "gateway", client_secret: str = "gateway-secret",
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        self.server = UpstreamServer(self._handle, name="idp", host=host, port=port)
         self.keys: dict[str, IdPKey] = {}
         self.published: list[str] = []
         self.client_id = client_id
@@ -147,6 +174,20 @@ class IdentityProvider:
         self.delay = 0.0
         self._counter = 0
         self._pool_index: dict[str, int] = {}
+        # the browser flow
+        self.user: dict[str, Any] = {"sub": "user-1", "name": "Test User", "email": "user-1@example.test"}
+        self.redirect_uris: list[str] | None = None
+        self.authorize_error: str | None = None
+        self.id_token_ttl = 300
+        self.access_token_ttl = 300
+        self.issue_refresh_tokens = True
+        self.rotate_refresh_tokens = True
+        self.id_token_overrides: dict[str, Any] = {}
+        self.codes: dict[str, dict[str, Any]] = {}
+        self.used_codes: dict[str, str | None] = {}  # code -> the refresh token it got
+        self.refresh_tokens: dict[str, dict[str, Any]] = {}
+        self.token_requests: list[dict[str, str]] = []
+        self.end_sessions: list[dict[str, str]] = []
 
     # ------------------------------------------------------------------ addresses
 
@@ -169,6 +210,31 @@ class IdentityProvider:
     @property
     def introspection_url(self) -> str:
         return self.server.url + "/introspect"
+
+    @property
+    def authorization_endpoint(self) -> str:
+        return self.server.url + "/authorize"
+
+    @property
+    def token_endpoint(self) -> str:
+        return self.server.url + "/token"
+
+    @property
+    def end_session_endpoint(self) -> str:
+        return self.server.url + "/logout"
+
+    def metadata(self) -> dict[str, Any]:
+        """The discovery document."""
+        return {
+            "issuer": self.issuer, "jwks_uri": self.jwks_uri, "introspection_endpoint": self.introspection_url,
+            "authorization_endpoint": self.authorization_endpoint, "token_endpoint": self.token_endpoint,
+            "end_session_endpoint": self.end_session_endpoint, "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+            "code_challenge_methods_supported": ["S256"], "subject_types_supported": ["public"],
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+        }
 
     async def start(self, nursery: trio.Nursery) -> IdentityProvider:
         await nursery.start(self.server.run)
@@ -236,11 +302,120 @@ class IdentityProvider:
     def revoke(self, token: str) -> None:
         self.opaque[token] = {"active": False}
 
+    def revoke_refresh_tokens(self) -> None:
+        """Every refresh token issued so far stops working (the user was logged out at the provider)."""
+        self.refresh_tokens.clear()
+
+    # ------------------------------------------------------------------ the browser flow
+
+    def _client(self, req: Request, form: dict[str, str]) -> tuple[str, str | None, str | None]:
+        """(auth method, client id, secret) of a token or introspection request."""
+        auth = req.headers.get("authorization") or ""
+        if auth.lower().startswith("basic "):
+            user, _, pw = base64.b64decode(auth[6:]).decode().partition(":")
+            return "client_secret_basic", unquote(user), unquote(pw)
+        if "client_id" in form:
+            return "client_secret_post", form.get("client_id"), form.get("client_secret")
+        return "none", None, None
+
+    def _authorize(self, req: Request) -> Response:
+        q = dict(parse_qsl(req.query, keep_blank_values=True))
+        redirect_uri = q.get("redirect_uri", "")
+        if q.get("client_id") != self.client_id or not redirect_uri.startswith(("http://", "https://")) or (
+                self.redirect_uris is not None and redirect_uri not in self.redirect_uris):
+            return Response.text("unknown client or redirect_uri", status=400)  # never redirect to an unknown URI
+        back: dict[str, str] = {}
+        if self.authorize_error is not None:
+            back["error"] = self.authorize_error
+        elif (q.get("response_type") != "code" or "openid" not in q.get("scope", "").split()
+              or ("code_challenge" in q and q.get("code_challenge_method") != "S256")):
+            back["error"] = "invalid_request"
+        else:
+            code = secrets.token_urlsafe(24)
+            self.codes[code] = {"redirect_uri": redirect_uri, "nonce": q.get("nonce"), "scope": q.get("scope"),
+                                "challenge": q.get("code_challenge"), "user": dict(self.user),
+                                "expires": time.time() + 60}
+            back["code"] = code
+        if "state" in q:
+            back["state"] = q["state"]
+        sep = "&" if "?" in redirect_uri else "?"
+        return Response(302, [("location", redirect_uri + sep + urlencode(back)), ("content-length", "0")])
+
+    def _tokens(self, user: dict[str, Any], scope: str | None, nonce: str | None) -> dict[str, Any]:
+        now = int(time.time())
+        id_claims: dict[str, Any] = {**user, "aud": self.client_id, "iat": now, "exp": now + self.id_token_ttl,
+                                     "auth_time": now, "nonce": nonce}
+        id_claims.update(self.id_token_overrides)
+        answer: dict[str, Any] = {
+            "token_type": "Bearer", "expires_in": self.access_token_ttl, "scope": scope or "openid",
+            "id_token": self.mint(**id_claims),
+            "access_token": self.mint(sub=user.get("sub"), exp=now + self.access_token_ttl, scope=scope,
+                                      client_id=self.client_id, jti=secrets.token_urlsafe(8)),
+        }
+        if self.issue_refresh_tokens:
+            refresh = secrets.token_urlsafe(32)
+            self.refresh_tokens[refresh] = {"user": user, "scope": scope}
+            answer["refresh_token"] = refresh
+        return answer
+
+    def _token(self, form: dict[str, str]) -> Response:
+        def invalid_grant(why: str) -> Response:
+            return Response.json({"error": "invalid_grant", "error_description": why}, status=400)
+
+        grant = form.get("grant_type")
+        if grant == "authorization_code":
+            code = form.get("code", "")
+            if code in self.used_codes:  # RFC 6749 §4.1.2: a reused code revokes what it got
+                self.refresh_tokens.pop(self.used_codes[code] or "", None)
+                return invalid_grant("code already used")
+            data = self.codes.pop(code, None)
+            if data is None or data["expires"] < time.time():
+                return invalid_grant("unknown or expired code")
+            self.used_codes[code] = None
+            if form.get("redirect_uri") != data["redirect_uri"]:
+                return invalid_grant("redirect_uri does not match")
+            if data["challenge"] is not None:
+                verifier = form.get("code_verifier", "")
+                digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+                if not verifier or not hmac.compare_digest(digest, data["challenge"]):
+                    return invalid_grant("PKCE verification failed")
+            answer = self._tokens(data["user"], data["scope"], data["nonce"])
+            self.used_codes[code] = answer.get("refresh_token")
+            return Response.json(answer, headers=[("cache-control", "no-store")])
+        if grant == "refresh_token":
+            refresh = form.get("refresh_token", "")
+            data = self.refresh_tokens.get(refresh)
+            if data is None:
+                return invalid_grant("unknown or revoked refresh token")
+            answer = self._tokens(data["user"], data["scope"], None)
+            if self.rotate_refresh_tokens:
+                del self.refresh_tokens[refresh]
+            else:
+                self.refresh_tokens.pop(answer.pop("refresh_token", ""), None)
+            return Response.json(answer, headers=[("cache-control", "no-store")])
+        if grant == "client_credentials":  # a machine client: an access token for the client itself
+            now = int(time.time())
+            token = self.mint(sub=self.client_id, exp=now + self.access_token_ttl, scope=form.get("scope"),
+                              client_id=self.client_id, jti=secrets.token_urlsafe(8))
+            return Response.json({"token_type": "Bearer", "access_token": token, "expires_in": self.access_token_ttl},
+                                 headers=[("cache-control", "no-store")])
+        return Response.json({"error": "unsupported_grant_type"}, status=400)
+
+    def _end_session(self, req: Request) -> Response:
+        q = dict(parse_qsl(req.query, keep_blank_values=True))
+        self.end_sessions.append(q)
+        target = q.get("post_logout_redirect_uri")
+        if target:
+            if "state" in q:
+                target += ("&" if "?" in target else "?") + urlencode({"state": q["state"]})
+            return Response(302, [("location", target), ("content-length", "0")])
+        return Response.text("signed out")
+
     # ------------------------------------------------------------------ serving
 
     async def _handle(self, req: Request) -> Response:
-        name = {"/jwks": "jwks", "/.well-known/openid-configuration": "discovery",
-                "/introspect": "introspect"}.get(req.path, "other")
+        name = {"/jwks": "jwks", "/.well-known/openid-configuration": "discovery", "/introspect": "introspect",
+                "/authorize": "authorize", "/token": "token", "/logout": "end_session"}.get(req.path, "other")
         self.calls[name] += 1
         if self.delay:
             await trio.sleep(self.delay)
@@ -253,18 +428,21 @@ class IdentityProvider:
         if name == "jwks" and req.method == "GET":
             return Response.json(self.jwks(), headers=[("cache-control", "max-age=60")])
         if name == "discovery" and req.method == "GET":
-            return Response.json({"issuer": self.issuer, "jwks_uri": self.jwks_uri,
-                                  "introspection_endpoint": self.introspection_url,
-                                  "id_token_signing_alg_values_supported": ["RS256"]})
-        if name == "introspect" and req.method == "POST":
+            return Response.json(self.metadata())
+        if name == "authorize" and req.method == "GET":
+            return self._authorize(req)
+        if name == "end_session" and req.method == "GET":
+            return self._end_session(req)
+        if name in ("introspect", "token") and req.method == "POST":
             form = dict(parse_qsl((await req.body.read(1 << 16)).decode(), keep_blank_values=True))
-            auth = req.headers.get("authorization") or ""
-            method, cid, secret = "none", None, None
-            if auth.lower().startswith("basic "):
-                user, _, pw = base64.b64decode(auth[6:]).decode().partition(":")
-                method, cid, secret = "client_secret_basic", unquote(user), unquote(pw)
-            elif "client_id" in form:
-                method, cid, secret = "client_secret_post", form.get("client_id"), form.get("client_secret")
+            method, cid, secret = self._client(req, form)
+            if name == "token":
+                self.token_requests.append({**{k: v for k, v in form.items() if k != "client_secret"},
+                                            "auth": method})
+                if cid != self.client_id or secret != self.client_secret:
+                    return Response.json({"error": "invalid_client"}, status=401,
+                                         headers=[("www-authenticate", 'Basic realm="idp"')])
+                return self._token(form)
             self.introspections.append({**form, "auth": method})
             if cid != self.client_id or secret != self.client_secret:
                 return Response.json({"error": "invalid_client"}, status=401,

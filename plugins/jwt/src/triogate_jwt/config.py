@@ -7,8 +7,7 @@ from typing import Literal
 import attrs
 import triogate
 from triogate import fields
-
-from .keys import SUPPORTED_ALGORITHMS
+from triogate.jwks import SUPPORTED_ALGORITHMS
 
 
 def _algorithms(inst: JwtConfig, name: str, value: list[str]) -> list[tuple[str, str]]:

@@ -15,8 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-
-from .keys import VerifyKey, pem_key, secret_key
+from triogate.jwks import VerifyKey, pem_key, secret_key
 
 __all__ = ["ConsumerKey", "consumer_keys"]
 

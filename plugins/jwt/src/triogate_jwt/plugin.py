@@ -29,12 +29,11 @@ from triogate.auth import (
     set_consumer_headers,
     strip_token,
 )
+from triogate.jwks import SUPPORTED_ALGORITHMS, JWKSSource, KeyRing, VerifyKey, pem_key, running_source, secret_key
 
 from .claims import roles_of, scopes_of
 from .config import JwtConfig
 from .consumers import ConsumerKey, consumer_keys
-from .jwks import JWKSSource, running_source
-from .keys import SUPPORTED_ALGORITHMS, KeyRing, VerifyKey, pem_key, secret_key
 
 __all__ = ["JwtPlugin"]
 
