@@ -31,7 +31,7 @@ class Extras(triogate.Plugin):
     seen: ClassVar[list[triogate.Context]] = []
 
     @triogate.hookimpl
-    async def auth(self, ctx: triogate.Context) -> None:
+    async def auth(self, ctx: triogate.Context) -> triogate.Response | None:
         case = ctx.request.headers.get("x-case") or ""
         if case == "tricky":
             ctx.log_extra["note"] = TRICKY
@@ -47,6 +47,14 @@ class Extras(triogate.Plugin):
         elif case == "odd":
             ctx.client_ip = None  # type: ignore[assignment]  # a field of an unexpected type: the general path
         Extras.seen.append(ctx)
+        if case == "answer-problem":  # short-circuit: the reason is the problem's detail
+            return ctx.problem(403, TRICKY)
+        if case == "answer-reason":  # short-circuit: the reason is the plugin's log_extra["reason"]
+            ctx.log_extra["reason"] = TRICKY
+            return triogate.Response(200, [("content-type", "text/plain")], b"ok")
+        if case == "answer-bare":  # short-circuit without a reason
+            return triogate.Response(204, [], b"")
+        return None
 
 
 def config(upstream: UpstreamServer, log: Path | str, **gateway: Any) -> dict:
@@ -79,11 +87,13 @@ async def test_json_lines_match_the_reference_encoding(gateway_factory, upstream
                                                ("authorization", "Bearer t0ken")])
         assert r.status == 200
     assert (await gw.client.get("/api/odd", headers=[("x-case", "odd")])).status == 200
+    for case, status in (("answer-problem", 403), ("answer-reason", 200), ("answer-bare", 204)):
+        assert (await gw.client.get(f"/api/{case}", headers=[("x-case", case)])).status == status
     # raw bytes: a non-ASCII (obs-text) header value, as a client may send it
     reply = await raw_request(gw.port, b"GET /api/raw HTTP/1.1\r\nhost: x\r\nx-case: override\r\n"
                                        b"user-agent: caf\xc3\xa9 \"ua\" \\\r\nconnection: close\r\n\r\n")
     assert reply.startswith(b"HTTP/1.1 200 ")
-    got = await read_lines(log, len(paths) + 2)
+    got = await read_lines(log, len(paths) + 5)
     assert len(Extras.seen) == len(got)
     access_log = gw.gateway.access_log
     for line, ctx in zip(got, Extras.seen, strict=True):
@@ -102,7 +112,11 @@ async def test_json_lines_match_the_reference_encoding(gateway_factory, upstream
     assert (tricky["ratio"], tricky["big"], tricky["obj"]) == (0.1, 10**20, 'odd "object"')
     assert tricky[TRICKY] == "a key that needs escaping"
     assert "secret" not in got[3] and json.loads(got[3])["query"] == "x=%22%5C&note=caf%C3%A9&token=REDACTED"
-    assert json.loads(got[-2])["client_ip"] is None
+    assert json.loads(got[-5])["client_ip"] is None
+    problem, reason, bare = (json.loads(x)["short_circuit"] for x in got[-4:-1])
+    assert problem == {"plugin": "extras", "phase": "auth", "status": 403, "reason": TRICKY}
+    assert reason == {"plugin": "extras", "phase": "auth", "status": 200, "reason": TRICKY}
+    assert bare == {"plugin": "extras", "phase": "auth", "status": 204}
     raw = json.loads(got[-1])
     assert raw["route"] == "overridden" and list(raw).index("route") == 9 and raw["7"] == "an int key"
     assert raw["path"] == "/api/raw"

@@ -284,8 +284,11 @@ class AccessLog:
         line += upstream
         if ctx.principal is not None and ctx.principal.consumer:
             line += f',"consumer":{_value(ctx.principal.consumer)}'
-        if ctx.short_circuit is not None:
-            line += f',"short_circuit":{_dumps(self._decision(ctx))}'
+        if ctx.short_circuit is not None:  # _decision(ctx) as JSON, without building the dict
+            reason = _short_circuit_reason(ctx)
+            line += (f',"short_circuit":{{"plugin":{_value(ctx.short_circuit[0])},'
+                     f'"phase":{_value(ctx.short_circuit[1])},"status":{status}'
+                     + (f',"reason":{_quote(reason)}}}' if reason else "}"))
         if ctx.error:
             line += f',"error":{_value(ctx.error)}'
         if self._headers:

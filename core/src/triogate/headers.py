@@ -60,7 +60,10 @@ class Headers:
         if not isinstance(name, str):
             return False
         key = name.lower().encode("latin-1")
-        return any(n == key for n, _ in self._list)
+        for n, _ in self._list:  # a plain loop: any() over a generator costs twice as much per field
+            if n == key:
+                return True
+        return False
 
     def __getitem__(self, name: str) -> str:
         value = self.get(name)
@@ -77,7 +80,10 @@ class Headers:
     def set(self, name: str, value: str | bytes) -> None:
         """Replace every field called `name` with one field."""
         key = name.lower().encode("latin-1")
-        self._list = [(n, v) for n, v in self._list if n != key]
+        for n, _ in self._list:
+            if n == key:  # present: drop every copy (rare; a new name is only appended)
+                self._list = [(n, v) for n, v in self._list if n != key]
+                break
         self._list.append((key, _b(value)))
 
     def setdefault(self, name: str, value: str | bytes) -> None:
