@@ -22,6 +22,7 @@ difference in CPU per request to the bare route is the upstream client's share.
     python bench/proxy_bench.py --quick         # smoke run: 2 s per setup, one round
     python bench/proxy_bench.py --only peers,core --duration 5
     python bench/proxy_bench.py --only log-bare,off-bare --rounds 5
+    python bench/proxy_bench.py --only peers,core --compare ../old-checkout/.venv/bin/python   # before/now
 
 Needs: wrk and nginx (apt-get install wrk nginx), taskset (util-linux), aiohttp
 (bench/requirements.txt), and the first-party plugins installed (make install).
@@ -47,7 +48,7 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -56,6 +57,7 @@ PAYLOAD = ('{"id":"42","name":"Ada Lovelace","email":"ada@example.com","roles":[
            '"note":"benchmark payload of 210 b"}')
 INTROSPECTION = '{"active":true,"sub":"bench","scope":"read","client_id":"bench"}'
 UPSTREAM_PORT, NGINX_PORT, AIOHTTP_PORT, TRIOGATE_OFF_PORT, TRIOGATE_LOG_PORT = 18080, 18081, 18082, 18083, 18084
+BEFORE_OFF_PORT, BEFORE_LOG_PORT = 18085, 18086  # --compare's gateways
 PROXY_CPU, LOAD_CPU = "0", "1"
 WARMUP_SECONDS = 1
 
@@ -163,6 +165,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     help="comma-separated setup keys or groups (peers, core, plugins); default: all")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 s per setup, one round")
     ap.add_argument("--json", metavar="FILE", help="also write every round's raw figures to FILE")
+    ap.add_argument("--compare", metavar="PYTHON",
+                    help="also measure the triogate setups (not the per-plugin ones) with this interpreter, "
+                         "e.g. an older checkout's .venv/bin/python, in the same run, interleaved; the issue "
+                         "rows are then printed before (that interpreter) and now side by side")
     args = ap.parse_args(argv)
     if args.quick:
         args.duration, args.c1_duration, args.rounds = 2, 1, 1
@@ -172,7 +178,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.setups = select(setups(), args.only)
     except ValueError as exc:
         ap.error(str(exc))
+    if args.compare:
+        if not Path(args.compare).exists():
+            ap.error(f"--compare: no interpreter at {args.compare}")
+        args.setups = args.setups + before_setups(args.setups)
     return args
+
+
+BEFORE = "b:"  # key prefix of the setups measured with --compare's interpreter
+
+
+def before_setups(chosen: Sequence[Setup]) -> list[Setup]:
+    """The core triogate setups again, served by the --compare interpreter's gateways."""
+    return [replace(s, key=BEFORE + s.key, name=s.name + " [before]", server=s.server + "-before")
+            for s in chosen if s.group == "core" and s.server in ("off", "log")]
 
 
 # ------------------------------------------------------------------ configs
@@ -519,11 +538,23 @@ def report(res: Results, chosen: Sequence[Setup], rounds: list[Results]) -> str:
             s.key + ": " + ", ".join(f"{r[s.key]['rps']:.0f}" for r in rounds if s.key in r) for s in chosen))
         lines.append("")
     lines.append("Issue 12 rows (medians; ratios from the same run):")
-    lines.append(f"| {'setup':<75} | {'vs':<24} | {'measured':<28} | {'target':<13} | met | {'by CPU':<6} |")
-    lines.append(f"|{'-' * 77}|{'-' * 26}|{'-' * 30}|{'-' * 15}|-----|{'-' * 8}|")
-    for setup, vs, measured, target, ok, by_cpu in issue_rows(res):
-        mark = "n/a" if ok is None else ("yes" if ok else "no")
-        lines.append(f"| {setup:<75} | {vs:<24} | {measured:<28} | {target:<13} | {mark:<3} | {by_cpu:<6} |")
+    before = {k[len(BEFORE):]: v for k, v in res.items() if k.startswith(BEFORE)}
+    if before:
+        then = issue_rows({**{k: v for k, v in res.items() if not k.startswith(BEFORE)}, **before})
+        lines.append(f"| {'setup':<75} | {'vs':<24} | {'before':<28} | {'now':<28} | {'target':<13} | met "
+                     f"| {'by CPU before':<13} | {'by CPU now':<10} |")
+        lines.append(f"|{'-' * 77}|{'-' * 26}|{'-' * 30}|{'-' * 30}|{'-' * 15}|-----|{'-' * 15}|{'-' * 12}|")
+        for old_row, row in zip(then, issue_rows(res), strict=True):
+            setup, vs, measured, target, ok, by_cpu = row
+            mark = "n/a" if ok is None else ("yes" if ok else "no")
+            lines.append(f"| {setup:<75} | {vs:<24} | {old_row[2]:<28} | {measured:<28} | {target:<13} | {mark:<3} "
+                         f"| {old_row[5]:<13} | {by_cpu:<10} |")
+    else:
+        lines.append(f"| {'setup':<75} | {'vs':<24} | {'measured':<28} | {'target':<13} | met | {'by CPU':<6} |")
+        lines.append(f"|{'-' * 77}|{'-' * 26}|{'-' * 30}|{'-' * 15}|-----|{'-' * 8}|")
+        for setup, vs, measured, target, ok, by_cpu in issue_rows(res):
+            mark = "n/a" if ok is None else ("yes" if ok else "no")
+            lines.append(f"| {setup:<75} | {vs:<24} | {measured:<28} | {target:<13} | {mark:<3} | {by_cpu:<6} |")
     lines.append("(by CPU: the same ratio computed from CPU µs per request; steadier than req/s on a shared machine)")
     lines.append("")
     lines.append(f"{'setup':<50} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'p99.9':>7} {'p50 c=1':>8} "
@@ -603,11 +634,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ports["aiohttp"] = (AIOHTTP_PORT, p.pid)
             # the plugin routes need the installed first-party plugins
             env = {k: v for k, v in os.environ.items() if k != "TRIOGATE_DISABLE_PLUGIN_AUTOLOAD"}
-            for server, port, log in (("off", TRIOGATE_OFF_PORT, "off"),
-                                      ("log", TRIOGATE_LOG_PORT, str(work / "access.log"))):
+            for server, port, log, python in (
+                    ("off", TRIOGATE_OFF_PORT, "off", sys.executable),
+                    ("log", TRIOGATE_LOG_PORT, str(work / "access.log"), sys.executable),
+                    ("off-before", BEFORE_OFF_PORT, "off", args.compare),
+                    ("log-before", BEFORE_LOG_PORT, str(work / "access-before.log"), args.compare)):
                 if server in servers:
                     cfg = write_triogate(work, f"triogate-{server}", port, log)
-                    p = subprocess.Popen(["taskset", "-c", PROXY_CPU, sys.executable, "-m", "triogate", "run",
+                    p = subprocess.Popen(["taskset", "-c", PROXY_CPU, python, "-m", "triogate", "run",
                                           "-c", str(cfg)], env=env, cwd=cfg.parent)
                     procs.append(p)
                     ports[server] = (port, p.pid)

@@ -140,3 +140,22 @@ async def test_every_setup_is_answered_by_the_generated_gateway(bench, gateway_f
             assert "hit" in status, (setup.key, status)
         if setup.key in ("log-full", "p-cache-miss"):
             assert "hit" not in status and "fwd=" in status, (setup.key, status)
+
+
+def test_compare_measures_the_core_setups_with_another_interpreter_side_by_side(bench) -> None:
+    args = bench.parse_args(["--only", "core,p-jwt", "--compare", sys.executable])
+    before = [s for s in args.setups if s.key.startswith(bench.BEFORE)]
+    assert {s.key for s in before} == {bench.BEFORE + k for k in ("off-bare", "off-hook", "log-bare", "log-full",
+                                                                  "log-hit")}
+    assert {s.server for s in before} == {"off-before", "log-before"}  # never the per-plugin routes
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--compare", "/no/such/python"])
+    metrics = {"rps": 1000.0, "p50": 5.0, "p99": 20.0, "p999": 30.0, "max": 40.0, "requests": 1, "errors": 0,
+               "cpu_us": 200.0, "p50_c1": 0.3}
+    res = {s.key: dict(metrics) for s in bench.setups() + before}
+    res["log-hit"]["cpu_us"] = 100.0  # now: the hit costs half the bare route
+    res[bench.BEFORE + "log-hit"]["cpu_us"] = 160.0
+    text = bench.report(res, bench.setups() + before, [res])
+    hit_row = next(line for line in text.splitlines() if line.startswith("| cache hit  "))
+    assert "| 1.25 " in hit_row and "| 2.00 " in hit_row  # by CPU: before, then now
+    assert any(line.startswith("| setup") and "| before " in line and "| now " in line for line in text.splitlines())
