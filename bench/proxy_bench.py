@@ -137,6 +137,11 @@ def setups() -> list[Setup]:
               plugin="ip-restriction"),
         Setup("p-request-size-limit", "request-size-limit", "off", "/p/request-size-limit/users/42", group=p,
               plugin="request-size-limit"),
+        Setup("p-traffic-split", "traffic-split (90/10, sticky by IP)", "off", "/p/traffic-split/users/42",
+              group=p, plugin="traffic-split"),
+        Setup("p-mirror", "mirror (every request copied)", "off", "/p/mirror/users/42", group=p, plugin="mirror"),
+        Setup("p-fallback", "fallback (upstream answers 200)", "off", "/p/fallback/users/42", group=p,
+              plugin="fallback"),
     ]
 
 
@@ -312,6 +317,9 @@ def triogate_toml(port: int, access_log: str, upstream: str = f"http://127.0.0.1
         [upstreams.bench]
         targets = [{{ url = "{upstream}" }}]
 
+        [upstreams.bench-b]  # traffic-split's 10 %, mirror's shadow, fallback's second choice
+        targets = [{{ url = "{upstream}" }}]
+
         [consumers.bench]
         groups = ["bench"]
         credentials = {{ jwt = {{ subject = "bench" }}, key-auth = {{ keys = ["{key_hash}"] }}, basic-auth = {{ username = "bench", password_hash = "{BASIC_HASH}" }} }}
@@ -385,6 +393,21 @@ def triogate_toml(port: int, access_log: str, upstream: str = f"http://127.0.0.1
         route("p-request-size-limit", "/p/request-size-limit", """
             [routes.p-request-size-limit.plugins.request-size-limit]
             max_bytes = 65536
+            """),
+        route("p-traffic-split", "/p/traffic-split", """
+            [routes.p-traffic-split.plugins.traffic-split]
+            sticky = "client-ip"
+            [[routes.p-traffic-split.plugins.traffic-split.rules]]
+            upstreams = [{ name = "bench", weight = 90 }, { name = "bench-b", weight = 10 }]
+            """),
+        route("p-mirror", "/p/mirror", """
+            [routes.p-mirror.plugins.mirror]
+            upstream = "bench-b"
+            percentage = 100
+            """),
+        route("p-fallback", "/p/fallback", """
+            [routes.p-fallback.plugins.fallback]
+            upstream = "bench-b"
             """),
     ])
 
