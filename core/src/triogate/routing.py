@@ -203,6 +203,24 @@ class Route:
         return f"<Route {self.name}>"
 
 
+def _first_segment_of_literal(entry: tuple[Any, ...]) -> str | None:
+    """The first path segment every path this entry matches starts with ("/api"), or None if not fixed.
+
+    A literal prefix matches the path itself or the path followed by "/" (prefix and exact routes):
+    its first segment is complete even without a further "/". A pattern's literal part is complete
+    only up to a "/" after it (``/users/{id}`` → "/users"; ``/v{n}/x`` → None).
+    """
+    _, pattern, regex, literal, route, ignore_case = entry
+    if ignore_case or literal in ("", "/"):
+        return None
+    if regex is not None:
+        literal = pattern.split("{", 1)[0]  # before its trailing "/" was stripped
+    end = literal.find("/", 1)
+    if end >= 0:
+        return literal[:end]
+    return None if regex is not None else literal
+
+
 def _host_matches(pattern: str, host: str) -> bool:
     if pattern.startswith("*."):
         return host.endswith(pattern[1:]) and len(host) > len(pattern) - 1
@@ -231,13 +249,31 @@ class Router:
         self.entries = entries
         self.routes = list({id(e[4]): e[4] for e in entries}.values())
         self.ignore_case = any(r.ignore_case for r in self.routes)
+        # Candidates by the path's first segment, each list in match order: an entry whose literal
+        # prefix names a whole first segment can only match paths with that segment; the others
+        # (catch-alls, case-insensitive routes, patterns whose first segment has a parameter) are in
+        # every list. Matching a path then scans its segment's routes, not the whole table.
+        keyed: dict[str, list[Any]] = {}
+        for e in entries:
+            seg = _first_segment_of_literal(e)
+            if seg is not None:
+                keyed.setdefault(seg, [])
+        self._always = [e for e in entries if _first_segment_of_literal(e) is None]
+        self._by_segment = {seg: [e for e in entries if _first_segment_of_literal(e) in (seg, None)] for seg in keyed}
 
     def match(self, method: str, host: str, path: str, headers: Any) -> tuple[Route | None, dict[str, str], str]:
         """Return (route, params, rest) or (None, {}, path); ``rest`` is the part after the matched prefix."""
+        end = path.find("/", 1)
+        candidates = self._by_segment.get(path if end < 0 else path[:end], self._always)
+        return self.scan(candidates, method, host, path, headers)
+
+    def scan(self, entries: list[Any], method: str, host: str, path: str, headers: Any
+             ) -> tuple[Route | None, dict[str, str], str]:
+        """:meth:`match` over ``entries`` (``self.entries``: the whole table, as the reference)."""
         allowed: set[str] = set()
         original = path
         lower = path.lower() if self.ignore_case else path
-        for _, pattern, regex, literal, route, ignore_case in self.entries:
+        for _, pattern, regex, literal, route, ignore_case in entries:
             path = lower if ignore_case else original
             if regex is None:
                 if route.exact:
