@@ -165,6 +165,19 @@ async def test_ttl_is_clamped_to_min_ttl(dns_server, upstream_factory, gateway_f
     assert dns_server.count("svc.test", "A") == 1
 
 
+async def test_ttl_is_clamped_to_max_ttl(dns_server, upstream_factory, gateway_factory):
+    """A day-long TTL does not freeze the targets: max_ttl is the ceiling, the name is asked again."""
+    a, _ = await pair_on_one_port(upstream_factory)
+    dns_server.set("svc.test", "A", ["127.0.0.2"], ttl=86400)
+    gw = await gateway_factory(discovery_config(dns_server, type="a", name="svc.test", port=a.port, max_ttl=0.2))
+    assert await served_by(gw) == "a"
+    dns_server.set("svc.test", "A", ["127.0.0.3"], ttl=86400)
+    with trio.fail_after(10):
+        while await served_by(gw) != "b":
+            await trio.sleep(0.05)
+    assert dns_server.count("svc.test", "A") >= 2
+
+
 async def test_srv_records_give_ports_weights_and_priorities(dns_server, upstream_factory, gateway_factory):
     heavy = await upstream_factory(named("heavy"))
     light = await upstream_factory(named("light"))

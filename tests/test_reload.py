@@ -287,6 +287,37 @@ async def test_refused_sighup_is_logged_once_one_line_per_error(tmp_path: Path, 
     assert [line for line in lines if line.strip() and not stamp.match(line)] == []  # no continuation lines
 
 
+async def test_reload_refused_by_a_failing_startup_hook_is_one_line(tmp_path: Path, upstream: UpstreamServer) -> None:
+    """The issue's own example of a refused reload, a hook whose startup fails: one record on one
+    line naming the hook and the error, no traceback block (that stays for the first start)."""
+    import re
+
+    port = free_port()
+    cfg = tmp_path / "gateway.toml"
+    (tmp_path / "hooks.py").write_text(HOOKS)
+    write_config(cfg, port, upstream, '[routes.a]\npaths = ["/a"]\nupstream = "u"\n')
+    async with GatewayProcess(cfg, env=cli_env()) as proc:
+        (tmp_path / "hooks.py").write_text(HOOKS + "\n@triogate.hookimpl\nasync def startup(gateway):\n"
+                                           "    raise RuntimeError('store unreachable')\n")
+        os.kill(proc.pid, signal.SIGHUP)
+        with trio.fail_after(10):
+            while "reload rejected" not in proc.output():
+                await trio.sleep(0.02)
+        (tmp_path / "hooks.py").write_text(HOOKS)
+        os.kill(proc.pid, signal.SIGHUP)
+        with trio.fail_after(10):
+            while "config reloaded" not in proc.output():
+                await trio.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        await proc.wait(10)
+    lines = proc.output().splitlines()
+    assert [line for line in lines if "store unreachable" in line] == [next(
+        line for line in lines if "reload rejected" in line)], proc.output()
+    assert "failed at startup: RuntimeError: store unreachable" in proc.output()
+    stamp = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
+    assert [line for line in lines if line.strip() and not stamp.match(line)] == []  # no traceback lines
+
+
 async def test_stop_signals_after_the_drain_do_not_kill_a_clean_exit(tmp_path: Path, upstream: UpstreamServer) -> None:
     """SIGTERM to the process group plus one forwarded by a parent (the demo runner, make): the
     duplicates arriving while or after the gateway drains must not turn exit 0 into "killed by SIGTERM"."""

@@ -122,6 +122,22 @@ async def test_invalid_file_is_refused_before_sending(tmp_path: Path, upstream: 
         assert await status_of(gw.url, "/b") == 200
 
 
+async def test_reload_of_another_file_is_refused_not_reported_as_done(tmp_path: Path, upstream: UpstreamServer) -> None:
+    """The gateway re-reads its own file: `reload -c other.toml` must not say "reloaded" while the
+    other file's config is never applied. It exits 2, names both files and reloads nothing."""
+    port, admin_port = free_port(), free_port()
+    cfg, other = tmp_path / "gateway.toml", tmp_path / "other.toml"
+    cfg.write_text(config_text(port, upstream, "/a", admin_port=admin_port))
+    async with GatewayProcess(cfg, env=ENV) as gw:
+        other.write_text(config_text(port, upstream, "/b", admin_port=admin_port))
+        code, out, err = await reload_cli(other)
+        assert (code, out) == (2, ""), out + err
+        assert f"the running gateway reloads from {cfg}, not {other}: not reloading" in err, err
+        assert await status_of(gw.url, "/a") == 200 and await status_of(gw.url, "/b") == 404
+        code, out, err = await reload_cli(cfg)  # its own file: reloaded, and nothing was applied before
+        assert (code, out) == (0, f"reloaded: worker 0 (pid {gw.pid}) serves config version 2\n"), out + err
+
+
 async def test_no_running_gateway(tmp_path: Path, upstream: UpstreamServer) -> None:
     cfg = tmp_path / "gateway.toml"
     cfg.write_text(config_text(free_port(), upstream, "/a"))

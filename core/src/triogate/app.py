@@ -265,7 +265,11 @@ class Gateway:
             except trio.TooSlowError:
                 error = StartupError(label, f"startup hook did not finish within {limit} s (timeouts.startup)")
             except Exception as exc:
-                log.error("plugin %s failed at startup", label, exc_info=exc)
+                # a refused reload is logged by _reload as one line per error (line-based log shipping):
+                # its traceback only at debug; the first start, which ends the process, keeps it at error
+                reloading = pipeline is not self._gen.pipeline
+                log.log(logging.DEBUG if reloading else logging.ERROR, "plugin %s failed at startup", label,
+                        exc_info=exc)
                 error = StartupError(label, f"{type(exc).__name__}: {exc}")
             else:
                 if shutdown is not None:

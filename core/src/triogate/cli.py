@@ -184,12 +184,31 @@ def _print_outcome(outcome: dict[str, Any]) -> int:
     return 1
 
 
-def _reload_by_admin(listen: str, token: str, timeout: float) -> int:
-    """``POST /reload`` on the admin API: it answers with every worker's outcome."""
+def _running_source(base: str, token: str, timeout: float) -> str | None:
+    """The file the running gateway reloads from (``GET /status``), or None when it does not say."""
+    req = urllib.request.Request(f"{base}/status", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            source = json.loads(resp.read()).get("config_source")
+    except (OSError, ValueError, AttributeError):
+        return None  # the POST below reports an unreachable gateway
+    return source if isinstance(source, str) else None
+
+
+def _reload_by_admin(listen: str, token: str, timeout: float, config_path: str) -> int:
+    """``POST /reload`` on the admin API: it answers with every worker's outcome. The gateway re-reads
+    its own file, so a ``-c`` naming another one is refused rather than "reloaded" without effect."""
     host, _, port = listen.rpartition(":")
     if host.strip("[]") in ("0.0.0.0", "::", ""):  # listening everywhere: ask over loopback
         host = "127.0.0.1"
-    url = f"http://{host}:{port}/reload"
+    base = f"http://{host}:{port}"
+    source = _running_source(base, token, timeout)
+    if source and Path(source).resolve() != Path(config_path).resolve():
+        print(f"triogate: the running gateway reloads from {source}, not {config_path}: not reloading;"
+              f" put the new config in {source} (triogate diff -c {config_path} --against {source} shows"
+              " what would change)", file=sys.stderr)
+        return EXIT_CONFIG
+    url = f"{base}/reload"
     req = urllib.request.Request(url, method="POST", data=b"", headers={"Authorization": f"Bearer {token}"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -221,7 +240,7 @@ def cmd_reload(args: argparse.Namespace) -> int:
         print("triogate: not reloading; the running config keeps serving", file=sys.stderr)
         return EXIT_CONFIG
     if cfg.admin.listen and cfg.admin.token and not args.pid_file:
-        return _reload_by_admin(cfg.admin.listen, cfg.admin.token, args.timeout)
+        return _reload_by_admin(cfg.admin.listen, cfg.admin.token, args.timeout, args.config)
     pidfile = Path(args.pid_file) if args.pid_file else default_pid_file(args.config)
     try:
         pid = int(pidfile.read_text().strip())
