@@ -410,12 +410,12 @@ class AdminAPI:
                 return problem(422, "reload rejected; the running config keeps serving", request_id=rid,
                                errors=outcome["errors"], workers=outcome["workers"])
             return Response.json({"status": "reloaded", "workers": outcome["workers"]})
+        log.info("admin: reload requested through the admin API")  # the gateway logs the outcome once
         errors = await self.gateway.reload()
         entry = worker_entry(self.gateway.worker, errors, self.gateway.version, rid)
         if errors:
             return problem(422, "reload rejected; the running config keeps serving", request_id=rid, errors=errors,
                            workers=[entry])
-        log.info("admin: config reloaded (version %d)", self.gateway.version)
         return Response.json({"status": "reloaded", "config_version": self.gateway.version, "workers": [entry]})
 
     async def _dry_run(self) -> Response:
