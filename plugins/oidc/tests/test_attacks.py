@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from oidc_support import Browser
+from oidc_support import PAGE, Browser, login
 from triogate.testing import IdentityProvider
+
+
+def assert_problem(resp, status: int) -> None:
+    assert resp.status == status, resp.content
+    assert resp.headers["content-type"] == "application/problem+json"
+    assert "request_id" in resp.json()
 
 # rd values as the attacker sends them (already percent-encoded where that is the point)
 ENCODED_RD = [
@@ -31,3 +37,26 @@ async def test_encoded_return_targets(start, idp: IdentityProvider, browser: Bro
     assert location.startswith("/") and not location.startswith(("//", "/\\"))
     assert location.isascii() and location.isprintable()
     assert "evil" not in location or location.startswith("/%"), location
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_cross_site_logout_is_refused(start, idp: IdentityProvider, browser: Browser, method: str) -> None:
+    """Logout CSRF: an <img src>, link or form on another site must not end the session."""
+    gw = await start()
+    await login(browser, gw)
+    headers = {**PAGE, "sec-fetch-site": "cross-site", "cookie": browser.cookie_header("/oauth2/logout")}
+    r = await gw.client.request(method, "/oauth2/logout", headers=headers)
+    assert_problem(r, 403)
+    assert "set-cookie" not in r.headers
+    assert idp.calls["end_session"] == 0
+    page = await browser.get(gw.url + "/app/x")
+    assert page.status == 200  # still logged in
+
+
+@pytest.mark.parametrize("site", ["same-origin", "same-site", "none", None])
+async def test_own_logout_link_works(start, idp: IdentityProvider, browser: Browser, site: str | None) -> None:
+    gw = await start()
+    await login(browser, gw)
+    r = await browser.get(gw.url + "/oauth2/logout", headers={**PAGE, **({"sec-fetch-site": site} if site else {})})
+    assert r.status == 302
+    assert "triogate_session" not in browser.cookies

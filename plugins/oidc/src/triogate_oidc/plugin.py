@@ -223,6 +223,12 @@ class OidcPlugin(triogate.Plugin):
 
     async def _logout(self, ctx: triogate.Context) -> triogate.Response:
         c = self.config
+        if (ctx.request.headers.get("sec-fetch-site") or "").strip().lower() == "cross-site":
+            # logout CSRF: another site's <img src>, form or link must not end the session (and, through
+            # id_token_hint, the provider's); browsers send Sec-Fetch-Site, non-browser clients are unaffected
+            note_outcome(ctx, "oidc:cross_site_logout")
+            return ctx.problem(403, "logout from another site is refused; use the application's logout link",
+                               headers=[("cache-control", "no-store")])
         jar = read_cookies(ctx.request)
         try:
             session, _ = await self.sessions.read(jar)
