@@ -36,7 +36,8 @@ class CookieJar:
         self.domain = domain
         self.path = path
         self.max_chunks = max_chunks
-        self.login_path = login_path  # the login cookie is only sent to the callback
+        # the login cookie is only sent to the callback; a __Host- cookie must have Path=/ (else browsers drop it)
+        self.login_path = "/" if name.lower().startswith("__host-") else login_path
         self._chunk = re.compile(re.escape(name) + r"_(\d+)")
 
     def owns(self, cookie: str) -> bool:
