@@ -60,3 +60,27 @@ async def test_own_logout_link_works(start, idp: IdentityProvider, browser: Brow
     r = await browser.get(gw.url + "/oauth2/logout", headers={**PAGE, **({"sec-fetch-site": site} if site else {})})
     assert r.status == 302
     assert "triogate_session" not in browser.cookies
+
+
+async def test_many_started_logins_are_cleared_at_the_callback(start, idp: IdentityProvider, browser: Browser) -> None:
+    """A site sending the browser to many logins leaves a login cookie each; the next callback expires them."""
+    gw = await start()
+    for _ in range(12):  # twelve logins started, none finished
+        r = await browser.get(gw.url + "/oauth2/login")
+        assert r.status == 302
+    pending = [n for n in browser.cookies if n.startswith("triogate_session_login_")]
+    assert len(pending) == 12
+    seen = await browser.visit(gw.url + "/app/x")
+    assert [r.status for r in seen] == [302, 302, 302, 200]
+    assert [n for n in browser.cookies if n.startswith("triogate_session_login_")] == []
+    assert "triogate_session" in browser.cookies
+
+
+async def test_a_huge_return_path_is_not_kept(start, idp: IdentityProvider, browser: Browser) -> None:
+    gw = await start()
+    r = await browser.get(gw.url + "/oauth2/login?rd=/" + "a" * 6000)
+    assert r.status == 302
+    (login_cookie,) = r.headers.get_all("set-cookie")
+    assert len(login_cookie) < 1024
+    seen = await browser.visit(r.headers["location"], hops=2)
+    assert seen[-1].headers["location"] == "/"
