@@ -59,3 +59,16 @@ def test_fingerprints_and_subjects_are_normalized(certs) -> None:
     assert table.find(ClientCert.from_der(certs.bob.der)) == ("bob", "fingerprints")
     assert table.find(ClientCert.from_der(certs.alice.der)) == ("alice", "subjects")
     assert table.find(ClientCert.from_der(certs.stranger.der)) is None
+
+
+@pytest.mark.parametrize("form", ["sha256:{colons}", "SHA256:{hex}", "sha256 Fingerprint={colons}",
+                                  "SHA256 Fingerprint={colons}", "{hex}"])
+def test_fingerprint_prefixes(certs, form: str) -> None:
+    """What openssl prints (``sha256 Fingerprint=AB:..``, ``SHA256 Fingerprint=`` before 3.0) is pasted as is."""
+    from triogate import ClientCert
+    from triogate_mtls_auth import IdentityTable
+
+    hexfp = certs.bob.fingerprint
+    colons = ":".join(hexfp[i:i + 2].upper() for i in range(0, 64, 2))
+    table = IdentityTable({"bob": {"fingerprints": [form.format(hex=hexfp.upper(), colons=colons)]}})
+    assert table.find(ClientCert.from_der(certs.bob.der)) == ("bob", "fingerprints")

@@ -40,6 +40,10 @@ def test_defaults() -> None:
     ({"cookie_name": "bad name"}, "cookie_name: expected a cookie name"),
     ({"extra_auth_params": {"state": "x"}}, "extra_auth_params.state: set by the plugin itself"),
     ({"cookie_max_chunks": 0}, "cookie_max_chunks"),
+    ({"cookie_name": "__Host-s", "cookie_secure": False}, "cookie_name: a __Host- cookie needs cookie_secure"),
+    ({"cookie_name": "__Host-s", "cookie_domain": "example.com"}, "cookie_name: a __Host- cookie needs"),
+    ({"cookie_name": "__host-s", "cookie_path": "/app"}, "cookie_name: a __Host- cookie needs"),
+    ({"cookie_name": "__Secure-s", "cookie_secure": False}, "cookie_name: a __Secure- cookie needs cookie_secure"),
 ])
 def test_config_errors(settings, message) -> None:
     assert message in errors(**settings)

@@ -124,6 +124,19 @@ async def test_cookie_attributes(start, idp: IdentityProvider, browser: Browser)
         assert attr in session
 
 
+async def test_host_prefixed_cookies(start, idp: IdentityProvider, browser: Browser) -> None:
+    """A __Host- name (no subdomain can set or shadow it): every cookie has Path=/ and Secure, or browsers drop it."""
+    gw = await start(cookie_secure=True, cookie_name="__Host-app")
+    seen = await browser.visit(gw.url + "/app/x")
+    assert [r.status for r in seen] == [302, 302, 302, 200]
+    set_cookies = [v for r in seen for v in r.headers.get_all("set-cookie")]
+    names = [v.split("=", 1)[0] for v in set_cookies]
+    assert "__Host-app" in names and any(n.startswith("__Host-app_login_") for n in names), names
+    for v in set_cookies:
+        attrs = [a.strip() for a in v.split(";")[1:]]
+        assert "Path=/" in attrs and "Secure" in attrs and not any(a.startswith("Domain") for a in attrs), v
+
+
 async def test_not_navigations_get_401(start, idp: IdentityProvider, browser: Browser) -> None:
     gw = await start()
     for headers in (XHR, {"accept": "application/json"}, {**PAGE, "sec-fetch-mode": "cors"},

@@ -64,7 +64,12 @@ def normalize_subject(dn: str) -> str:
 
 def _normalize(kind: str, value: str) -> str:
     if kind == "fingerprints":
-        fp = value.replace(":", "").lower().removeprefix("sha256:")
+        # the prefix goes before the colons do: "SHA256:AB:..." and openssl's whole
+        # "sha256 Fingerprint=AB:..." line are accepted (removing colons first left "sha256ab...")
+        fp = value.lower()
+        for prefix in ("sha256 fingerprint=", "sha256:", "sha256="):
+            fp = fp.removeprefix(prefix)
+        fp = fp.replace(":", "")
         if not _FINGERPRINT.fullmatch(fp):
             raise ValueError("expected a SHA-256 fingerprint: 64 hex digits (colons allowed)")
         return fp

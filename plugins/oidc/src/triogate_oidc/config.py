@@ -36,7 +36,7 @@ def _cookie_keys(inst: Any, name: str, value: list[str]) -> list[tuple[str, str]
 
 
 def _cookie_name(inst: Any, name: str, value: str) -> list[tuple[str, str]]:
-    if not _COOKIE_NAME.fullmatch(value) or value.startswith("__Host-") and inst.cookie_domain:
+    if not _COOKIE_NAME.fullmatch(value):
         return [(name, f"expected a cookie name (letters, digits, - and _), got {value!r}")]
     return []
 
@@ -137,6 +137,12 @@ class OidcConfig:
         if self.token_auth_method != "none" and not self.client_secret:
             raise ValueError(f"client_secret: needed with token_auth_method = {self.token_auth_method!r} "
                              '(or token_auth_method = "none" for a public client)')
+        prefix = self.cookie_name.lower()
+        if prefix.startswith("__host-") and (not self.cookie_secure or self.cookie_domain or self.cookie_path != "/"):
+            raise ValueError("cookie_name: a __Host- cookie needs cookie_secure = true, no cookie_domain and "
+                             'cookie_path = "/" (browsers drop it otherwise)')
+        if prefix.startswith("__secure-") and not self.cookie_secure:
+            raise ValueError("cookie_name: a __Secure- cookie needs cookie_secure = true (browsers drop it otherwise)")
         paths = [self.redirect_path, self.login_path, self.logout_path]
         if len(set(paths)) != 3:
             raise ValueError("redirect_path, login_path, logout_path: each needs its own path")

@@ -16,9 +16,15 @@ import re
 
 import triogate
 
-__all__ = ["CHUNK_BYTES", "CookieJar", "SessionTooLarge", "read_cookies", "strip_cookies"]
+__all__ = ["CHUNK_BYTES", "MAX_LOGINS", "MAX_RETURN_BYTES", "CookieJar", "SessionTooLarge", "read_cookies", "strip_cookies"]
 
 CHUNK_BYTES = 3800
+#: logins in progress a browser may hold; beyond, the callback expires every other one (a page that
+#: sends the browser to many logins, each leaving a cookie, would otherwise grow the callback's
+#: Cookie header past the gateway's limit: a 431 and no login until the cookies expire)
+MAX_LOGINS = 8
+#: longest return path kept in a login cookie (longer: "/"), so one login cookie stays well under 4 KB
+MAX_RETURN_BYTES = 2048
 
 
 class SessionTooLarge(Exception):
@@ -36,7 +42,8 @@ class CookieJar:
         self.domain = domain
         self.path = path
         self.max_chunks = max_chunks
-        self.login_path = login_path  # the login cookie is only sent to the callback
+        # the login cookie is only sent to the callback; a __Host- cookie must have Path=/ (else browsers drop it)
+        self.login_path = "/" if name.lower().startswith("__host-") else login_path
         self._chunk = re.compile(re.escape(name) + r"_(\d+)")
 
     def owns(self, cookie: str) -> bool:
@@ -59,6 +66,9 @@ class CookieJar:
                 break
             parts.append(part)
         return "".join(parts) or None
+
+    def sent_login_cookies(self, jar: dict[str, str]) -> set[str]:
+        return {n for n in jar if n.startswith(self.login_prefix)}
 
     def sent_session_cookies(self, jar: dict[str, str]) -> set[str]:
         return {n for n in jar if n == self.name or self._chunk.fullmatch(n)}

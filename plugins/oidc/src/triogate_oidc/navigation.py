@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import triogate
 
 __all__ = ["is_navigation", "safe_return"]
@@ -32,6 +34,8 @@ def safe_return(target: str | None, default: str = "/") -> str:
     Only an absolute path is accepted: ``/x?y`` yes; ``//evil.example`` and ``/\\evil.example``
     (browsers read both as another host), ``https://evil.example``, ``javascript:...``, relative
     paths and anything with control characters or backslashes are replaced by ``default``.
+    Non-ASCII characters (``rd`` arrives percent-decoded) are percent-encoded as UTF-8: a
+    ``Location`` header holds ASCII only, and a raw ``U+3000`` used to fail the callback with a 500.
     """
     if not target or not target.startswith("/") or target.startswith("//"):
         return default
@@ -39,4 +43,6 @@ def safe_return(target: str | None, default: str = "/") -> str:
         return default
     if target.startswith(("/%2f", "/%2F", "/%5c", "/%5C")):  # decoded by some servers into //
         return default
+    if not target.isascii():
+        target = "".join(c if c.isascii() else quote(c, safe="") for c in target)
     return target

@@ -38,7 +38,7 @@ from triogate_redis import shared_client
 
 from .cipher import CookieCipher
 from .config import OidcConfig
-from .cookies import CookieJar, SessionTooLarge, read_cookies, strip_cookies
+from .cookies import MAX_LOGINS, MAX_RETURN_BYTES, CookieJar, SessionTooLarge, read_cookies, strip_cookies
 from .navigation import is_navigation, safe_return
 from .provider import LoginRejected, Provider, ProviderError
 from .session import Login, session_from_tokens
@@ -159,6 +159,8 @@ class OidcPlugin(triogate.Plugin):
         redirect_uri = self._redirect_uri(ctx.request)
         if redirect_uri is None:
             return ctx.problem(400, "the request has no Host to return to after login")
+        if len(return_to) > MAX_RETURN_BYTES:
+            return_to = "/"
         login = Login.new(redirect_uri, return_to, c.login_timeout)
         sealed = self.cipher.seal({"login": login.to_payload()}, self.login_purpose, c.login_timeout)
         params = {**c.extra_auth_params, "response_type": "code", "client_id": c.client_id,
@@ -182,7 +184,11 @@ class OidcPlugin(triogate.Plugin):
             note_outcome(ctx, "oidc:bad_state")
             return ctx.problem(400, "unknown or expired login (state does not match); start again",
                                headers=[("cache-control", "no-store")])
-        cookies = [self.jar.clear_login(self.jar.login_name(state))]  # the state is spent whatever happens next
+        spent = self.jar.login_name(state)
+        cookies = [self.jar.clear_login(spent)]  # the state is spent whatever happens next
+        others = self.jar.sent_login_cookies(jar) - {spent}
+        if len(others) >= MAX_LOGINS:  # a cookie bomb of started logins: they all go
+            cookies += [self.jar.clear_login(n) for n in sorted(others)]
 
         def fail(status: int, detail: str, outcome: str) -> triogate.Response:
             note_outcome(ctx, f"oidc:{outcome}")
@@ -223,6 +229,12 @@ class OidcPlugin(triogate.Plugin):
 
     async def _logout(self, ctx: triogate.Context) -> triogate.Response:
         c = self.config
+        if (ctx.request.headers.get("sec-fetch-site") or "").strip().lower() == "cross-site":
+            # logout CSRF: another site's <img src>, form or link must not end the session (and, through
+            # id_token_hint, the provider's); browsers send Sec-Fetch-Site, non-browser clients are unaffected
+            note_outcome(ctx, "oidc:cross_site_logout")
+            return ctx.problem(403, "logout from another site is refused; use the application's logout link",
+                               headers=[("cache-control", "no-store")])
         jar = read_cookies(ctx.request)
         try:
             session, _ = await self.sessions.read(jar)
