@@ -138,6 +138,25 @@ async def test_reload_of_another_file_is_refused_not_reported_as_done(tmp_path: 
         assert (code, out) == (0, f"reloaded: worker 0 (pid {gw.pid}) serves config version 2\n"), out + err
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_reload_of_another_file_through_the_pid_file_is_refused(tmp_path: Path, upstream: UpstreamServer,
+                                                                      workers: int) -> None:
+    """Without the admin API, `reload --pid-file X -c other.toml` learns the gateway's file from the
+    state files next to the pid file, and refuses the same way."""
+    port = free_port()
+    cfg, other = tmp_path / "gateway.toml", tmp_path / "other.toml"
+    cfg.write_text(config_text(port, upstream, "/a"))
+    async with GatewayProcess(cfg, env=ENV, args=["--workers", str(workers)]) as gw:
+        other.write_text(config_text(port, upstream, "/b"))
+        code, out, err = await reload_cli(other, "--pid-file", str(gw.pid_file))
+        assert (code, out) == (2, ""), out + err
+        assert f"reloads from {cfg}, not {other}: not reloading" in err, err
+        assert await status_of(gw.url, "/a") == 200 and await status_of(gw.url, "/b") == 404
+        code, out, err = await reload_cli(cfg, "--pid-file", str(gw.pid_file), "--timeout", "20")
+        assert code == 0 and out.startswith("reloaded: "), out + err
+    assert not Path(str(gw.pid_file) + ".config").exists()  # removed with the other state files
+
+
 async def test_no_running_gateway(tmp_path: Path, upstream: UpstreamServer) -> None:
     cfg = tmp_path / "gateway.toml"
     cfg.write_text(config_text(free_port(), upstream, "/a"))

@@ -248,6 +248,12 @@ def cmd_reload(args: argparse.Namespace) -> int:
         print(f"triogate: no running gateway found (no pid in {pidfile})", file=sys.stderr)
         return 1
     state = ReloadState(pidfile)
+    source = state.read_source()
+    if source and Path(source) != Path(args.config).resolve():
+        print(f"triogate: the running gateway (pid {pid}) reloads from {source}, not {args.config}: not reloading;"
+              f" put the new config in {source} (triogate diff -c {args.config} --against {source} shows"
+              " what would change)", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         os.kill(pid, 0)  # before leaving a request nobody would take
         rid = state.request_reload()

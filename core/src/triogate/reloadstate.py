@@ -59,6 +59,7 @@ class ReloadState:
         self.request = self.pid_file.with_name(name + ".reload-request")
         self.fanout = self.pid_file.with_name(name + ".reload-id")
         self.result = self.pid_file.with_name(name + ".reload.json")
+        self.source = self.pid_file.with_name(name + ".config")  # the file the gateway reloads from
 
     def worker_file(self, worker: int) -> Path:
         return self.pid_file.with_name(f"{self.pid_file.name}.reload.{worker}.json")
@@ -138,9 +139,19 @@ class ReloadState:
         _write_json(self.result, data)
         return data
 
+    def write_source(self, config_path: str) -> None:
+        """Say which file this gateway reloads from, so ``triogate reload -c other.toml`` can refuse."""
+        self.source.write_text(str(Path(config_path).resolve()) + "\n")
+
+    def read_source(self) -> str | None:
+        try:
+            return self.source.read_text().strip() or None
+        except OSError:
+            return None
+
     def cleanup(self, workers: int = 0) -> None:
         """Remove the files when the gateway stops (an outcome must not outlive its gateway)."""
-        for path in (self.request, self.fanout, self.result, *(self.worker_file(i) for i in range(workers)),
+        for path in (self.request, self.fanout, self.result, self.source, *(self.worker_file(i) for i in range(workers)),
                      *(self.stats_file(i) for i in range(workers))):
             try:
                 path.unlink()

@@ -171,6 +171,8 @@ def run_single(
             _freeze_startup_heap()
             if pid_file is not None:
                 pid_file.write_text(f"{os.getpid()}\n")
+                if state is not None:
+                    state.write_source(config_path)
             for host, port in bound:
                 log.info("listening on http://%s:%d (worker %d, pid %d)", host, port, worker, os.getpid())
             if ready_fd is not None:

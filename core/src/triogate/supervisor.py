@@ -205,6 +205,8 @@ class Supervisor:
         """Once every worker listens: write the pid file and say so (once)."""
         if not self.pid_written and all(w.ready for w in self.pool) and self.pid_file is not None:
             self.pid_file.write_text(f"{os.getpid()}\n")
+            if self.state is not None:
+                self.state.write_source(self.config_path)
             self.pid_written = True
             log.info("supervisor %d: %d workers serving", os.getpid(), len(self.pool))
 
