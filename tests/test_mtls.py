@@ -124,6 +124,40 @@ async def test_a_reload_rereads_the_crl_for_new_connections(pki, gateway_factory
         await tls_request(gw.port, GET, pki.client_context(frank))
 
 
+@pytest.mark.parametrize("protocol", ["http1", "h2"])
+async def test_a_reload_closes_keep_alive_connections_verified_under_the_old_files(pki, gateway_factory, protocol):
+    """A certificate is verified in the handshake: a connection opened before a reload that revokes it
+    must not go on being served. It ends after its current request; the next one needs a new handshake."""
+    import trio
+
+    frank = pki.client("frank")
+    mode = "optional" if protocol == "http1" else "required"  # h2 listeners offer only "required"
+    cfg = config(pki, mode, crl=pki.crl([], name="crl"), protocol=protocol)
+    gw = await gateway_factory(cfg, plugins={"echo": CertEcho})
+    keep = b"GET /a HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"
+    stream = trio.SSLStream(await trio.open_tcp_stream("127.0.0.1", gw.port),
+                            pki.client_context(frank, alpn=["http/1.1"]), server_hostname="127.0.0.1")
+    async with stream:
+        with trio.fail_after(10):
+            await stream.send_all(keep)
+            first = b""
+            while b'"CN=frank"' not in first:
+                first += await stream.receive_some(65536)
+            pki.crl([frank], name="crl")  # now revoking frank
+            cfg["gateway"]["request_id_header"] = "x-req-id"
+            assert await gw.reload(cfg) == []
+            await stream.send_all(keep)  # on the connection verified before the reload
+            rest = b""
+            try:
+                while chunk := await stream.receive_some(65536):
+                    rest += chunk
+            except trio.BrokenResourceError:
+                pass
+    assert b"CN=frank" not in rest, rest[:200]  # closed, never served again
+    with pytest.raises(ssl.SSLError):
+        await tls_request(gw.port, GET, pki.client_context(frank))
+
+
 async def test_h2_listener_required_verifies_the_handshake(pki, gateway_factory):
     gw = await gateway_factory(config(pki, "required", protocol="h2"), plugins={"echo": CertEcho})
     with pytest.raises(ssl.SSLError):

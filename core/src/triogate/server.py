@@ -85,7 +85,7 @@ class _Conn:
     """One client connection; ``deadline`` is enforced by the server's DeadlineWatcher."""
 
     __slots__ = ("stream", "sock", "proto", "peer", "body_done", "deadline", "scope", "timed_out", "phase",
-                 "responded", "keep_alive", "limits", "timeouts", "pacer", "reused", "client_cert")
+                 "responded", "keep_alive", "limits", "timeouts", "pacer", "reused", "client_cert", "verified_under")
 
     def __init__(self, stream: trio.abc.Stream, proto: Any, peer: tuple[str, int] | None,
                  settings: _Settings) -> None:
@@ -105,6 +105,7 @@ class _Conn:
         self.pacer: BodyPacer | None = None  # of the body being read (names the bound a 408 hit)
         self.reused = False  # served a request already: an idle keep-alive connection, closed first at the cap
         self.client_cert: ClientCert | None = None  # verified in the TLS handshake (client_auth), on every request
+        self.verified_under: Any = None  # the [gateway] config whose client CA/CRL verified client_cert
 
     def expire(self) -> None:
         self.timed_out = True
@@ -230,11 +231,16 @@ class HTTP1Server:
         """
         settings = self._current_settings()
         c = _Conn(stream, self.new_proto(settings.proto_limits), peer, settings)
+        # a client certificate is verified once, in the handshake: after a reload (which may bring a new
+        # client CA or CRL) such a connection closes after its current request, so the client's next
+        # request comes with a new handshake against the files now configured (as nginx's reload does)
         if isinstance(stream, trio.SSLStream):
             try:
                 c.client_cert = peer_certificate(stream)
             except ValueError as exc:  # verified by OpenSSL yet unparsable: serve it as "no certificate"
                 log.warning("client certificate from %s not readable, ignored: %s", peer, exc)
+            if self.listener.client_auth != "none":
+                c.verified_under = settings.gcfg
         if initial:
             c.proto.receive_data(initial)
             c.phase = "head"
@@ -250,6 +256,8 @@ class HTTP1Server:
                 mark = yields()
                 while await self._one_request(c):
                     if c.proto.must_close or self.draining:
+                        break
+                    if c.verified_under is not None and self._current_settings().gcfg is not c.verified_under:
                         break
                     c.proto.start_next_cycle()
                     c.phase = "idle"
@@ -408,6 +416,8 @@ class HTTP1Server:
             head = await self._read_head(c)
             if head is None:
                 return False
+            if c.verified_under is not None and self._current_settings().gcfg is not c.verified_under:
+                return False  # reloaded while idle: not served under the old verification (see serve_stream)
             c.deadline = _INF
             c.phase = "busy"
             c.keep_alive = head.keep_alive
