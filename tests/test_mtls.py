@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import ssl
+from pathlib import Path
 
 import pytest
 import triogate
@@ -122,6 +123,29 @@ async def test_a_reload_rereads_the_crl_for_new_connections(pki, gateway_factory
     assert await gw.reload(cfg) == []
     with pytest.raises(ssl.SSLError):
         await tls_request(gw.port, GET, pki.client_context(frank))
+
+
+async def test_a_reload_rereads_the_client_ca(pki, tmp_path, gateway_factory):
+    """client_ca is read again on reload: the CA bundle's new contents decide for new connections."""
+    import shutil
+
+    other = TestPKI(tmp_path / "other", name="partner CA")
+    bundle = tmp_path / "clients.pem"
+    shutil.copy(pki.ca_file, bundle)
+    cfg = config(pki, "optional", client_ca=str(bundle))
+    gw = await gateway_factory(cfg, plugins={"echo": CertEcho})
+    ours, partner = pki.client("ours"), other.client("partner")
+    assert body_of(await tls_request(gw.port, GET, pki.client_context(ours)))["subject"] == "CN=ours"
+    ctx = pki.client_context()
+    ctx.load_cert_chain(partner.cert_file, partner.key_file)
+    with pytest.raises(ssl.SSLError):
+        await tls_request(gw.port, GET, ctx)
+    bundle.write_bytes(Path(other.ca_file).read_bytes())  # now only the partner CA
+    cfg["gateway"]["request_id_header"] = "x-req-id"
+    assert await gw.reload(cfg) == []
+    assert body_of(await tls_request(gw.port, GET, ctx))["subject"] == "CN=partner"
+    with pytest.raises(ssl.SSLError):
+        await tls_request(gw.port, GET, pki.client_context(ours))
 
 
 @pytest.mark.parametrize("protocol", ["http1", "h2"])
