@@ -333,10 +333,16 @@ class Pipeline:
             ctx.error = "upstream switched protocols without an allowed upgrade"
             return ctx.problem(502, "the upstream switched to a protocol this route does not allow")
         raw = resp.headers.raw
-        if resp.status != 101 and any(n in _RESP_HOP for n, _ in raw):
+        hop = via = False
+        for n, _ in raw:  # one pass (generators per question cost more than the answers)
+            if n in _RESP_HOP:
+                hop = True
+            elif n == b"via":
+                via = True
+        if hop and resp.status != 101:
             raw = strip_hop_by_hop(raw)
         if self.via is not None:
-            prior = b", ".join(v for n, v in raw if n == b"via")
+            prior = b", ".join([v for n, v in raw if n == b"via"]) if via else b""
             raw = [(n, v) for n, v in raw if n != b"via"] if prior else raw
             raw.append((b"via", (prior + b", " if prior else b"") + b"1.1 triogate"))
         resp.headers = Headers.from_raw(raw)

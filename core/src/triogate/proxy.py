@@ -33,9 +33,12 @@ def connection_tokens(raw: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
 
 def strip_hop_by_hop(raw: list[tuple[bytes, bytes]], drop: frozenset[bytes] = _RESPONSE_DROP) -> list[tuple[bytes, bytes]]:
     """Drop hop-by-hop fields and every field the Connection header names."""
-    extra = connection_tokens(raw) if any(n == b"connection" for n, _ in raw) else frozenset()
-    if extra:
-        drop = drop | extra
+    for n, _ in raw:
+        if n == b"connection":
+            extra = connection_tokens(raw)
+            if extra:
+                drop = drop | extra
+            break
     return [(n, v) for n, v in raw if n not in drop]
 
 

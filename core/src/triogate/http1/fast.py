@@ -15,7 +15,7 @@ import httptools
 
 from .chunked import ChunkedDecoder
 from .events import CLOSED, END, NEED_DATA, PAUSED, ProtocolError, RequestHead, ResponseHead
-from .rules import Limits, check_controls, check_request, valid_header, valid_name
+from .rules import Limits, _known_good_names, check_controls, check_request, valid_header, valid_name
 
 __all__ = ["FastServerConnection", "FastClientConnection"]
 
@@ -34,16 +34,24 @@ def _status_line(status: int, reason: bytes) -> bytes:
     return line
 
 
+def _names_valid(headers: list[tuple[bytes, bytes]]) -> bool:
+    # a loop over the set of names seen before: a generator calling valid_name per field cost 3x more
+    for name, _ in headers:
+        if name not in _known_good_names and not valid_name(name):
+            return False
+    return True
+
+
 def _serialize_headers(parts: list[bytes], headers: list[tuple[bytes, bytes]]) -> None:
     """Append header lines; names must be tokens and values free of CR, LF and other controls.
 
     Checked on the whole block at once (one C-level scan and three counts) rather than
     per field, since most fields come from a parser that already refused bad ones.
     """
-    block = b"".join([name + b": " + value + _CRLF for name, value in headers])
+    block = b"".join([b"%s: %s\r\n" % field for field in headers])
     n = len(headers)
     if (block.count(b"\n") != n or block.count(b"\r") != n or block.count(b"\r\n") != n
-            or _CONTROLS.search(block) is not None or not all(valid_name(name) for name, _ in headers)):
+            or _CONTROLS.search(block) is not None or not _names_valid(headers)):
         bad = next((name for name, value in headers if not valid_header(name, value)), b"?")
         raise ProtocolError(f"invalid header field {bad[:40]!r}", 500)
     parts.append(block)
