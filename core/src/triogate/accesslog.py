@@ -252,8 +252,9 @@ class AccessLog:
     def json_line(self, ctx: Context) -> str:
         """The JSON line, built as one string; byte for byte what ``json.dumps(record(ctx))`` gives."""
         extra = ctx.log_extra
-        if extra and not all(k.__class__ is str and k not in _ENTRY_KEYS for k in extra):
-            return _dumps(self.record(ctx))  # a log_extra key overrides a field, or is not a string
+        for k in extra:
+            if k.__class__ is not str or k in _ENTRY_KEYS:
+                return _dumps(self.record(ctx))  # a log_extra key overrides a field, or is not a string
         try:
             return self._json_line(ctx, extra)
         except TypeError:  # a field of an unexpected type (None client_ip, an IntEnum status): the general path

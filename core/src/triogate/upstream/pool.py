@@ -366,7 +366,10 @@ class ConnectionPool:
     ) -> Response:
         proto = conn.proto
         hdrs = list(headers)
-        if not any(n == b"host" for n, _ in hdrs):
+        for n, _ in hdrs:
+            if n == b"host":
+                break
+        else:
             hdrs.insert(0, (b"host", self.authority_b))
         framed = body is not None and (body.length is None or body.length > 0 or method not in ("GET", "HEAD"))
         tgt = target if isinstance(target, bytes) else target.encode()
