@@ -32,7 +32,7 @@ def policy_item(name: str, limit: Limit) -> str:
 
 
 def ratelimit_value(names: Sequence[str], results: Sequence[Result]) -> str:
-    return ",".join(f'"{n}";r={r.remaining};t={seconds(r.reset_us)}' for n, r in zip(names, results, strict=True))
+    return ",".join([f'"{n}";r={r.remaining};t={seconds(r.reset_us)}' for n, r in zip(names, results, strict=True)])
 
 
 def legacy_names(limit: Limit) -> tuple[str, str]:
