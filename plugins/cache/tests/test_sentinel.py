@@ -1,0 +1,128 @@
+"""The Redis store behind a real Sentinel deployment (``redis_sentinel``: 1 primary, 1 replica, 3 sentinels).
+
+What the docs promise (README "redis" store, docs/scaling.md "When Redis goes away"): while Redis is
+unavailable the cache steps aside — requests go upstream, nothing fails — and caching resumes by
+itself. A Sentinel failover may lose entries written to the old primary in the second before the
+gateways follow the sentinels (a miss, never an error); afterwards entries live on the new primary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+from triogate.testing import RedisSentinel, redis_command
+
+from .test_redis import counting
+
+HOST = {"host": "api.example"}
+
+
+def sentinel_cache(sentinel: RedisSentinel, prefix: str) -> dict[str, Any]:
+    return {"store": "redis", "redis": {"sentinels": sentinel.sentinels, "sentinel_service": sentinel.service,
+                                        "key_prefix": prefix, "timeout": 5.0, "connect_timeout": 1.0,
+                                        "health_check_interval": 0.1}}
+
+
+def entry_key(prefix: str, path: str) -> str:
+    return f"{prefix}cache:{{api.example{path}}}|r"
+
+
+async def exists(port: int, key: str) -> bool:
+    return bool(await redis_command(port, "EXISTS", key))
+
+
+async def stored_and_shared(gws: list[Any], up: Any, path: str, status_of: Any, calls: Any) -> bool:
+    """GET ``path`` through the first gateway, then the others: a miss stored once, then hits for all."""
+    first = await gws[0].client.get(path, headers=HOST)
+    assert first.status == 200, (path, first.status)
+    if "stored" not in status_of(first):
+        return False
+    for gw in gws[1:]:
+        r = await gw.client.get(path, headers=HOST)
+        assert r.status == 200, (path, r.status)
+        if not status_of(r).startswith("triogate; hit") or r.content != first.content:
+            return False
+    return calls(up, path) == 1
+
+
+async def test_failover_keeps_answering_and_stores_on_the_new_primary(
+        redis_sentinel: RedisSentinel, upstream_factory, cached, status_of, calls, record_property) -> None:
+    """SENTINEL FAILOVER while 8 clients read a stored entry and store new ones through 2 gateways.
+
+    Every request is answered 200 (a hit with the stored body, or the origin's answer); the entry
+    stored before the failover is still a hit on the promoted replica; once the gateways follow the
+    sentinels, new entries are stored on the new primary and are hits for both gateways.
+    """
+    prefix = "sfail:"
+    up = await upstream_factory(counting())
+    gws = [await cached(up, cache=sentinel_cache(redis_sentinel, prefix)) for _ in range(2)]
+    old = await redis_sentinel.primary()
+    replica = next(n for n in redis_sentinel.servers if n.port != old.port)
+
+    # stores and serves hits over Sentinel: one origin call, a hit for the other gateway, the key on the primary
+    assert await stored_and_shared(gws, up, "/kept", status_of, calls)
+    assert await exists(old.port, entry_key(prefix, "/kept"))
+    with trio.fail_after(5):  # replicated before the failover (asynchronous replication: wait for it)
+        while not await exists(replica.port, entry_key(prefix, "/kept")):
+            await trio.sleep(0.01)
+
+    answers: list[tuple[str, int, bytes, str]] = []
+    stop = trio.Event()
+
+    async def reader(gw: Any) -> None:
+        while not stop.is_set():
+            r = await gw.client.get("/kept", headers=HOST)
+            answers.append(("/kept", r.status, r.content, status_of(r)))
+
+    async def writer(gw: Any, name: str) -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            r = await gw.client.get(f"/{name}{i}", headers=HOST)
+            answers.append((f"/{name}{i}", r.status, r.content, status_of(r)))
+
+    with trio.fail_after(40):
+        async with trio.open_nursery() as n:
+            for k, gw in enumerate(gws * 3):
+                n.start_soon(reader, gw)
+            for k, gw in enumerate(gws):
+                n.start_soon(writer, gw, f"w{k}-")
+            while len(answers) < 100:
+                await trio.sleep(0.01)
+            before = len(answers)
+            old_, new = await redis_sentinel.failover()
+            assert (old_.port, new.port) == (old.port, replica.port)
+            # keep the traffic going until the gateways store on the new primary again
+            after = 0
+            while after < 3:
+                after += await stored_and_shared(gws, up, f"/after{len(answers)}", status_of, calls)
+                await trio.sleep(0.01)
+            stop.set()
+
+    assert before and len(answers) > before
+    assert {status for _, status, _, _ in answers} == {200}  # nothing failed: no 5xx during the switch
+    for path, _, body, cache_status in answers:
+        if path == "/kept":  # a hit is the stored body; a miss (store unavailable) is the origin's answer
+            assert (body == b"v1:") == cache_status.startswith("triogate; hit"), (body, cache_status)
+        else:
+            assert "fwd=uri-miss" in cache_status, (path, cache_status)  # each writer path is asked once
+    assert calls(up, "/kept") == 1 + sum(1 for p, _, _, s in answers if p == "/kept" and "hit" not in s)
+
+    # after the failover: the old entry is a hit from the promoted replica, new entries live on the new primary
+    for gw in gws:
+        r = await gw.client.get("/kept", headers=HOST)
+        assert r.content == b"v1:" and status_of(r).startswith("triogate; hit"), status_of(r)
+    assert await stored_and_shared(gws, up, "/new", status_of, calls)
+    assert await exists(new.port, entry_key(prefix, "/new"))
+    assert (await redis_sentinel.primary()).port == new.port
+
+    # measured, not promised: entries the old primary took after the promotion are gone (later misses)
+    stored = [p for p, _, _, s in answers if p != "/kept" and "stored" in s]
+    lost = [p for p in stored if not await exists(new.port, entry_key(prefix, p))]
+    unavailable = sum(1 for *_, s in answers if "store-unavailable" in s)
+    for name, value in (("answers", len(answers)), ("stored", len(stored)), ("lost", len(lost)),
+                        ("store_unavailable", unavailable)):
+        record_property(f"cache_sentinel_failover_{name}", value)
+    print(f"\ncache sentinel failover: {len(answers)} answers, {unavailable} went upstream (store unavailable), "
+          f"{len(stored)} entries stored, {len(lost)} of them lost with the old primary")
