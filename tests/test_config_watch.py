@@ -240,6 +240,7 @@ async def test_watch_rotates_the_listener_certificate(tmp_path: Path, upstream: 
     async with GatewayProcess(cfg, env=ENV, args=["--watch"], cwd=tmp_path) as gw:
         pid = gw.pid
         assert str(cert) in gw.output() and str(key) in gw.output()  # "watching ..." names them
+        assert f"listening on https://127.0.0.1:{port} " in gw.output()
         assert await served_certificate(port, pki) == first.fingerprint
 
         install(second, cert, key, rename=False)  # another serial, written in place
