@@ -15,7 +15,7 @@ import trio
 from triogate.configwatch import watched_paths
 from triogate.plugins import load_hook_module
 from triogate.testing import GatewayClient, GatewayProcess, UpstreamServer, free_port
-from triogate.testing.pki import Issued, TestPKI
+from triogate.testing.pki import Issued, TestPKI, tls_request
 
 ENV = {**os.environ, "TRIOGATE_DISABLE_PLUGIN_AUTOLOAD": "1"}
 GOOD_HOOK = "import triogate\n\n@triogate.hookimpl\nasync def startup(gateway):\n    pass\n"
@@ -281,3 +281,51 @@ def test_watched_listener_files_resolve_like_the_listener_reads_them(tmp_path: P
     assert watched_paths(etc / "gateway.toml", raw) == [
         etc / "gateway.toml", etc / "hooks.py", run / "tls/server.pem", run / "tls/server.key", run / "tls/ca.pem",
         Path("/abs/crl.pem"), etc / "up-ca.pem"]
+
+
+async def test_watch_with_workers_applies_a_rotated_crl_on_every_worker(tmp_path: Path,
+                                                                       upstream: UpstreamServer) -> None:
+    """An mTLS listener's CRL is watched too: a new CRL saved by rename (revoking alice) is seen by the
+    supervisor, which fans the reload out; every worker then refuses alice's new handshakes."""
+    pki = TestPKI(tmp_path / "pki")
+    server, alice, bob = pki.server("127.0.0.1"), pki.client("alice"), pki.client("bob")
+    crl = tmp_path / "clients-crl.pem"
+    crl.write_text(Path(pki.crl([], name="empty")).read_text())
+    port = free_port()
+    cfg = tmp_path / "gateway.toml"
+    cfg.write_text(f"""
+[gateway]
+[[gateway.listen]]
+address = "127.0.0.1:{port}"
+tls_cert = "{server.cert_file}"
+tls_key = "{server.key_file}"
+client_auth = "required"
+client_ca = "{pki.ca_file}"
+client_crl = "{crl}"
+[upstreams.u]
+targets = [{{ url = "{upstream.url}" }}]
+[routes.r]
+paths = ["/"]
+upstream = "u"
+""")
+    get = b"GET / HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
+
+    async def served(who: Issued) -> bool:
+        try:
+            return (await tls_request(port, get, pki.client_context(who))).startswith(b"HTTP/1.1 200 ")
+        except ssl.SSLError:
+            return False
+
+    async with GatewayProcess(cfg, env=ENV, args=["--workers", "2", "--watch"]) as gw:
+        assert str(crl) in gw.output()  # watched
+        for _ in range(6):  # every worker (any may take a connection)
+            assert await served(alice)
+        save_by_rename(crl, Path(pki.crl([alice], name="revoking")).read_text())
+        with trio.fail_after(15):
+            while await served(alice):
+                await trio.sleep(0.1)
+        for _ in range(6):
+            assert not await served(alice)
+            assert await served(bob)
+        outcome = json.loads(Path(str(gw.pid_file) + ".reload.json").read_text())
+        assert outcome["ok"] is True and sorted(w["worker"] for w in outcome["workers"]) == [0, 1], outcome
