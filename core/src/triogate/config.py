@@ -948,8 +948,11 @@ def _check_references(cfg: Config, raw: dict[str, Any] | None = None) -> list[st
             if value and not Path(value).is_file():
                 errors.append(f"gateway.listen[{i}].{key}: no such file: {value!r}")
                 missing = True
-        if lst.tls_cert and lst.tls_key and not missing and lst.client_auth != "none":
-            try:  # built for real (files read, CA and CRL parsed), as the listener and every reload will
+        if lst.tls_cert and lst.tls_key and not missing:
+            # built for real (certificate and key loaded, CA and CRL parsed), as the listener will on its next
+            # connection after this reload: a broken or mismatched file refuses the reload with its key path
+            # instead of being applied and then ignored by the listener (which keeps its previous context)
+            try:
                 server_context(lst.tls_cert, lst.tls_key, ["http/1.1"], client_auth=lst.client_auth,
                                client_ca=lst.client_ca, client_crl=lst.client_crl)
             except TLSFileError as exc:

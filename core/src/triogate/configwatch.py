@@ -27,7 +27,9 @@ _Stamp = tuple[int, int, int] | None
 
 def watched_paths(config_path: str | os.PathLike[str], cfg: Any) -> list[Path]:
     """The config file and the files it references: hook modules given as paths, listener TLS
-    certificates and keys, upstream TLS files (relative paths resolve against the config's folder).
+    certificates, keys, client CA bundles and CRLs, upstream TLS files. Relative paths resolve as
+    the gateway reads them: hooks and upstream files against the config's folder, listener files
+    against the working directory (docs/tls.md).
 
     ``cfg`` is a loaded :class:`~triogate.Config`, or the file's raw TOML tables (a refused file
     still names the files whose fix should trigger the next reload).
@@ -39,10 +41,10 @@ def watched_paths(config_path: str | os.PathLike[str], cfg: Any) -> list[Path]:
     def get(obj: Any, key: str) -> Any:
         return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
 
-    def add(value: Any) -> None:
+    def add(value: Any, relative_to: Path = base) -> None:
         if isinstance(value, str) and value and "${" not in value:
             p = Path(value)
-            found.append(p if p.is_absolute() else base / p)
+            found.append(p if p.is_absolute() else relative_to / p)
 
     gateway = get(cfg, "gateway")
     hooks = get(gateway, "hooks")
@@ -51,8 +53,8 @@ def watched_paths(config_path: str | os.PathLike[str], cfg: Any) -> list[Path]:
             add(spec)
     listen = get(gateway, "listen")
     for lst in listen if isinstance(listen, list) else []:
-        add(get(lst, "tls_cert"))
-        add(get(lst, "tls_key"))
+        for key in ("tls_cert", "tls_key", "client_ca", "client_crl"):  # used as written: relative to the cwd
+            add(get(lst, key), Path.cwd())
     upstreams = get(cfg, "upstreams")
     for up in upstreams.values() if isinstance(upstreams, dict) else []:
         tls = get(up, "tls")

@@ -173,8 +173,9 @@ def run_single(
                 pid_file.write_text(f"{os.getpid()}\n")
                 if state is not None:
                     state.write_source(config_path)
-            for host, port in bound:
-                log.info("listening on http://%s:%d (worker %d, pid %d)", host, port, worker, os.getpid())
+            for (host, port), lst in zip(bound, cfg.gateway.listen, strict=True):  # bound in listen order
+                log.info("listening on %s://%s:%d (worker %d, pid %d)", "https" if lst.tls_cert else "http", host,
+                         port, worker, os.getpid())
             if ready_fd is not None:
                 os.write(ready_fd, b"1")
                 os.close(ready_fd)

@@ -112,7 +112,8 @@ def server_context(cert: str, key: str | None, alpn: list[str], *, client_auth: 
     except ssl.SSLError as exc:
         if exc.reason == "KEY_VALUES_MISMATCH":
             raise TLSFileError("tls_key", "the private key does not match the certificate in tls_cert") from None
-        raise TLSFileError("tls_cert", f"cannot load the certificate and key ({_reason(exc)})") from None
+        files = f"{cert!r} and {key!r}" if key else repr(cert)
+        raise TLSFileError("tls_cert", f"cannot load the certificate and key from {files} ({_reason(exc)})") from None
     except OSError as exc:
         raise TLSFileError("tls_cert", f"cannot read: {exc.strerror or exc}") from None
     if client_auth != "none":

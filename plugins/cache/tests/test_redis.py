@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import trio
 from triogate import Response
+from triogate.testing import RedisServer
 from triogate_cache import Cache
 
 
@@ -95,3 +96,30 @@ async def test_gateway_starts_while_redis_is_down(redis_server, upstream_factory
         gw = await cached(up, cache=redis_cache(redis_server))
         r = await gw.client.get("/x")
     assert r.status == 200 and "detail=store-unavailable" in status_of(r)
+
+
+async def test_an_invalidation_missed_while_redis_is_down_is_replayed(upstream_factory, cached, status_of,
+                                                                      calls) -> None:
+    """A POST while Redis is down cannot invalidate; Redis that comes back with its data (persistence here;
+    a promoted replica with Sentinel or Cluster) still holds the entry. The next lookup replays the
+    invalidation first, so the response stored before the write is not served after it."""
+    server = RedisServer(args=["--appendonly", "yes", "--appendfsync", "always"])
+    try:
+        await server.start()
+        up = await upstream_factory(counting())
+        gw = await cached(up, cache=redis_cache(server))
+        await gw.client.get("/p")
+        assert status_of(await gw.client.get("/p")).startswith("triogate; hit")
+        await server.stop()  # SIGTERM: the entry is on disk
+        with trio.fail_after(10):
+            assert (await gw.client.post("/p", body=b"x")).status == 204  # the write went through; no store
+            await server.start()
+            assert await plugin_of(gw).store.client.wait_state("up", 10)
+            assert await server.command("EXISTS", f"triogate:cache:{{127.0.0.1:{gw.port}/p}}|r") == b":1"
+            r = await gw.client.get("/p")
+        assert r.content == b"v2:" and "fwd=uri-miss" in status_of(r), (r.content, status_of(r))
+        assert status_of(await gw.client.get("/p")).startswith("triogate; hit")  # stored again, after the write
+        assert calls(up, "/p") == 3  # GET, POST, GET
+    finally:
+        with trio.CancelScope(shield=True):
+            await server.aclose()

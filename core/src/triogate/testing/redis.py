@@ -567,13 +567,15 @@ class RedisSentinel:
                 "--daemonize", "no", "--dir", node.directory, "--loglevel", "warning", "--logfile", "redis.log"]
         node.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
+    _SERVER_ARGS = ("--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0")
+
     def start(self, timeout: float = 30.0) -> None:
         """Start the servers, then the sentinels, and wait until they all know each other."""
         deadline = time.monotonic() + timeout
         primary = self.servers[0]
         try:
             for i, node in enumerate(self.servers):
-                args = ["--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0"]
+                args = list(self._SERVER_ARGS)
                 if i:
                     args += ["--replicaof", "127.0.0.1", str(primary.port)]
                 self._launch(node, args)
@@ -636,5 +638,82 @@ class RedisSentinel:
                     pass
                 await trio.sleep(0.05)
 
+    async def _named(self) -> set[int]:
+        """The primary ports the sentinels name now (one port once they agree)."""
+        return {int((await redis_command(s.port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service,
+                                         timeout=1))[1]) for s in self.sentinel_nodes}
+
+    async def kill_primary(self, timeout: float = 30.0) -> tuple[ClusterNode, ClusterNode]:
+        """SIGKILL the primary and wait until every sentinel names the promoted replica; ``(killed, new)``.
+
+        The sentinels notice after ``down_after_ms`` and then elect a leader that promotes the replica
+        (a few seconds in all). Writes the killed primary acknowledged but had not yet sent to the
+        replica are lost. The killed server stays down: :meth:`restart` brings it back as a replica.
+        """
+        old = await self.primary()
+        await old.akill()
+        with trio.fail_after(timeout):
+            while True:
+                try:
+                    named = await self._named()
+                    if len(named) == 1 and old.port not in named:
+                        new = next(n for n in self.servers if n.port in named)
+                        if _info(await redis_command(new.port, "INFO", "replication")).get("role") == "master":
+                            return old, new
+                except (OSError, RedisReplyError, trio.TooSlowError):
+                    pass
+                await trio.sleep(0.05)
+
+    async def restart(self, node: ClusterNode, timeout: float = 30.0) -> None:
+        """Start a killed server again as a replica of the current primary and wait until it is in sync
+        and the sentinels see it up (:meth:`wait_healthy`).
+
+        Started as a replica at once: a server that comes back as a primary is demoted by the
+        sentinels too, but only at their next 10 s INFO round.
+        """
+        if not node.running:
+            (primary,) = await self._named()
+            self._launch(node, [*self._SERVER_ARGS, "--replicaof", "127.0.0.1", str(primary)])
+        await self.wait_healthy(timeout)
+
+    async def wait_healthy(self, timeout: float = 30.0) -> None:
+        """Wait until every sentinel names the same primary and every other server replicates it, in
+        sync and not flagged down: ready for the next failover. After :meth:`failover` the old primary
+        is demoted only seconds later; a test that fails over again (or kills the primary) waits first.
+        """
+        with trio.fail_after(timeout):
+            while True:
+                try:
+                    if await self._healthy():
+                        return
+                except (OSError, RedisReplyError, trio.TooSlowError):
+                    pass
+                await trio.sleep(0.1)
+
+    async def _healthy(self) -> bool:
+        named = await self._named()
+        if len(named) != 1:
+            return False
+        primary = next(iter(named))
+        for node in self.servers:
+            if node.port == primary:
+                continue
+            info = _info(await redis_command(node.port, "INFO", "replication", timeout=1))
+            if (info.get("role") != "slave" or info.get("master_port") != str(primary)
+                    or info.get("master_link_status") != "up" or info.get("master_sync_in_progress") != "0"):
+                return False
+        for sentinel in self.sentinel_nodes:
+            replicas = await redis_command(sentinel.port, "SENTINEL", "REPLICAS", self.service, timeout=1)
+            if len(replicas) != len(self.servers) - 1 or any(
+                    flag in (b"s_down", b"o_down", b"disconnected") for r in replicas for flag in _flags(r)):
+                return False
+        return True
+
     def __repr__(self) -> str:
         return f"<RedisSentinel {self.service} sentinels={','.join(self.sentinels)}>"
+
+
+def _flags(fields: list[Any]) -> list[bytes]:
+    """The ``flags`` of one ``SENTINEL REPLICAS`` entry (a flat name/value list), split on commas."""
+    pairs = dict(zip(fields[::2], fields[1::2], strict=False))
+    return bytes(pairs.get(b"flags", b"")).split(b",")

@@ -30,6 +30,8 @@ class Lookup:
 
     async def _get(self, key: str, st: RequestState) -> Record | None:
         try:
+            if self.shared.pending_invalidations:  # writes the store missed while it was down
+                await self.shared.replay_invalidations()
             return await self.store.get(key)
         except Exception as exc:  # noqa: BLE001 - a broken store is a miss, never a failed request
             log_store_error("read", exc)

@@ -18,7 +18,7 @@ from .entry import Entry
 from .status import CacheStatus
 
 __all__ = [
-    "BG_TIMEOUT", "CONDITIONAL", "STATE", "UNCACHEABLE_MAX", "Flight", "RequestState", "Shared", "log_store_error",
+    "BG_TIMEOUT", "CONDITIONAL", "PENDING_INVALIDATIONS_MAX", "STATE", "UNCACHEABLE_MAX", "Flight", "RequestState", "Shared", "log_store_error",
     "variant_key",
 ]
 
@@ -40,6 +40,8 @@ class Flight:
 
 #: keys remembered as uncacheable, per process (oldest forgotten first beyond it)
 UNCACHEABLE_MAX = 10_000
+#: URI groups whose invalidation is kept for a replay while the store is unavailable (beyond: the oldest go)
+PENDING_INVALIDATIONS_MAX = 10_000
 
 
 class Shared:
@@ -52,6 +54,30 @@ class Shared:
         #: key -> until when (trio time) its misses do not coalesce: its last answer was not storable,
         #: so waiting for another request's answer only adds that request's latency to this one
         self.uncacheable: dict[str, float] = {}
+        #: URI groups an unsafe method should have invalidated while the store was unavailable. The
+        #: entries may still be there when it is back (a promoted replica, a restart with persistence),
+        #: so the next lookup replays these first: a stale answer is never served for a write it missed
+        self.pending_invalidations: dict[str, None] = {}
+        self.replaying = trio.Lock()
+
+    def remember_invalidation(self, group: str) -> None:
+        pending = self.pending_invalidations
+        pending.pop(group, None)
+        if len(pending) >= PENDING_INVALIDATIONS_MAX:
+            dropped = next(iter(pending))
+            del pending[dropped]
+            log.warning("cache: more than %d invalidations waiting for the store; %s is dropped",
+                        PENDING_INVALIDATIONS_MAX, dropped)
+        pending[group] = None
+
+    async def replay_invalidations(self) -> None:
+        """Invalidate what unsafe methods could not while the store was down; raises while it still is
+        (the caller's lookup is then a miss), so nothing stored before those writes is served."""
+        async with self.replaying:  # one replay at a time; the others wait for it, then find nothing left
+            while self.pending_invalidations:
+                group = next(iter(self.pending_invalidations))
+                await self.store.invalidate(group)
+                self.pending_invalidations.pop(group, None)
 
     def remember_uncacheable(self, key: str, until: float) -> None:
         memo = self.uncacheable

@@ -86,6 +86,7 @@ class Storing:
                 await self.store.invalidate(g)
             except Exception as exc:  # noqa: BLE001
                 log_store_error("invalidation", exc)
+                self.shared.remember_invalidation(g)  # replayed before the next lookup
 
     def _entry_for(self, ctx: Context, st: RequestState, status: int, headers: Headers, cc: CacheControl,
                    vary: tuple[str, ...]) -> Entry | None:
