@@ -299,8 +299,11 @@ end
 """
 
 
-def triogate_toml(port: int, access_log: str, upstream: str = f"http://127.0.0.1:{UPSTREAM_PORT}") -> str:
-    """One gateway with the bare route and every plugin route of :func:`setups`."""
+def triogate_toml(port: int, access_log: str, upstream: str = f"http://127.0.0.1:{UPSTREAM_PORT}",
+                  newer_plugins: bool = True) -> str:
+    """One gateway with the bare route and every plugin route of :func:`setups` (``newer_plugins=False``:
+    without the routes of plugins added in December 2026, so an older checkout (``--compare``) loads the
+    same route table otherwise, and routing costs it the same)."""
     key_hash = "sha256:" + hashlib.sha256(API_KEY.encode()).hexdigest()
 
     def route(name: str, path: str, plugins: str = "") -> str:
@@ -394,6 +397,7 @@ def triogate_toml(port: int, access_log: str, upstream: str = f"http://127.0.0.1
             [routes.p-request-size-limit.plugins.request-size-limit]
             max_bytes = 65536
             """),
+    ]) + ("" if not newer_plugins else "".join([
         route("p-traffic-split", "/p/traffic-split", """
             [routes.p-traffic-split.plugins.traffic-split]
             sticky = "client-ip"
@@ -409,13 +413,13 @@ def triogate_toml(port: int, access_log: str, upstream: str = f"http://127.0.0.1
             [routes.p-fallback.plugins.fallback]
             upstream = "bench-b"
             """),
-    ])
+    ]))
 
 
-def write_triogate(workdir: Path, name: str, port: int, access_log: str) -> Path:
+def write_triogate(workdir: Path, name: str, port: int, access_log: str, newer_plugins: bool = True) -> Path:
     cfg = workdir / name / "gateway.toml"
     cfg.parent.mkdir(parents=True, exist_ok=True)
-    cfg.write_text(triogate_toml(port, access_log))
+    cfg.write_text(triogate_toml(port, access_log, newer_plugins=newer_plugins))
     (cfg.parent / "local_hook.py").write_text(HOOK_MODULE)
     return cfg
 
@@ -663,7 +667,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     ("off-before", BEFORE_OFF_PORT, "off", args.compare),
                     ("log-before", BEFORE_LOG_PORT, str(work / "access-before.log"), args.compare)):
                 if server in servers:
-                    cfg = write_triogate(work, f"triogate-{server}", port, log)
+                    cfg = write_triogate(work, f"triogate-{server}", port, log,
+                                         newer_plugins=not server.endswith("-before"))
                     p = subprocess.Popen(["taskset", "-c", PROXY_CPU, python, "-m", "triogate", "run",
                                           "-c", str(cfg)], env=env, cwd=cfg.parent)
                     procs.append(p)
