@@ -324,3 +324,18 @@ async def test_unknown_anonymous_is_a_config_error(gateway_factory, upstream: Up
     with pytest.raises(triogate.ConfigError, match="no consumer named 'ghost'"):
         await gateway_factory(gateway_config(upstream, first_anonymous="ghost"),
                               plugins={"first": TokenAuth, "second": OtherTokenAuth})
+
+
+def test_map_subjects_names_the_key_path_of_a_conflict() -> None:
+    import pytest
+    from triogate.auth import map_subjects
+
+    out: dict[str, str] = {}
+    map_subjects("consumers.a.credentials.jwt", "sub-1", "a", out)
+    map_subjects("consumers.b.credentials.jwt", ["sub-2", "sub-3"], "b", out)
+    assert out == {"sub-1": "a", "sub-2": "b", "sub-3": "b"}
+    map_subjects("consumers.a.credentials.jwt", "sub-1", "a", out)  # the same owner again is fine
+    with pytest.raises(ValueError, match=r"consumers.c.credentials.jwt.subject: 'sub-2' already belongs to consumer 'b'"):
+        map_subjects("consumers.c.credentials.jwt", "sub-2", "c", out)
+    with pytest.raises(ValueError, match=r"consumers.c.credentials.jwt.subject: expected strings"):
+        map_subjects("consumers.c.credentials.jwt", ["ok", 5], "c", out)

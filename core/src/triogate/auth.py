@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AUTH_FAILED", "CONSUMER_HEADERS", "IDENTITY_HEADERS", "IDENTITY_PREFIX", "MAX_NUMERIC_DATE", "FoundToken",
     "check_anonymous", "claim", "claim_header_value", "consumer_principal", "find_token", "invalid_time_claim",
-    "is_authenticated", "missing_credential", "note_outcome",
+    "is_authenticated", "map_subjects", "missing_credential", "note_outcome",
     "reject_credential", "set_consumer_headers", "strip_query_params", "strip_token", "word_set",
 ]
 
@@ -107,6 +107,21 @@ def consumer_principal(
     groups = gateway.consumers[consumer].groups if consumer is not None else ()
     return Principal(consumer=consumer, credential=credential, claims=claims, scopes=frozenset(scopes),
                      groups=groups, anonymous=anonymous, method=method)
+
+
+def map_subjects(where: str, subject: Any, consumer: str, out: dict[str, str]) -> None:
+    """Add a credential table's ``subject`` (a string or a list of them) to ``out`` (subject → consumer).
+
+    For plugins whose consumers are named by a token's subject (jwt, oidc): a subject that already
+    belongs to another consumer is a config error (``ValueError`` with the key path ``where``), since
+    a token could then not say whose it is.
+    """
+    subjects = subject if isinstance(subject, list) else [subject]
+    for s in subjects:
+        if not isinstance(s, str) or not s:
+            raise ValueError(f"{where}.subject: expected strings")
+        if out.setdefault(s, consumer) != consumer:
+            raise ValueError(f"{where}.subject: {s!r} already belongs to consumer {out[s]!r}")
 
 
 def missing_credential(ctx: Context, challenge: str, *, anonymous: str | None, method: str) -> None:

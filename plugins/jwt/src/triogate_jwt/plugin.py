@@ -23,6 +23,7 @@ from triogate.auth import (
     find_token,
     invalid_time_claim,
     is_authenticated,
+    map_subjects,
     missing_credential,
     note_outcome,
     reject_credential,
@@ -132,12 +133,7 @@ class JwtPlugin(triogate.Plugin):
                 raise ValueError(f"{where}: expected a table with subject = \"...\" (or [...]) and/or keys = [...]")
             if "subject" not in table or not self.config.consumer_claim:
                 continue
-            subjects = table["subject"] if isinstance(table["subject"], list) else [table["subject"]]
-            for s in subjects:
-                if not isinstance(s, str) or not s:
-                    raise ValueError(f"{where}.subject: expected strings")
-                if out.setdefault(s, consumer) != consumer:
-                    raise ValueError(f"{where}.subject: {s!r} already belongs to consumer {out[s]!r}")
+            map_subjects(where, table["subject"], consumer, out)
         return out
 
     @triogate.hookimpl

@@ -27,6 +27,7 @@ from triogate.auth import (
     claim_header_value,
     consumer_principal,
     is_authenticated,
+    map_subjects,
     missing_credential,
     note_outcome,
     reject_credential,
@@ -95,12 +96,7 @@ class OidcPlugin(triogate.Plugin):
                 raise ValueError(f'{where}: expected a table with subject = "..." (or [...])')
             if not self.config.consumer_claim:
                 continue
-            subjects = table["subject"] if isinstance(table["subject"], list) else [table["subject"]]
-            for s in subjects:
-                if not isinstance(s, str) or not s:
-                    raise ValueError(f"{where}.subject: expected strings")
-                if out.setdefault(s, consumer) != consumer:
-                    raise ValueError(f"{where}.subject: {s!r} already belongs to consumer {out[s]!r}")
+            map_subjects(where, table["subject"], consumer, out)
         return out
 
     @triogate.hookimpl
