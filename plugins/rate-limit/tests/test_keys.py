@@ -78,3 +78,20 @@ async def test_several_policies_per_route(gateway_factory, route_config, plugins
         t=r.headers.get("ratelimit").split("t=")[1].split(",")[0])
     r = await gw.client.get("/a", headers=cat)  # the route's limit of 3 is used up
     assert r.status == 429 and r.json()["violated-policies"] == ["route-minute"]
+
+
+async def test_the_built_checks_memo_is_bounded_and_keys_stay_apart(gateway_factory, route_config, plugins,
+                                                                      monkeypatch):
+    """Checks are built once per subject and kept in a memo emptied when full: many subjects (more
+    than the memo holds) still each get their own limit."""
+    import triogate_rate_limit.plugin as rl
+
+    monkeypatch.setattr(rl, "CHECKS_MEMO_SIZE", 4)
+    gw = await gateway_factory(route_config({"limits": ["1/minute"], "key": "header", "key_header": "X-Tenant"}),
+                               plugins=plugins)
+    for round_ in range(2):
+        for i in range(10):
+            r = await gw.client.get("/x", headers={"x-tenant": f"t{i}"})
+            assert r.status == (200 if round_ == 0 else 429), (round_, i)
+    instance = next(p for p in gw.gateway.pipeline.instances if isinstance(p, rl.RateLimitPlugin))
+    assert 0 < len(instance._built) <= 4
