@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import proxy_bench as pb  # noqa: E402 - wait_port, cpu_seconds
+import proxy_bench as pb  # wait_port, cpu_seconds
 
 GATEWAY_PORT, UPSTREAM_PORT = 18095, 18096
 
@@ -60,7 +60,7 @@ class CountingUpstream:
                 if b"\r\n\r\n" not in buf:
                     continue
                 head, _, body = buf.partition(b"\r\n\r\n")
-                length = re.search(rb"content-length: *(\d+)", head, re.I)
+                length = re.search(rb"content-length: *(\d+)", head, re.IGNORECASE)
                 if length:  # the gateway buffered the whole (small) body: one piece
                     if len(body) < int(length.group(1)):
                         continue

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import proxy_bench as pb  # noqa: E402 - the sibling script: nginx config, wrk parsing, CPU readings
+import proxy_bench as pb  # the sibling script: nginx config, wrk parsing, CPU readings
 
 GATEWAY_PORT = 18090
 

@@ -210,7 +210,7 @@ def _first_segment_of_literal(entry: tuple[Any, ...]) -> str | None:
     its first segment is complete even without a further "/". A pattern's literal part is complete
     only up to a "/" after it (``/users/{id}`` → "/users"; ``/v{n}/x`` → None).
     """
-    _, pattern, regex, literal, route, ignore_case = entry
+    _, pattern, regex, literal, _route, ignore_case = entry
     if ignore_case or literal in ("", "/"):
         return None
     if regex is not None:
